@@ -1,0 +1,1 @@
+"""The ``fulfill`` operator command line."""

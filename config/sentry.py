@@ -1,0 +1,51 @@
+"""Sentry set-up (off when ``SENTRY_DSN`` is unset) and the event for a dead order.
+
+Callers pass their integrations (Flask for the receiver, Celery for the worker and
+beat), so this module never imports a web or task framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sentry_sdk
+from sentry_sdk.integrations import Integration
+
+from config.settings import Settings
+
+
+def init_sentry(
+    settings: Settings, component: str, integrations: Sequence[Integration] = ()
+) -> bool:
+    """Initialise Sentry for ``component``; False when no DSN is configured."""
+    if settings.sentry_dsn is None:
+        return False
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn.get_secret_value(),
+        environment=settings.sentry_environment,
+        integrations=list(integrations),
+        send_default_pii=False,
+        traces_sample_rate=0.0,
+        server_name=component,
+    )
+    sentry_sdk.set_tag("component", component)
+    return True
+
+
+def capture_dead_order(
+    request_id: str, reason: str, error: BaseException | None = None, **tags: Any
+) -> None:
+    """Report an order that was given up on, tagged with its request id."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("provision_request_id", request_id)
+        for key, value in tags.items():
+            scope.set_tag(key, str(value))
+        scope.set_context("order", {"request_id": request_id, "reason": reason, **tags})
+        scope.fingerprint = ["dead-order", request_id]
+        if error is not None:
+            scope.set_extra("dead_reason", reason)
+            sentry_sdk.capture_exception(error)
+        else:
+            sentry_sdk.capture_message(f"Order {request_id} is dead: {reason}", level="error")
+    sentry_sdk.flush(timeout=2.0)

@@ -1,0 +1,244 @@
+"""Typed settings, read from the environment (and an optional ``.env`` file).
+
+Every process (receiver, worker, beat, CLI) builds one :class:`Settings`. A missing
+or malformed setting must stop the process at start with one line naming the
+variable, so :func:`load_settings` turns pydantic's validation report into exactly
+that, and :meth:`Settings.require` checks what a given role needs beyond parsing.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Role = Literal["receiver", "worker", "beat", "cli", "pax8"]
+
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(variable, problem)
+        self.variable = variable
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.variable}: {self.problem}"
+
+
+class Settings(BaseSettings):
+    """All configuration of the fulfillment worker (see DESIGN §4 and the README)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    redis_url: str = Field("redis://localhost:6379/0", description="Broker, ledger and locks.")
+    pax8_api_url: str = Field("https://api.pax8.com/v2", description="Provisioning API base.")
+    pax8_token_url: str = Field("https://api.pax8.com/v1/token", description="OAuth2 token URL.")
+    pax8_client_id: str | None = Field(None, description="Production client id.")
+    pax8_client_secret: SecretStr | None = Field(None, description="Production client secret.")
+    pax8_simulation_client_id: str | None = Field(None, description="Simulation client id.")
+    pax8_simulation_client_secret: SecretStr | None = Field(
+        None, description="Simulation client secret."
+    )
+    pax8_webhook_secrets: SecretList = Field(
+        default_factory=list, description="Accepted production webhook credentials."
+    )
+    pax8_simulation_webhook_secrets: SecretList = Field(
+        default_factory=list,
+        description="Accepted simulation credentials (valid only with isSimulation: true).",
+    )
+    pax8_webhook_header: str = Field("pax8ApiTokenV1", description="Header carrying the secret.")
+    pax8_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one Pax8 call.")
+
+    cloudblue_webhook_secrets: SecretList = Field(
+        default_factory=list,
+        description="Accepted CloudBlue request-URL credentials; the route is off when empty.",
+    )
+    cloudblue_webhook_header: str = Field(
+        "X-Fulfillment-Token", description="Header carrying the CloudBlue credential."
+    )
+
+    vendor_adapter: str = Field("example", description="example, http or package.module:Class.")
+    simulation_vendor_adapter: str | None = Field(
+        None, description="Adapter for simulated orders; defaults to VENDOR_ADAPTER."
+    )
+    vendor_http_url: str | None = Field(None, description="The http adapter's target.")
+    vendor_http_token: SecretStr | None = Field(None, description="The http adapter's token.")
+    vendor_http_timeout_seconds: float = Field(30.0, gt=0, description="http adapter timeout.")
+
+    reconcile_interval_seconds: float = Field(300.0, gt=0, description="Beat period.")
+    reconcile_page_size: int = Field(100, ge=1, le=1000, description="Page size when listing.")
+    reconcile_lock_seconds: float | None = Field(
+        None, gt=0, description="Reconcile lock expiry; defaults to twice the interval."
+    )
+
+    task_soft_time_limit_seconds: float = Field(120.0, gt=0, description="Soft limit per task.")
+    task_time_limit_seconds: float = Field(150.0, gt=0, description="Hard limit per task.")
+    visibility_timeout_seconds: float = Field(
+        3600.0, gt=0, description="Redis redelivery timeout; above every countdown and limit."
+    )
+    provision_max_retries: int = Field(10, ge=0, description="Transient retries of a vendor call.")
+    report_max_retries: int = Field(10, ge=0, description="Transient retries of a result post.")
+    retry_backoff_seconds: float = Field(2.0, gt=0, description="First retry delay.")
+    retry_backoff_max_seconds: float = Field(600.0, gt=0, description="Largest retry delay.")
+    max_deliveries: int = Field(
+        5, ge=1, description="Deliveries of one task message before it is declared dead."
+    )
+    redis_socket_timeout_seconds: float = Field(
+        2.0, gt=0, description="Socket timeout of Redis calls made while answering a webhook."
+    )
+
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; off when unset.")
+    sentry_environment: str | None = Field(None, description="Sentry environment name.")
+    log_level: str = Field("INFO", description="Python log level.")
+    log_format: Literal["text", "json"] = Field("text", description="text or json log lines.")
+    port: int = Field(8000, ge=1, le=65535, description="Receiver port (Procfile).")
+
+    @field_validator(
+        "pax8_webhook_secrets",
+        "pax8_simulation_webhook_secrets",
+        "cloudblue_webhook_secrets",
+        mode="before",
+    )
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("pax8_api_url", "pax8_token_url", "vendor_http_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        pairs = [
+            ("pax8_client_id", "pax8_client_secret"),
+            ("pax8_simulation_client_id", "pax8_simulation_client_secret"),
+        ]
+        for id_field, secret_field in pairs:
+            has_id = getattr(self, id_field) is not None
+            has_secret = getattr(self, secret_field) is not None
+            if has_id != has_secret:
+                missing = secret_field if has_id else id_field
+                raise ValueError(f"{missing.upper()} is required together with the other")
+        if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
+            raise ValueError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
+        longest = max(self.retry_backoff_max_seconds, self.task_time_limit_seconds)
+        if self.visibility_timeout_seconds <= longest:
+            raise ValueError(
+                "VISIBILITY_TIMEOUT_SECONDS must exceed RETRY_BACKOFF_MAX_SECONDS and "
+                f"TASK_TIME_LIMIT_SECONDS ({longest:g}s), or Redis redelivers running tasks"
+            )
+        return self
+
+    # -- derived values ---------------------------------------------------------------
+
+    @property
+    def simulation_adapter(self) -> str:
+        """The adapter spec used for simulated orders."""
+        return self.simulation_vendor_adapter or self.vendor_adapter
+
+    @property
+    def reconcile_lock_ttl(self) -> float:
+        """How long a reconcile lock lives if its holder dies."""
+        return self.reconcile_lock_seconds or 2 * self.reconcile_interval_seconds
+
+    @property
+    def stuck_after_seconds(self) -> float:
+        """Age after which a queued or provisioning record counts as stranded."""
+        return self.visibility_timeout_seconds + self.task_time_limit_seconds
+
+    def has_credentials(self, simulation: bool) -> bool:
+        """Whether the production (or simulation) OAuth2 client is configured."""
+        if simulation:
+            return self.pax8_simulation_client_id is not None
+        return self.pax8_client_id is not None
+
+    def require(self, role: Role) -> None:
+        """Check what ``role`` needs beyond parsing; raise :class:`ConfigError` if absent."""
+        if role == "receiver":
+            if not (
+                self.pax8_webhook_secrets
+                or self.pax8_simulation_webhook_secrets
+                or self.cloudblue_webhook_secrets
+            ):
+                raise ConfigError(
+                    "PAX8_WEBHOOK_SECRETS",
+                    "no webhook credential configured (set it or "
+                    "PAX8_SIMULATION_WEBHOOK_SECRETS); every webhook would get 401",
+                )
+        if role in ("worker", "beat", "pax8"):
+            if not (self.has_credentials(False) or self.has_credentials(True)):
+                raise ConfigError(
+                    "PAX8_CLIENT_ID",
+                    "no Pax8 credentials (set PAX8_CLIENT_ID/PAX8_CLIENT_SECRET or the "
+                    "PAX8_SIMULATION_ pair); results could never be reported",
+                )
+        if role == "worker":
+            adapters = {self.vendor_adapter, self.simulation_adapter}
+            if "http" in adapters and not self.vendor_http_url:
+                raise ConfigError("VENDOR_HTTP_URL", "required by the http vendor adapter")
+
+
+def _first_error(exc: ValidationError) -> ConfigError:
+    error = exc.errors()[0]
+    location = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if location:
+        return ConfigError(location[0].upper(), message)
+    # Model-level checks put the variable's name first in their message.
+    variable, _, rest = message.partition(" ")
+    return ConfigError(variable, rest or message)
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus ``overrides``; raise :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+def load_settings(role: Role | None = None, **overrides: Any) -> Settings:
+    """Build and check settings for ``role``; on error print one line and exit(2)."""
+    try:
+        settings = build_settings(**overrides)
+        if role is not None:
+            settings.require(role)
+    except ConfigError as exc:
+        print(f"fulfillment: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once."""
+    return load_settings()

@@ -1,0 +1,33 @@
+"""One log line per state change, carrying the ids an operator searches for."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fulfillment.ledger import Record
+
+log = logging.getLogger("fulfillment.state")
+
+
+def log_state(
+    state: str,
+    record: Record | None = None,
+    *,
+    request_id: str | None = None,
+    event: str = "",
+    level: int = logging.INFO,
+    **extra: Any,
+) -> None:
+    """Log ``state`` for a request: id, attempt, type and simulation flag, plus ``extra``."""
+    fields: dict[str, Any] = {
+        "request_id": request_id or (record.id if record else None),
+        "attempt_id": record.attempt_id if record else extra.pop("attempt_id", None),
+        "request_type": record.type if record else extra.pop("request_type", None),
+        "simulation": record.simulation if record else extra.pop("simulation", None),
+        "state": state,
+        "event": event,
+        **extra,
+    }
+    text = " ".join(f"{key}={value}" for key, value in fields.items() if value not in (None, ""))
+    log.log(level, "%s", text, extra={"fields": fields})

@@ -1,0 +1,18 @@
+"""Stable task and queue names (DESIGN §6): renaming a module never strands a message."""
+
+from __future__ import annotations
+
+from pax8.models import RequestType
+
+PREFIX = "fulfillment"
+REPORT = f"{PREFIX}.report"
+RECONCILE = f"{PREFIX}.reconcile"
+
+
+def task_name(request_type: RequestType) -> str:
+    """``NetNew`` → ``fulfillment.net_new`` (also the name of its queue)."""
+    return f"{PREFIX}.{request_type.snake}"
+
+
+PROVISION_TASKS: dict[RequestType, str] = {kind: task_name(kind) for kind in RequestType}
+ALL_QUEUES: tuple[str, ...] = (*PROVISION_TASKS.values(), REPORT, RECONCILE)

@@ -1,0 +1,111 @@
+"""Parse incoming notifications (Pax8 webhooks, CloudBlue request-URL calls) into a Notice.
+
+Tolerant of what Pax8 sends loosely (unknown fields, ``compayDomain``, deprecated
+fields, odd ids), strict about what the worker cannot do without: a request id, an
+attempt id, a detail id and a known type. Errors name the field, in the wire's
+camelCase, so a 400 tells the sender exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from fulfillment.cloudblue import CloudBlueError, cloudblue_request
+from fulfillment.ledger import Notice
+from pax8.models import ProvisionNotification, RequestType
+
+
+class InvalidNotification(Exception):
+    """The body cannot be accepted; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field, message)
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or :class:`InvalidNotification` naming ``body``."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidNotification("body", f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidNotification("body", "must be a JSON object")
+    return data
+
+
+def _required_id(data: dict[str, Any], section: str, name: str = "id") -> str:
+    part = data.get(section)
+    if not isinstance(part, dict):
+        raise InvalidNotification(section, "missing or not an object")
+    value = part.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidNotification(f"{section}.{name}", "missing or empty")
+    return value.strip()
+
+
+def parse_pax8(body: bytes) -> tuple[Notice, ProvisionNotification]:
+    """Parse a Provision Notification webhook body."""
+    data = load_json(body)
+    request_id = _required_id(data, "provisionRequest")
+    attempt_id = _required_id(data, "provisionAttempt")
+    detail = data.get("provisionDetail")
+    if not isinstance(detail, dict) or not detail.get("id"):
+        # The attempt names its detail; accept a notification that only carries it there.
+        detail_id = data["provisionAttempt"].get("provisionDetailId")
+        if not isinstance(detail_id, str) or not detail_id:
+            raise InvalidNotification("provisionDetail.id", "missing or empty")
+        data["provisionDetail"] = {**(detail or {}), "id": detail_id}
+    kind = data["provisionRequest"].get("type")
+    try:
+        request_type = RequestType(kind)
+    except ValueError:
+        known = ", ".join(t.value for t in RequestType)
+        raise InvalidNotification(
+            "provisionRequest.type", f"{kind!r} is not a known request type ({known})"
+        ) from None
+    try:
+        parsed = ProvisionNotification.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise InvalidNotification(where, str(error["msg"])) from None
+    notice = Notice(
+        request_id=request_id,
+        detail_id=parsed.provision_detail.id,
+        attempt_id=attempt_id,
+        type=request_type.value,
+        simulation=parsed.is_simulation,
+        payload=json.dumps(data, separators=(",", ":")),
+        source="pax8",
+        webhook_id=parsed.provision_attempt.webhook_id or "",
+    )
+    return notice, parsed
+
+
+def parse_cloudblue(body: bytes) -> Notice:
+    """Parse a CloudBlue ``ProvisioningRequestPayload`` into a Notice (no attempt to report)."""
+    data = load_json(body)
+    try:
+        request = cloudblue_request(data)
+    except CloudBlueError as exc:
+        raise InvalidNotification(exc.field, exc.message) from None
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    detail_id = "cbd-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    return Notice(
+        request_id=request.id,
+        detail_id=detail_id,
+        attempt_id="",
+        type=str(request.type),
+        simulation=False,
+        payload=canonical,
+        source="cloudblue",
+    )

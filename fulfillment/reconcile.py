@@ -1,0 +1,267 @@
+"""Reconciliation: find work a lost webhook, a crash or an outage left undone, and redo it.
+
+One run (at most one at a time: a Redis lock with an owner token; and at most one per
+interval even with two beat processes: a throttle key):
+
+1. pages ``GET /provision-requests/unfulfilled`` for each configured credential set;
+2. for a request the ledger has in flight: nothing (no API call), unless it has been
+   stuck longer than a task can live, then it is queued again;
+3. for a request the ledger does not know: fetch its latest detail and attempt, create
+   an attempt (``POST .../attempts``) when the latest is Failed or missing, and enqueue
+   it exactly as if its webhook had arrived (at most 3 calls);
+4. for a request the ledger reported but Pax8 still lists: check the latest attempt
+   (1 call); a new one means a lost retry or a new detail, handled as in 3;
+5. scans the ledger: records stuck in ``provisioned``/``failed`` are reported again,
+   records stranded in ``received``/``queued``/``provisioning`` are queued again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from config.settings import Settings
+from fulfillment.intake import Publisher, accept
+from fulfillment.ledger import IN_FLIGHT, Ledger
+from fulfillment.locks import RedisLock
+from fulfillment.notifications import InvalidNotification, parse_pax8
+from pax8.client import Pax8Client
+from pax8.errors import NotFound, Pax8Error
+from pax8.models import AttemptStatus, ProvisionAttempt, ProvisionRequest, to_wire
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    """Timing of a reconciliation run."""
+
+    interval: float
+    lock_seconds: float
+    stuck_after: float
+    received_grace: float = 30.0
+    page_size: int = 100
+
+    @property
+    def report_grace(self) -> float:
+        """A finished record unreported for this long is reported again."""
+        return self.interval
+
+
+def policy_from(settings: Settings) -> ReconcilePolicy:
+    """The reconciliation timing the settings ask for."""
+    return ReconcilePolicy(
+        interval=settings.reconcile_interval_seconds,
+        lock_seconds=settings.reconcile_lock_ttl,
+        stuck_after=settings.stuck_after_seconds,
+        page_size=settings.reconcile_page_size,
+    )
+
+
+@dataclass
+class ReconcileSummary:
+    """What one run saw and did (logged, returned by the task, printed by the CLI)."""
+
+    ran: bool = True
+    skipped_reason: str = ""
+    seen: int = 0
+    in_flight: int = 0
+    enqueued: int = 0
+    attempts_created: int = 0
+    rereported: int = 0
+    requeued: int = 0
+    dead: int = 0
+    unchanged: int = 0
+    pages: int = 0
+    api_calls: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class Reconciler:
+    """One reconciliation run with its collaborators."""
+
+    def __init__(
+        self, ledger: Ledger, pax8: Pax8Client, publisher: Publisher, policy: ReconcilePolicy
+    ) -> None:
+        self.ledger = ledger
+        self.pax8 = pax8
+        self.publisher = publisher
+        self.policy = policy
+        self.summary = ReconcileSummary()
+
+    def run(self, force: bool = False) -> ReconcileSummary:
+        """Reconcile now; ``force`` ignores the once-per-interval throttle (not the lock)."""
+        started = time.monotonic()
+        prefix = self.ledger.prefix
+        lock = RedisLock(self.ledger.redis, f"{prefix}lock:reconcile", self.policy.lock_seconds)
+        if not lock.acquire():
+            return ReconcileSummary(ran=False, skipped_reason="another reconciliation is running")
+        try:
+            throttle_ms = max(1, int(self.policy.interval * 900))
+            fresh = self.ledger.redis.set(f"{prefix}reconcile:recent", "1", nx=True, px=throttle_ms)
+            if not fresh and not force:
+                return ReconcileSummary(ran=False, skipped_reason="ran within this interval")
+            calls = self.pax8.calls
+            for simulation in (False, True):
+                if self.pax8.has_credentials(simulation):
+                    self._listing(simulation)
+            self._ledger_scan()
+            self.summary.api_calls = self.pax8.calls - calls
+        finally:
+            lock.release()
+        self.summary.seconds = round(time.monotonic() - started, 3)
+        log.info("reconciliation: %s", json.dumps(self.summary.as_dict()))
+        return self.summary
+
+    # -- Pax8's view ---------------------------------------------------------------------
+
+    def _listing(self, simulation: bool) -> None:
+        try:
+            pages = self.pax8.pages(
+                "/provision-requests/unfulfilled",
+                ProvisionRequest,
+                simulation=simulation,
+                size=self.policy.page_size,
+            )
+            for page in pages:
+                self.summary.pages += 1
+                states = self.ledger.states([request.id for request in page.content])
+                for request in page.content:
+                    self.summary.seen += 1
+                    self._one(request, simulation, states.get(request.id))
+        except Pax8Error as exc:
+            which = "simulation" if simulation else "production"
+            self.summary.errors.append(f"listing {which} unfulfilled requests: {exc}")
+            log.warning("reconciliation could not list %s requests: %s", which, exc)
+
+    def _one(
+        self, request: ProvisionRequest, simulation: bool, known: tuple[str, float] | None
+    ) -> None:
+        now = time.time()
+        if known is None:
+            self._recover(request, simulation)
+            return
+        state, since = known
+        if state in IN_FLIGHT:
+            if now - since > self._stuck_after(state):
+                self._requeue(request.id, state)
+            else:
+                self.summary.in_flight += 1
+        elif state == "dead":
+            self.summary.dead += 1
+        elif state == "reported":
+            self._check_reported(request, simulation)
+        else:
+            self.summary.unchanged += 1  # provisioned/failed: the ledger scan reports it
+
+    def _check_reported(self, request: ProvisionRequest, simulation: bool) -> None:
+        try:
+            latest = self.pax8.get_latest_attempt(request.id, simulation=simulation)
+        except NotFound:
+            latest = None
+        except Pax8Error as exc:
+            self.summary.errors.append(f"{request.id}: {exc}")
+            return
+        owed = {attempt.id for attempt in self.ledger.attempts(request.id)}
+        if latest is not None and latest.id in owed:
+            self.summary.unchanged += 1
+            return
+        self._recover(request, simulation, latest, latest_known=True)
+
+    def _recover(
+        self,
+        request: ProvisionRequest,
+        simulation: bool,
+        latest: ProvisionAttempt | None = None,
+        latest_known: bool = False,
+    ) -> None:
+        """Enqueue a request as if its webhook had arrived (≤ 3 API calls)."""
+        try:
+            detail = self.pax8.get_latest_detail(request.id, simulation=simulation)
+            if not latest_known:
+                try:
+                    latest = self.pax8.get_latest_attempt(request.id, simulation=simulation)
+                except NotFound:
+                    latest = None
+            attempt = latest
+            if attempt is not None and attempt.status == AttemptStatus.ISSUED:
+                created = attempt.created_date.timestamp() if attempt.created_date else 0.0
+                if time.time() - created < self.policy.received_grace:
+                    self.summary.in_flight += 1  # Pax8 is delivering it right now
+                    return
+            if (
+                attempt is None
+                or attempt.status != AttemptStatus.ACKNOWLEDGED
+                or attempt.provision_detail_id not in (None, detail.id)
+            ):
+                attempt = self.pax8.create_attempt(request.id, simulation=simulation)
+                self.summary.attempts_created += 1
+            body = {
+                "isSimulation": simulation,
+                "provisionRequest": to_wire(request),
+                "provisionDetail": to_wire(detail),
+                "provisionAttempt": to_wire(attempt),
+            }
+            notice, _ = parse_pax8(json.dumps(body).encode())
+            intake = accept(self.ledger, self.publisher, notice)
+        except Pax8Error as exc:
+            self.summary.errors.append(f"{request.id}: {exc}")
+            log.warning("reconciliation could not recover %s: %s", request.id, exc)
+            return
+        except InvalidNotification as exc:  # e.g. a type this version does not know
+            self.summary.errors.append(f"{request.id}: {exc}")
+            return
+        if intake.action in ("provision", "report"):
+            self.summary.enqueued += 1
+        else:
+            self.summary.in_flight += 1
+
+    # -- the ledger's view ---------------------------------------------------------------
+
+    def _stuck_after(self, state: str) -> float:
+        return self.policy.received_grace if state == "received" else self.policy.stuck_after
+
+    def _requeue(self, request_id: str, state: str) -> None:
+        change = self.ledger.reset(
+            request_id, event="requeued", note=f"stuck in {state}", only_from=IN_FLIGHT
+        )
+        if change.action != "ok":
+            return
+        record = self.ledger.get(request_id)
+        if record is None:
+            return
+        self.publisher.provision(record.type, record.id, record.detail_id, record.simulation)
+        self.ledger.mark_queued(record.id, record.detail_id)
+        self.summary.requeued += 1
+
+    def _ledger_scan(self) -> None:
+        now = time.time()
+        for state in ("provisioned", "failed"):
+            for request_id in self.ledger.in_state(
+                state, older_than=now - self.policy.report_grace
+            ):
+                self.publisher.report(request_id)
+                self.summary.rereported += 1
+        for state in IN_FLIGHT:
+            older_than = now - self._stuck_after(state)
+            for request_id in self.ledger.in_state(state, older_than=older_than):
+                self._requeue(request_id, state)
+
+
+def reconcile(
+    ledger: Ledger,
+    pax8: Pax8Client,
+    publisher: Publisher,
+    policy: ReconcilePolicy,
+    force: bool = False,
+) -> ReconcileSummary:
+    """Run one reconciliation (see the module docstring)."""
+    return Reconciler(ledger, pax8, publisher, policy).run(force=force)

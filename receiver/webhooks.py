@@ -1,0 +1,111 @@
+"""``POST /webhooks/pax8`` and ``POST /webhooks/cloudblue``: authenticate, parse, record, enqueue.
+
+Answers (DESIGN §5): 202 once recorded and enqueued (also for a redelivery, which
+provisions nothing twice); 401 for a missing or wrong credential, or a simulation
+credential on a production payload, with nothing recorded; 400 naming the field for a
+body that is not JSON or lacks the ids; 413 over 256 KiB; 503 with Retry-After when
+Redis cannot be reached, with nothing marked seen, so Pax8's retry is accepted later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from kombu.exceptions import OperationalError
+
+from config.settings import Settings
+from fulfillment.intake import Intake, Publisher, accept
+from fulfillment.ledger import Ledger, Notice
+from fulfillment.notifications import InvalidNotification, parse_cloudblue, parse_pax8
+from receiver.auth import Match, SecretChecker
+from receiver.errors import ApiError
+
+bp = Blueprint("webhooks", __name__)
+
+UNAVAILABLE = (redis.exceptions.RedisError, OperationalError, OSError, TimeoutError)
+RETRY_AFTER_SECONDS = "5"
+
+
+@dataclass
+class Receiver:
+    """The receiver's collaborators, built once per process by the app factory."""
+
+    settings: Settings
+    ledger: Ledger
+    publisher: Publisher
+    pax8_secrets: SecretChecker
+    cloudblue_secrets: SecretChecker
+
+
+def receiver() -> Receiver:
+    """The current app's collaborators."""
+    found: Receiver = current_app.extensions["fulfillment"]
+    return found
+
+
+def _body() -> bytes:
+    # get_data enforces MAX_CONTENT_LENGTH, with or without a Content-Length header.
+    return request.get_data(cache=False)
+
+
+def _accept(notice: Notice) -> ResponseReturnValue:
+    ctx = receiver()
+    try:
+        intake: Intake = accept(ctx.ledger, ctx.publisher, notice)
+    except UNAVAILABLE as exc:
+        current_app.logger.warning(
+            "request_id=%s not accepted, Redis unavailable: %s", notice.request_id, exc
+        )
+        raise ApiError(
+            503,
+            "the queue is unavailable; retry later",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        ) from None
+    body: dict[str, Any] = {
+        "status": "accepted",
+        "provisionRequestId": notice.request_id,
+        "action": intake.action,
+    }
+    if notice.attempt_id:
+        body["provisionAttemptId"] = notice.attempt_id
+    return jsonify(body), 202
+
+
+@bp.post("/webhooks/pax8")
+def pax8_webhook() -> ResponseReturnValue:
+    """A Pax8 Provision Notification."""
+    ctx = receiver()
+    match = ctx.pax8_secrets.check(request.headers.get(ctx.settings.pax8_webhook_header))
+    if match is Match.NONE:
+        raise ApiError(401, f"missing or wrong {ctx.settings.pax8_webhook_header} credential")
+    try:
+        notice, _ = parse_pax8(_body())
+    except InvalidNotification as exc:
+        raise ApiError(400, exc.message, field=exc.field) from None
+    if match is Match.SIMULATION and not notice.simulation:
+        # A simulation credential must never start real provisioning.
+        raise ApiError(401, "a simulation credential is only valid for isSimulation: true")
+    return _accept(notice)
+
+
+@bp.post("/webhooks/cloudblue")
+def cloudblue_webhook() -> ResponseReturnValue:
+    """A CloudBlue Commerce request-URL call (ProvisioningRequestPayload)."""
+    ctx = receiver()
+    if not ctx.cloudblue_secrets.configured:
+        raise ApiError(404, "CloudBlue intake is off (set CLOUDBLUE_WEBHOOK_SECRETS)")
+    header = ctx.settings.cloudblue_webhook_header
+    presented = request.headers.get(header, "")
+    if presented.lower().startswith("bearer "):
+        presented = presented[7:]
+    if ctx.cloudblue_secrets.check(presented) is Match.NONE:
+        raise ApiError(401, f"missing or wrong {header} credential")
+    try:
+        notice = parse_cloudblue(_body())
+    except InvalidNotification as exc:
+        raise ApiError(400, exc.message, field=exc.field) from None
+    return _accept(notice)

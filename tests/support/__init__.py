@@ -1,0 +1,1 @@
+"""Test helpers: real processes (redis-server, sandbox, receiver, worker, beat) on loopback."""

@@ -1,0 +1,177 @@
+"""Start, watch and stop the real processes the tests run against.
+
+Every process writes its output to a log file in the test's temporary directory; a
+failing wait prints the tail of that log so a red test says why.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from cli.redis_server import free_port, port_open
+
+ROOT = Path(__file__).resolve().parents[2]
+
+T = TypeVar("T")
+
+__all__ = ["ROOT", "Proc", "free_port", "port_open", "procfile_command", "wait_until"]
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    message: str | Callable[[], str] = "condition not met",
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; return it or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - polled conditions may fail while starting
+            last_error = exc
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            if last_error is not None:
+                text += f" (last error: {last_error!r})"
+            raise AssertionError(f"after {timeout:g}s: {text}")
+        time.sleep(interval)
+
+
+def procfile_command(name: str, procfile: Path = ROOT / "Procfile") -> str:
+    """The command of the Procfile line ``name`` (tests start processes exactly as users do)."""
+    for line in procfile.read_text().splitlines():
+        key, sep, command = line.partition(":")
+        if sep and key.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} line in {procfile}")
+
+
+class Proc:
+    """One child process (its own process group), its log file, and ways to stop it."""
+
+    def __init__(
+        self,
+        name: str,
+        command: str | list[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+        cwd: Path = ROOT,
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.log_path = Path(log_dir) / f"{name}.log"
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        argv = ["bash", "-c", f"exec {command}"] if isinstance(command, str) else command
+        self.popen = subprocess.Popen(
+            argv,
+            env=full_env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        """The pid of the process itself (the group leader)."""
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        """Whether the process has not exited."""
+        return self.popen.poll() is None
+
+    def log(self, tail: int = 4000) -> str:
+        """The last ``tail`` characters of the process output."""
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except FileNotFoundError:
+            return ""
+
+    def describe(self) -> str:
+        """A header and the log tail, for failure messages."""
+        return f"--- {self.name} (pid {self.pid}, rc {self.popen.poll()}) ---\n{self.log()}"
+
+    def wait_http(self, url: str, timeout: float = 30.0, status: int = 200) -> None:
+        """Wait until GET ``url`` answers ``status``; fail early if the process died."""
+
+        def ready() -> bool:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited at start\n{self.describe()}")
+            try:
+                return httpx.get(url, timeout=1.0).status_code == status
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout, 0.1, message=lambda: f"{url} not ready\n{self.describe()}")
+
+    def wait_port(self, port: int, timeout: float = 30.0) -> None:
+        """Wait until something listens on ``port``."""
+
+        def ready() -> bool:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited at start\n{self.describe()}")
+            return port_open(port)
+
+        wait_until(ready, timeout, 0.1, message=lambda: f"port {port} closed\n{self.describe()}")
+
+    def wait_log(self, text: str, timeout: float = 30.0) -> None:
+        """Wait until ``text`` appears in the process output."""
+        wait_until(
+            lambda: text in self.log(tail=10_000_000),
+            timeout,
+            0.1,
+            message=lambda: f"{text!r} not logged\n{self.describe()}",
+        )
+
+    def signal(self, sig: int, group: bool = False) -> None:
+        """Send ``sig`` to the process (or to its whole process group)."""
+        if group:
+            os.killpg(self.popen.pid, sig)
+        else:
+            self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the group, wait, then SIGKILL what is left; return the exit code."""
+        if self.alive():
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+        self._log.close()
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the whole group."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def __repr__(self) -> str:
+        cmd = self.command if isinstance(self.command, str) else shlex.join(self.command)
+        return f"Proc({self.name!r}, {cmd!r}, pid={self.pid})"

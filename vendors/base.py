@@ -1,0 +1,186 @@
+"""The vendor adapter interface: one method per Pax8 request type.
+
+A vendor writes a subclass of :class:`VendorAdapter` (or uses the built-in ``example``
+or ``http`` adapters). Each method receives one :class:`Order` and either returns a
+:class:`Provisioned` (optionally with external ids and metadata for Pax8) or raises a
+:class:`~vendors.errors.PermanentVendorError` / :class:`~vendors.errors.TransientVendorError`.
+
+Methods run at most once per (provision request, detail) as far as this worker can
+tell; a call repeated after a crash carries the same :attr:`Order.idempotency_key`, so a
+vendor that honours it never provisions twice.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from config.settings import Settings
+from pax8.models import (
+    ProvisionAttempt,
+    ProvisionDetail,
+    ProvisionRequest,
+    RequestType,
+    to_wire,
+)
+from vendors.errors import PermanentVendorError
+
+Source = Literal["pax8", "cloudblue"]
+
+_EXTERNAL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7a52-3f55-4f4e-9d8e-0b5b2f7f1a11")
+
+
+def idempotency_key(source: str, request_id: str, detail_id: str, generation: int = 0) -> str:
+    """The stable key of one (request, detail): the same on every repeat of the call.
+
+    ``generation`` counts deliberate operator replays of a refused order: a replay is a
+    new try, so it must not be answered from the vendor's idempotency store.
+    """
+    name = f"{source}:{request_id}:{detail_id}" + (f":{generation}" if generation else "")
+    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, name))
+
+
+@dataclass(frozen=True)
+class Order:
+    """Everything known about one provision request at the moment it is provisioned."""
+
+    type: RequestType
+    request: ProvisionRequest
+    detail: ProvisionDetail
+    attempt: ProvisionAttempt | None
+    is_simulation: bool
+    raw: dict[str, Any] = field(repr=False)
+    source: Source = "pax8"
+    operation: str | None = None
+    generation: int = 0
+
+    @property
+    def request_id(self) -> str:
+        """The provision request id."""
+        return self.request.id
+
+    @property
+    def detail_id(self) -> str:
+        """The provision detail id this order was built from."""
+        return self.detail.id
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """The checkout details (custom keys, and external ids Pax8 saved earlier)."""
+        return self.detail.details
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable per (request, detail): send it to the vendor to make repeats harmless."""
+        return idempotency_key(self.source, self.request_id, self.detail_id, self.generation)
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalized order as JSON (what the ``http`` adapter sends)."""
+        return {
+            "type": self.type.value,
+            "source": self.source,
+            "operation": self.operation,
+            "isSimulation": self.is_simulation,
+            "idempotencyKey": self.idempotency_key,
+            "provisionRequest": to_wire(self.request),
+            "provisionDetail": to_wire(self.detail),
+            "provisionAttempt": to_wire(self.attempt) if self.attempt else None,
+        }
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """A successful outcome: ids the vendor uses (saved by Pax8) and free metadata."""
+
+    subscription_id: str | None = None
+    partner_id: str | None = None
+    company_id: str | None = None
+    partner_enrollment_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def external_ids(self) -> dict[str, str]:
+        """The ids as ProvisionResult fields, checked against Pax8's pattern."""
+        ids = {
+            "externalProvisionerSubscriptionId": self.subscription_id,
+            "externalProvisionerPartnerId": self.partner_id,
+            "externalProvisionerCompanyId": self.company_id,
+            "externalProvisionerPartnerEnrollmentId": self.partner_enrollment_id,
+        }
+        out: dict[str, str] = {}
+        for name, value in ids.items():
+            if value is None:
+                continue
+            if not _EXTERNAL_ID.match(str(value)):
+                raise ValueError(
+                    f"{name} {value!r} must be letters, digits, '-' or '_' (Pax8 rejects others)"
+                )
+            out[name] = str(value)
+        return out
+
+
+class VendorAdapter:
+    """Base class of vendor adapters: override the methods for the types you sell.
+
+    A method left alone refuses its type with a permanent error, so Pax8 gets a clear
+    ``Fail`` rather than silence. Adapters are built once per worker process
+    (``__init__`` takes the settings object), so keep clients and pools on ``self``.
+    """
+
+    name = "base"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+
+    def handle(self, order: Order) -> Provisioned:
+        """Dispatch ``order`` to the method for its type."""
+        method = getattr(self, order.type.snake)
+        result = method(order)
+        if not isinstance(result, Provisioned):
+            raise TypeError(
+                f"{type(self).__name__}.{order.type.snake} returned {type(result).__name__}, "
+                "not Provisioned"
+            )
+        return result
+
+    def _unsupported(self, order: Order) -> Provisioned:
+        raise PermanentVendorError(
+            f"This vendor does not support {order.type.value} orders; contact the vendor."
+        )
+
+    def net_new(self, order: Order) -> Provisioned:
+        """A new subscription for a company."""
+        return self._unsupported(order)
+
+    def update(self, order: Order) -> Provisioned:
+        """A quantity (or other) change on an existing subscription."""
+        return self._unsupported(order)
+
+    def deprovision(self, order: Order) -> Provisioned:
+        """Cancel an existing subscription."""
+        return self._unsupported(order)
+
+    def trial_create(self, order: Order) -> Provisioned:
+        """Start a trial subscription."""
+        return self._unsupported(order)
+
+    def trial_convert(self, order: Order) -> Provisioned:
+        """Turn a trial into a paid subscription."""
+        return self._unsupported(order)
+
+    def change_product(self, order: Order) -> Provisioned:
+        """Move a subscription to another product (``oldProductId`` → ``productId``)."""
+        return self._unsupported(order)
+
+    def partner_enrollment(self, order: Order) -> Provisioned:
+        """Enroll a partner with the vendor."""
+        return self._unsupported(order)
+
+    def renewal(self, order: Order) -> Provisioned:
+        """Renew a subscription's term."""
+        return self._unsupported(order)
+
+    def close(self) -> None:
+        """Release clients and pools (called when the worker process ends)."""

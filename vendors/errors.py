@@ -1,0 +1,43 @@
+"""What a vendor adapter raises when it cannot provision an order.
+
+::
+
+    VendorError
+    ├── PermanentVendorError ... the order cannot succeed as it stands: reported to Pax8
+    │                            as ``Fail`` with this message (a sentence a partner can act on)
+    └── TransientVendorError ... the vendor is down or busy: retried with backoff and
+                                 jitter, at least ``retry_after`` seconds later when given
+
+Anything else an adapter raises is a bug: the order is marked ``dead`` (nothing is
+reported to Pax8) and the exception goes to Sentry, so an operator can fix and replay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VendorError(Exception):
+    """Base of the errors a vendor adapter raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PermanentVendorError(VendorError):
+    """The order cannot be provisioned; ``message`` is shown to the partner."""
+
+
+class TransientVendorError(VendorError):
+    """A temporary failure; retry later (not sooner than ``retry_after`` seconds)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.retry_after))

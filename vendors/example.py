@@ -1,0 +1,321 @@
+"""``example``: a reference vendor that keeps tenants and subscriptions in Redis.
+
+It behaves like a small real SaaS back office, so the demo and the tests see honest
+``Fail`` results for honest reasons:
+
+* NetNew / TrialCreate refuse a company domain another company already uses, a missing
+  domain or subscription id, a quantity below 1, and a malformed ``adminEmail`` detail;
+* Update, Deprovision, ChangeProduct, TrialConvert and Renewal refuse a subscription
+  this vendor does not know (or one already cancelled); TrialConvert refuses a paid one;
+  ChangeProduct refuses a move to the product the subscription already has;
+* PartnerEnrollment needs a partner id and enrolls each partner once.
+
+Every outcome is stored under the order's idempotency key in the same Redis transaction
+as the change it made, so a call repeated after a crash returns the first outcome and
+changes nothing. ``provisionings`` lists every change, for counting in tests.
+Simulated and production orders live in separate namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from config.settings import Settings
+from vendors.base import Order, Provisioned, VendorAdapter
+from vendors.errors import PermanentVendorError
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+Write = Callable[[Any], Any]
+Change = Callable[["Pipeline"], tuple[Provisioned, list[Write]]]
+
+
+def _short_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+class ExampleAdapter(VendorAdapter):
+    """A reference vendor with real rules, state in Redis."""
+
+    name = "example"
+
+    def __init__(self, settings: Settings | None = None, client: redis.Redis | None = None) -> None:
+        super().__init__(settings)
+        url = settings.redis_url if settings else "redis://localhost:6379/0"
+        self.redis: redis.Redis = client or redis.Redis.from_url(url, decode_responses=True)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    @staticmethod
+    def namespace(simulation: bool) -> str:
+        """Redis key prefix of the simulated or the production vendor."""
+        return f"vendor:example:{'sim' if simulation else 'prod'}"
+
+    def provisionings(self, simulation: bool) -> list[dict[str, Any]]:
+        """Every change this vendor made, oldest first."""
+        entries: Any = self.redis.lrange(f"{self.namespace(simulation)}:log", 0, -1)
+        return [json.loads(entry) for entry in entries]
+
+    def subscription(self, simulation: bool, subscription_id: str) -> dict[str, str]:
+        """The stored record of one subscription ({} when unknown)."""
+        return _strings(self.redis.hgetall(f"{self.namespace(simulation)}:sub:{subscription_id}"))
+
+    def handle(self, order: Order) -> Provisioned:
+        """Return the stored outcome of a repeated call; otherwise apply the order."""
+        stored = self.redis.get(self._idem_key(order))
+        if stored is not None:
+            return _replay(str(stored))
+        try:
+            return super().handle(order)
+        except PermanentVendorError as exc:
+            # A refusal is an outcome too: a repeat must refuse the same way.
+            self.redis.set(self._idem_key(order), json.dumps({"error": exc.message}))
+            raise
+
+    def _idem_key(self, order: Order) -> str:
+        return f"{self.namespace(order.is_simulation)}:idem:{order.idempotency_key}"
+
+    def _apply(self, order: Order, watch: list[str], change: Change) -> Provisioned:
+        """Run ``change`` in a WATCH/MULTI transaction with the idempotency record."""
+        ns = self.namespace(order.is_simulation)
+        idem = self._idem_key(order)
+        outcome: dict[str, Provisioned] = {}
+
+        def transaction(pipe: Pipeline) -> None:
+            stored = pipe.get(idem)
+            if stored is not None:
+                outcome["result"] = _replay(str(stored))
+                return
+            result, writes = change(pipe)  # reads happen before multi(); raises to refuse
+            pipe.multi()
+            for write in writes:
+                write(pipe)
+            pipe.set(idem, json.dumps({"ok": _dump(result)}))
+            pipe.rpush(
+                f"{ns}:log",
+                json.dumps(
+                    {
+                        "key": order.idempotency_key,
+                        "type": order.type.value,
+                        "requestId": order.request_id,
+                        "detailId": order.detail_id,
+                        "at": time.time(),
+                    }
+                ),
+            )
+            outcome["result"] = result
+
+        self.redis.transaction(transaction, idem, *watch)
+        return outcome["result"]
+
+    # -- rules -------------------------------------------------------------------------
+
+    def net_new(self, order: Order) -> Provisioned:
+        """Create a tenant and a subscription for the company."""
+        return self._create(order, status="active")
+
+    def trial_create(self, order: Order) -> Provisioned:
+        """Create a tenant and a trial subscription."""
+        return self._create(order, status="trial")
+
+    def _create(self, order: Order, status: str) -> Provisioned:
+        request = order.request
+        ns = self.namespace(order.is_simulation)
+        sub_id = request.subscription_id
+        domain = (request.company_domain or "").strip().lower()
+        if not sub_id:
+            raise PermanentVendorError("The order has no subscriptionId; Pax8 must send one.")
+        if not domain:
+            raise PermanentVendorError(
+                "The company has no domain; add the company's email domain and resubmit."
+            )
+        quantity = request.quantity if request.quantity is not None else 1
+        if quantity < 1:
+            raise PermanentVendorError(f"Quantity must be at least 1 (got {quantity}).")
+        email = order.details.get("adminEmail")
+        if email is not None and not _EMAIL.match(str(email)):
+            raise PermanentVendorError(
+                f"The admin email {email!r} is not a valid email address; correct it and "
+                "resubmit the order."
+            )
+        sub_key, domain_key = f"{ns}:sub:{sub_id}", f"{ns}:domain:{domain}"
+
+        def change(pipe: Pipeline) -> tuple[Provisioned, list[Write]]:
+            owner = _strings(pipe.hgetall(domain_key))
+            if owner and owner.get("company_id") != (request.company_id or ""):
+                raise PermanentVendorError(
+                    f"Unable to provision the subscription because the domain {domain} is "
+                    "already in use by another customer. Use a different domain or contact "
+                    "the vendor's support."
+                )
+            if pipe.exists(sub_key):
+                raise PermanentVendorError(
+                    f"Subscription {sub_id} already exists at the vendor; it cannot be "
+                    "created twice."
+                )
+            tenant = owner.get("tenant_id") if owner else None
+            tenant = tenant or _short_id("tn")
+            fields = {
+                "subscription_id": sub_id,
+                "external_id": _short_id("sub"),
+                "tenant_id": tenant,
+                "company_id": request.company_id or "",
+                "partner_id": request.partner_id or "",
+                "domain": domain,
+                "product_id": request.product_id or "",
+                "quantity": str(quantity),
+                "status": status,
+                "trial_end": request.trial_end_date.isoformat() if request.trial_end_date else "",
+                "created_at": str(time.time()),
+            }
+            owner_fields = {"company_id": request.company_id or "", "tenant_id": tenant}
+            writes: list[Write] = [
+                lambda p: p.hset(sub_key, mapping=fields),
+                lambda p: p.hset(domain_key, mapping=owner_fields),
+            ]
+            result = Provisioned(
+                subscription_id=fields["external_id"],
+                company_id=tenant,
+                metadata={"tenantId": tenant, "status": status, "quantity": quantity},
+            )
+            return result, writes
+
+        return self._apply(order, [sub_key, domain_key], change)
+
+    def _existing(
+        self, order: Order, check: Callable[[dict[str, str]], None], update: dict[str, str]
+    ) -> Provisioned:
+        """Change a known subscription after ``check`` accepts its current record."""
+        ns = self.namespace(order.is_simulation)
+        sub_id = order.request.subscription_id or order.details.get(
+            "externalProvisionerSubscriptionId"
+        )
+        if not sub_id:
+            raise PermanentVendorError("The order names no subscription; Pax8 must send one.")
+        sub_key = f"{ns}:sub:{sub_id}"
+
+        def change(pipe: Pipeline) -> tuple[Provisioned, list[Write]]:
+            record = _strings(pipe.hgetall(sub_key))
+            if not record:
+                raise PermanentVendorError(
+                    f"Subscription {sub_id} is unknown to the vendor; it must be created "
+                    "(NetNew or TrialCreate) first."
+                )
+            if record.get("status") == "cancelled":
+                raise PermanentVendorError(f"Subscription {sub_id} was cancelled already.")
+            check(record)
+            merged = {**record, **update}
+            result = Provisioned(
+                subscription_id=merged["external_id"],
+                company_id=merged.get("tenant_id") or None,
+                metadata={"status": merged["status"], "quantity": int(merged["quantity"])},
+            )
+            return result, [lambda p: p.hset(sub_key, mapping=update)]
+
+        return self._apply(order, [sub_key], change)
+
+    def update(self, order: Order) -> Provisioned:
+        """Change the quantity of a known subscription."""
+        quantity = order.request.quantity
+        if quantity is None or quantity < 1:
+            raise PermanentVendorError(f"Quantity must be at least 1 (got {quantity}).")
+        return self._existing(order, lambda record: None, {"quantity": str(quantity)})
+
+    def deprovision(self, order: Order) -> Provisioned:
+        """Cancel a known subscription."""
+        return self._existing(order, lambda record: None, {"status": "cancelled"})
+
+    def trial_convert(self, order: Order) -> Provisioned:
+        """Turn a known trial into a paid subscription."""
+
+        def check(record: dict[str, str]) -> None:
+            if record.get("status") != "trial":
+                raise PermanentVendorError(
+                    f"Subscription {record['subscription_id']} is not a trial; only a trial "
+                    "can be converted."
+                )
+
+        return self._existing(order, check, {"status": "active"})
+
+    def change_product(self, order: Order) -> Provisioned:
+        """Move a known subscription to another product."""
+        product = order.request.product_id
+        if not product:
+            raise PermanentVendorError("The order names no new productId.")
+
+        def check(record: dict[str, str]) -> None:
+            if record.get("product_id") == product:
+                raise PermanentVendorError(
+                    f"Subscription {record['subscription_id']} already has product {product}."
+                )
+
+        return self._existing(order, check, {"product_id": product})
+
+    def renewal(self, order: Order) -> Provisioned:
+        """Renew an active subscription's term."""
+
+        def check(record: dict[str, str]) -> None:
+            if record.get("status") != "active":
+                raise PermanentVendorError(
+                    f"Subscription {record['subscription_id']} is {record.get('status')}; only "
+                    "an active subscription can be renewed."
+                )
+
+        months = order.request.term_months or 12
+        return self._existing(order, check, {"renewed_months": str(months)})
+
+    def partner_enrollment(self, order: Order) -> Provisioned:
+        """Enroll a partner (once)."""
+        partner = order.request.partner_id
+        if not partner:
+            raise PermanentVendorError("The enrollment names no partnerId.")
+        ns = self.namespace(order.is_simulation)
+        key = f"{ns}:partner:{partner}"
+
+        def change(pipe: Pipeline) -> tuple[Provisioned, list[Write]]:
+            if pipe.exists(key):
+                raise PermanentVendorError(f"Partner {partner} is enrolled already.")
+            enrollment, account = _short_id("enr"), _short_id("pa")
+            fields = {
+                "enrollment_id": enrollment,
+                "account_id": account,
+                "name": order.request.partner_name or "",
+            }
+            result = Provisioned(
+                partner_id=account,
+                partner_enrollment_id=enrollment,
+                metadata={"partnerAccount": account},
+            )
+            return result, [lambda p: p.hset(key, mapping=fields)]
+
+        return self._apply(order, [key], change)
+
+
+def _strings(mapping: Any) -> dict[str, str]:
+    """redis-py types hash replies loosely; this client decodes responses to str."""
+    return {str(key): str(value) for key, value in dict(mapping).items()}
+
+
+def _dump(result: Provisioned) -> dict[str, Any]:
+    return {
+        "subscription_id": result.subscription_id,
+        "partner_id": result.partner_id,
+        "company_id": result.company_id,
+        "partner_enrollment_id": result.partner_enrollment_id,
+        "metadata": result.metadata,
+    }
+
+
+def _replay(stored: str) -> Provisioned:
+    data = json.loads(stored)
+    if "error" in data:
+        raise PermanentVendorError(data["error"])
+    return Provisioned(**data["ok"])

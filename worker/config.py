@@ -1,0 +1,86 @@
+"""Every Celery setting of the worker, spelled out in one place (DESIGN §6).
+
+Why each reliability setting is what it is:
+
+* ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only
+  after its task returned; a worker killed mid-task leaves it to be redelivered.
+* ``worker_prefetch_multiplier=1``: a worker holds one message per process, so a crash
+  strands at most that one, and a slow order does not hold others hostage.
+* ``visibility_timeout``: Redis redelivers an unacknowledged message after this long;
+  it must exceed every countdown and time limit (checked by the settings), or a long
+  task or a delayed retry would run twice.
+* JSON only, results ignored (the ledger is the state), bounded publish retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from config.settings import Settings
+from fulfillment.names import ALL_QUEUES, PROVISION_TASKS, RECONCILE, REPORT
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The ``app.conf`` mapping for ``settings``."""
+    exchange = Exchange("fulfillment", type="direct")
+    queues = [Queue(name, exchange, routing_key=name) for name in ALL_QUEUES]
+    routes = {name: {"queue": name, "routing_key": name} for name in PROVISION_TASKS.values()}
+    routes[REPORT] = {"queue": REPORT, "routing_key": REPORT}
+    routes[RECONCILE] = {"queue": RECONCILE, "routing_key": RECONCILE}
+    socket_timeout = settings.redis_socket_timeout_seconds
+    return {
+        "broker_url": settings.redis_url,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            "socket_timeout": max(socket_timeout, 2.0),
+            "socket_connect_timeout": socket_timeout,
+            "socket_keepalive": True,
+            "health_check_interval": 10,
+            "retry_on_timeout": False,
+        },
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_pool_limit": 10,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_store_errors_even_if_ignored": False,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "task_time_limit": settings.task_time_limit_seconds,
+        "task_soft_time_limit": settings.task_soft_time_limit_seconds,
+        "task_queues": queues,
+        "task_routes": routes,
+        "task_default_queue": REPORT,
+        "task_default_exchange": "fulfillment",
+        "task_create_missing_queues": False,
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0.0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_max_tasks_per_child": 10_000,
+        "beat_schedule": {
+            "reconcile": {
+                "task": RECONCILE,
+                "schedule": settings.reconcile_interval_seconds,
+                "options": {"queue": RECONCILE, "expires": settings.reconcile_interval_seconds},
+            }
+        },
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
