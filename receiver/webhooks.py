@@ -48,8 +48,25 @@ def receiver() -> Receiver:
 
 
 def _body() -> bytes:
-    # get_data enforces MAX_CONTENT_LENGTH, with or without a Content-Length header.
-    return request.get_data(cache=False)
+    """The request body, at most MAX_CONTENT_LENGTH bytes, else 413."""
+    limit = int(current_app.config["MAX_CONTENT_LENGTH"])
+    if request.content_length is not None:
+        # A declared oversize is refused by werkzeug before anything is read.
+        return request.get_data(cache=False)
+    # Chunked: werkzeug's limited stream would silently truncate at the limit, so read
+    # the server's (de-chunked) stream ourselves and refuse one byte too many.
+    stream = request.environ["wsgi.input"]
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        part = stream.read(min(65536, limit + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
+        raise ApiError(413, "body too large (the limit is 256 KiB)")
+    return b"".join(parts)
 
 
 def _accept(notice: Notice) -> ResponseReturnValue:

@@ -139,6 +139,29 @@ class Stack:
             f"{self.receiver_url}/webhooks/pax8", content=content, headers=all_headers
         )
 
+    def sandbox_notification(
+        self, simulation: bool = False, details: dict[str, Any] | None = None, **request: Any
+    ) -> dict[str, Any]:
+        """A notification for a request the sandbox holds (acknowledged, not delivered).
+
+        Post it with :meth:`post_webhook` to play Pax8 by hand; results land at the sandbox.
+        """
+        request.setdefault("companyDomain", unique_domain())
+        order: dict[str, Any] = {"provisionRequest": request}
+        if details is not None:
+            order["provisionDetail"] = {"details": details}
+        environment = "simulation" if simulation else "production"
+        (created,) = self.sandbox.bulk(
+            1, environment=environment, order=order, attempt_status="Acknowledged"
+        )
+        dump = self.sandbox.request(created["id"])
+        return {
+            "isSimulation": simulation,
+            "provisionRequest": dump["provisionRequest"],
+            "provisionDetail": dump["details"][-1],
+            "provisionAttempt": dump["attempts"][-1],
+        }
+
     # -- observing ---------------------------------------------------------------------
 
     def record(self, request_id: str) -> Record | None:
