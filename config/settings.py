@@ -36,7 +36,12 @@ class Settings(BaseSettings):
     """All configuration of the fulfillment worker (see DESIGN §4 and the README)."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # ``PAX8_CLIENT_ID=`` (as compose files often have) means unset, not "".
+        env_ignore_empty=True,
     )
 
     redis_url: str = Field("redis://localhost:6379/0", description="Broker, ledger and locks.")

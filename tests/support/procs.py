@@ -24,7 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 T = TypeVar("T")
 
-__all__ = ["ROOT", "Proc", "free_port", "port_open", "procfile_command", "wait_until"]
+__all__ = ["ROOT", "GiveUp", "Proc", "free_port", "port_open", "procfile_command", "wait_until"]
+
+
+class GiveUp(AssertionError):
+    """Raised by a polled condition that can never become true (e.g. its process died)."""
 
 
 def wait_until(
@@ -41,6 +45,8 @@ def wait_until(
             value = predicate()
             if value:
                 return value
+        except GiveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 - polled conditions may fail while starting
             last_error = exc
         if time.monotonic() >= deadline:
@@ -112,7 +118,7 @@ class Proc:
 
         def ready() -> bool:
             if not self.alive():
-                raise AssertionError(f"{self.name} exited at start\n{self.describe()}")
+                raise GiveUp(f"{self.name} exited at start\n{self.describe()}")
             try:
                 return httpx.get(url, timeout=1.0).status_code == status
             except httpx.HTTPError:
@@ -125,19 +131,22 @@ class Proc:
 
         def ready() -> bool:
             if not self.alive():
-                raise AssertionError(f"{self.name} exited at start\n{self.describe()}")
+                raise GiveUp(f"{self.name} exited at start\n{self.describe()}")
             return port_open(port)
 
         wait_until(ready, timeout, 0.1, message=lambda: f"port {port} closed\n{self.describe()}")
 
     def wait_log(self, text: str, timeout: float = 30.0) -> None:
-        """Wait until ``text`` appears in the process output."""
-        wait_until(
-            lambda: text in self.log(tail=10_000_000),
-            timeout,
-            0.1,
-            message=lambda: f"{text!r} not logged\n{self.describe()}",
-        )
+        """Wait until ``text`` appears in the process output; fail early if it exits."""
+
+        def logged() -> bool:
+            if text in self.log(tail=10_000_000):
+                return True
+            if not self.alive():
+                raise GiveUp(f"{self.name} exited before logging {text!r}\n{self.describe()}")
+            return False
+
+        wait_until(logged, timeout, 0.1, message=lambda: f"{text!r} not logged\n{self.describe()}")
 
     def signal(self, sig: int, group: bool = False) -> None:
         """Send ``sig`` to the process (or to its whole process group)."""

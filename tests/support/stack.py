@@ -21,7 +21,7 @@ import redis
 
 from cli.redis_server import RedisServer
 from fulfillment.ledger import Ledger, Record
-from tests.support.procs import Proc, free_port, procfile_command, wait_until
+from tests.support.procs import ROOT, Proc, free_port, procfile_command, wait_until
 from tests.support.sandbox import SandboxHandle, start_sandbox
 
 PROD_SECRET = "test-production-secret"
@@ -74,6 +74,8 @@ class Stack:
             "PAX8_SIMULATION_WEBHOOK_SECRETS": SIM_SECRET,
             "VENDOR_ADAPTER": "example",
             "BEAT_SCHEDULE_FILE": str(tmp_path / "beat-schedule"),
+            # Test adapters (tests.support.adapters) are loaded by ``package.module:Class``.
+            "PYTHONPATH": str(ROOT),
         }
         self.env.update(env or {})
         self._redis = redis.Redis.from_url(self.redis_server.url, decode_responses=True)

@@ -1,0 +1,115 @@
+"""Settings: parsing, cross-checks, and every process stopping at start on a bad setting.
+
+The process tests start the real Procfile lines (gunicorn, celery worker, beat, flower)
+with one setting wrong and expect a quick exit with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from config.settings import ConfigError, Settings, build_settings
+from tests.support.procs import Proc, procfile_command
+
+BASE = {
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "PAX8_CLIENT_ID": "id",
+    "PAX8_CLIENT_SECRET": "secret",
+    "PAX8_WEBHOOK_SECRETS": "one",
+}
+
+
+def test_defaults_match_the_design() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.pax8_api_url == "https://api.pax8.com/v2"
+    assert settings.pax8_token_url == "https://api.pax8.com/v1/token"
+    assert settings.pax8_webhook_header == "pax8ApiTokenV1"
+    assert settings.vendor_adapter == "example"
+    assert settings.simulation_adapter == "example"
+    assert settings.reconcile_interval_seconds == 300
+    assert settings.port == 8000
+    assert settings.sentry_dsn is None
+
+
+def test_secret_lists_split_on_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAX8_WEBHOOK_SECRETS", " old-secret , new-secret ,")
+    settings = build_settings()
+    assert [s.get_secret_value() for s in settings.pax8_webhook_secrets] == [
+        "old-secret",
+        "new-secret",
+    ]
+    assert "old-secret" not in repr(settings)  # secrets never show in logs or tracebacks
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"PAX8_API_URL": "api.pax8.com"}, "PAX8_API_URL"),
+        ({"PORT": "eighty"}, "PORT"),
+        ({"RECONCILE_INTERVAL_SECONDS": "-1"}, "RECONCILE_INTERVAL_SECONDS"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"PAX8_CLIENT_ID": "only-the-id"}, "PAX8_CLIENT_SECRET"),
+        ({"PAX8_SIMULATION_CLIENT_SECRET": "only-secret"}, "PAX8_SIMULATION_CLIENT_ID"),
+        ({"TASK_SOFT_TIME_LIMIT_SECONDS": "200"}, "TASK_SOFT_TIME_LIMIT_SECONDS"),
+        ({"VISIBILITY_TIMEOUT_SECONDS": "60"}, "VISIBILITY_TIMEOUT_SECONDS"),
+    ],
+)
+def test_malformed_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], variable: str
+) -> None:
+    for key in ("PAX8_CLIENT_ID", "PAX8_CLIENT_SECRET"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as caught:
+        build_settings()
+    assert caught.value.variable == variable
+
+
+def test_role_requirements() -> None:
+    bare = build_settings()
+    with pytest.raises(ConfigError, match="PAX8_WEBHOOK_SECRETS"):
+        bare.require("receiver")
+    with pytest.raises(ConfigError, match="PAX8_CLIENT_ID"):
+        bare.require("worker")
+    http = build_settings(vendor_adapter="http", pax8_client_id="a", pax8_client_secret="b")
+    with pytest.raises(ConfigError, match="VENDOR_HTTP_URL"):
+        http.require("worker")
+    build_settings(pax8_simulation_webhook_secrets="s").require("receiver")
+
+
+@pytest.mark.parametrize(
+    ("line", "env", "variable"),
+    [
+        ("web", {"PAX8_WEBHOOK_SECRETS": ""}, "PAX8_WEBHOOK_SECRETS"),
+        ("web", {"REDIS_URL": "nope"}, "REDIS_URL"),
+        ("worker", {"PAX8_CLIENT_ID": "", "PAX8_CLIENT_SECRET": ""}, "PAX8_CLIENT_ID"),
+        ("worker", {"VENDOR_ADAPTER": "acme.vendor:Missing"}, "VENDOR_ADAPTER"),
+        ("worker", {"VENDOR_ADAPTER": "http"}, "VENDOR_HTTP_URL"),
+        ("worker", {"VISIBILITY_TIMEOUT_SECONDS": "30"}, "VISIBILITY_TIMEOUT_SECONDS"),
+        ("beat", {"RECONCILE_INTERVAL_SECONDS": "often"}, "RECONCILE_INTERVAL_SECONDS"),
+        ("flower", {"REDIS_URL": "http://x"}, "REDIS_URL"),
+    ],
+)
+def test_each_process_stops_at_start_naming_the_setting(
+    tmp_path: Path, line: str, env: dict[str, str], variable: str
+) -> None:
+    environment = {**BASE, "PORT": "18999", "BEAT_SCHEDULE_FILE": str(tmp_path / "s"), **env}
+    proc = Proc(line, procfile_command(line), environment, tmp_path)
+    try:
+        code = proc.popen.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.stop()
+        pytest.fail(f"{line} kept running with a bad {variable}\n{proc.describe()}")
+    finally:
+        proc.stop()
+    assert code != 0
+    errors = [x for x in proc.log().splitlines() if "configuration error" in x]
+    assert len(errors) == 1, proc.log()
+    assert errors[0].startswith(f"fulfillment: configuration error: {variable}: ")
