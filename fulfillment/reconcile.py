@@ -115,11 +115,22 @@ class Reconciler:
                     self._listing(simulation)
             self._ledger_scan()
             self.summary.api_calls = self.pax8.calls - calls
+            self.summary.seconds = round(time.monotonic() - started, 3)
+            self._record_run()
         finally:
             lock.release()
-        self.summary.seconds = round(time.monotonic() - started, 3)
         log.info("reconciliation: %s", json.dumps(self.summary.as_dict()))
         return self.summary
+
+    def _record_run(self) -> None:
+        """Keep a run counter and the last summary where operators (and tests) can read them."""
+        pipe = self.ledger.redis.pipeline(transaction=False)
+        pipe.incr(f"{self.ledger.prefix}reconcile:runs")
+        pipe.set(
+            f"{self.ledger.prefix}reconcile:last",
+            json.dumps({"at": time.time(), **self.summary.as_dict()}),
+        )
+        pipe.execute()
 
     # -- Pax8's view ---------------------------------------------------------------------
 
@@ -254,6 +265,15 @@ class Reconciler:
             older_than = now - self._stuck_after(state)
             for request_id in self.ledger.in_state(state, older_than=older_than):
                 self._requeue(request_id, state)
+
+
+def last_run(ledger: Ledger) -> tuple[int, dict[str, Any] | None]:
+    """How many reconciliations ran, and the summary of the last one."""
+    values: Any = ledger.redis.mget(
+        f"{ledger.prefix}reconcile:runs", f"{ledger.prefix}reconcile:last"
+    )
+    runs, last = values
+    return int(runs or 0), (json.loads(last) if last else None)
 
 
 def reconcile(
