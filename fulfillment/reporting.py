@@ -18,7 +18,7 @@ from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Record
 from fulfillment.locks import RedisLock
 from pax8.client import Pax8Client
-from pax8.errors import ClientError, Conflict
+from pax8.errors import AuthenticationError, ClientError, Conflict
 from pax8.models import ProvisionResult, ResultStatus
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportOu
         except Conflict:
             result_id = _existing_result(pax8, record, attempt.id) or "conflict"
             outcome.found.append(attempt.id)
+        except AuthenticationError:
+            # Our credentials, not this attempt, are the problem: nothing is settled.
+            raise
         except ClientError as exc:
             # Pax8 refuses a result for this attempt (e.g. it never counted as acknowledged):
             # nothing we send will change that; a newer attempt, if any, gets the result.

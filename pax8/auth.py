@@ -78,7 +78,9 @@ class TokenCache:
                 self._token = None
 
     def _expiring(self, token: _Token) -> bool:
-        margin = max(1.0, token.lifetime * self._refresh_margin)
+        # At least a second of margin, but never more than half the life: a token that
+        # lives a second or less is still used, not fetched again before every call.
+        margin = min(max(1.0, token.lifetime * self._refresh_margin), token.lifetime / 2)
         return self._clock() >= token.expires_at - margin
 
     def _fetch(self) -> _Token:

@@ -188,26 +188,36 @@ class Pax8Client:
     ) -> Iterator[Page[ModelT]]:
         """Every page of a list operation, from page 0, stopping on the last page.
 
-        Defensive about odd page info: stops on an empty page, on a short page, when
-        ``totalPages`` is reached, and when a server ignoring ``page`` repeats a page.
+        Defensive about odd page info. Always stops on an empty page, and when a server
+        ignoring ``page`` repeats the previous page (compared by content, not ids: an id
+        is optional in some schemas). When the answer carries totals, the next page is
+        asked for while ``totalPages`` or ``totalElements`` says more follow, so one stale
+        or zero total, or a silently clamped page size, does not cut the listing short
+        (a total that lies high costs one empty page). With no totals (both 0), a full
+        page means "ask for the next one". Never more than ``MAX_PAGES`` calls.
         """
         size = size or self._page_size
         page_model = Page[model]  # type: ignore[valid-type]
-        previous_ids: list[Any] | None = None
+        previous: list[Any] | None = None
+        seen = 0
         for number in range(MAX_PAGES):
             page = self._get(
                 path, page_model, simulation=simulation, page=number, size=size, **params
             )
-            ids = [getattr(item, "id", None) for item in page.content]
-            if not page.content or ids == previous_ids:
+            if not page.content or page.content == previous:
                 return
             yield page
+            seen += len(page.content)
             info = page.page
-            if len(page.content) < min(size, info.size or size):
+            if info.total_pages > 0 or info.total_elements > 0:
+                more = info.total_pages > number + 1 or info.total_elements > seen
+            else:
+                # The server may use a smaller size than asked (a cap); it says which.
+                expected = info.size if 0 < info.size < size else size
+                more = len(page.content) >= expected
+            if not more:
                 return
-            if info.total_pages and number + 1 >= info.total_pages:
-                return
-            previous_ids = ids
+            previous = page.content
 
     def _list(
         self, path: str, model: type[ModelT], *, simulation: bool, **params: Any

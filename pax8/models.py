@@ -208,15 +208,16 @@ class ProvisionRequest(Pax8Model):
     product_name: str | None = None
     quantity: int | None = None
     subscription_id: str | None = None
-    # A type Pax8 adds later is kept as a string so the order is recorded, not rejected.
-    type: RequestType | str | None = None
+    # A type Pax8 adds later is kept as a string so the order is recorded, not rejected;
+    # left to right, so a known type is the enum (smart mode would keep every one a str).
+    type: RequestType | str | None = Field(None, union_mode="left_to_right")
     created_date: datetime | None = None
     trial_end_date: datetime | None = None
     trial_auto_converts: bool | None = None
     commitment_term_months: int | None = Field(None, description="Deprecated by Pax8.")
     commitment_term_end_date: datetime | None = Field(None, description="Deprecated by Pax8.")
     commitment: Commitment | None = None
-    billing_term: BillingTerm | str | None = None
+    billing_term: BillingTerm | str | None = Field(None, union_mode="left_to_right")
 
     @property
     def request_type(self) -> RequestType | None:

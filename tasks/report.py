@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import sentry_sdk
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -12,7 +13,7 @@ from fulfillment.backoff import backoff_delay
 from fulfillment.events import log_state
 from fulfillment.names import REPORT
 from fulfillment.reporting import report
-from pax8.errors import PermanentError, TransientError
+from pax8.errors import AuthenticationError, CredentialsMissing, PermanentError, TransientError
 from tasks.context import context
 from worker.app import app
 
@@ -53,6 +54,18 @@ def report_task(self: Task, request_id: str) -> str:
             delay,
         )
         raise self.retry(countdown=delay, max_retries=None) from exc
+    except (AuthenticationError, CredentialsMissing) as exc:
+        # A credentials problem: the outcome stays safe in the ledger, reconciliation
+        # reports it once an operator fixed the settings; Sentry says what to fix.
+        log_state(
+            "provisioned",
+            request_id=request_id,
+            event="report-unauthorized",
+            level=logging.ERROR,
+            error=str(exc),
+        )
+        sentry_sdk.capture_exception(exc)
+        return "deferred"
     except PermanentError as exc:
         ctx.ledger.mark_dead(request_id, f"reporting failed: {exc}", event="report-refused")
         log_state(
