@@ -592,12 +592,21 @@ class Ledger:
         return Record.from_hash({_text(k): _text(v) for k, v in data.items()})
 
     def states(self, request_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
-        """(state, time in state) of many records in one round trip; unknown ones left out."""
+        """(state, time in state) of many records in one round trip; unknown ones left out.
+
+        A key that is not a record (corrupted by hand) reads as state ``corrupt`` rather
+        than failing the whole batch.
+        """
         pipe = self.redis.pipeline(transaction=False)
         for request_id in request_ids:
             pipe.hmget(self.key(request_id), "state", "state_at")
         out: dict[str, tuple[str, float]] = {}
-        for request_id, (state, state_at) in zip(request_ids, pipe.execute(), strict=True):
+        replies = pipe.execute(raise_on_error=False)
+        for request_id, reply in zip(request_ids, replies, strict=True):
+            if isinstance(reply, redis.exceptions.ResponseError):
+                out[request_id] = ("corrupt", 0.0)
+                continue
+            state, state_at = reply
             if state is not None:
                 out[request_id] = (_text(state), float(_text(state_at) or 0))
         return out

@@ -161,7 +161,9 @@ class Reconciler:
             self._recover(request, simulation)
             return
         state, since = known
-        if state in IN_FLIGHT:
+        if state == "corrupt":
+            self.summary.errors.append(f"{request.id}: the ledger key is not a record")
+        elif state in IN_FLIGHT:
             if now - since > self._stuck_after(state):
                 self._requeue(request.id, state)
             else:

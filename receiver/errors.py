@@ -40,6 +40,12 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(error: ApiError) -> ResponseReturnValue:
         return jsonify(error.body()), error.status, error.headers
 
+    @app.errorhandler(500)
+    def _internal_error(error: Exception) -> ResponseReturnValue:
+        # Registered for the code, not for Exception: Flask signals the exception (which
+        # Sentry's integration reports) before it looks this handler up.
+        return jsonify({"error": "internal error", "status": 500}), 500
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> ResponseReturnValue:
         status = error.code or 500

@@ -1,10 +1,12 @@
-"""``/healthz`` (the process runs) and ``/readyz`` (Redis answers)."""
+"""``/healthz`` (the process runs), ``/readyz`` (Redis answers) and ``/metrics``."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
+from fulfillment.ledger import STATES
+from fulfillment.reconcile import last_run
 from receiver.webhooks import UNAVAILABLE, receiver
 
 bp = Blueprint("health", __name__)
@@ -24,3 +26,32 @@ def readyz() -> ResponseReturnValue:
     except UNAVAILABLE as exc:
         return jsonify({"status": "unavailable", "redis": str(exc)}), 503
     return jsonify({"status": "ok", "redis": "ok"}), 200
+
+
+@bp.get("/metrics")
+def metrics() -> ResponseReturnValue:
+    """Ledger counts by state and reconciliation runs, in Prometheus text format."""
+    ledger = receiver().ledger
+    try:
+        counts = ledger.counts()
+        runs, last = last_run(ledger)
+    except UNAVAILABLE as exc:
+        return jsonify({"status": "unavailable", "redis": str(exc)}), 503
+    lines = [
+        "# HELP fulfillment_orders Provision requests in the ledger, by state.",
+        "# TYPE fulfillment_orders gauge",
+        *(f'fulfillment_orders{{state="{state}"}} {counts.get(state, 0)}' for state in STATES),
+        "# HELP fulfillment_reconcile_runs_total Reconciliation runs that did work.",
+        "# TYPE fulfillment_reconcile_runs_total counter",
+        f"fulfillment_reconcile_runs_total {runs}",
+    ]
+    if last is not None:
+        lines += [
+            "# HELP fulfillment_reconcile_last_run_timestamp_seconds When the last run ended.",
+            "# TYPE fulfillment_reconcile_last_run_timestamp_seconds gauge",
+            f"fulfillment_reconcile_last_run_timestamp_seconds {last['at']:.3f}",
+            "# HELP fulfillment_reconcile_last_enqueued Orders the last run enqueued.",
+            "# TYPE fulfillment_reconcile_last_enqueued gauge",
+            f"fulfillment_reconcile_last_enqueued {last.get('enqueued', 0)}",
+        ]
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")

@@ -26,7 +26,17 @@ from receiver.errors import ApiError
 
 bp = Blueprint("webhooks", __name__)
 
-UNAVAILABLE = (redis.exceptions.RedisError, OperationalError, OSError, TimeoutError)
+# Errors that mean "Redis cannot take this now" (503, Pax8 retries). Anything else from
+# Redis (a script error, a wrong type) is a bug: a 500 that Sentry reports.
+UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ReadOnlyError,
+    OperationalError,
+    OSError,
+    TimeoutError,
+)
 RETRY_AFTER_SECONDS = "5"
 
 
