@@ -104,10 +104,17 @@ class RedisServer:
             str(self.log_path),
         ]
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start the server and wait until it accepts connections."""
+    def start(self, timeout: float = 10.0, *, new_session: bool = False) -> RedisServer:
+        """Start the server and wait until it accepts connections.
+
+        ``new_session`` puts it out of reach of the terminal's Ctrl-C, so its owner can
+        stop it last, after everything that writes to it.
+        """
         self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=new_session,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

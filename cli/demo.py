@@ -1,0 +1,213 @@
+"""The orders ``fulfill dev`` fires at a fresh stack, and the results the example vendor owes.
+
+Each order is a simulated order event with fresh ids; some act on what an earlier one made
+(an Update of the subscription a NetNew created), so they are fired only after their
+predecessors were reported. The list is ordered so that the default eight cover seven
+request types and both kinds of honest refusal; more orders add the rest, then NetNews.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from cli.follow import Followed, Follower
+from pax8.client import Pax8Client
+
+
+@dataclass(frozen=True)
+class DemoOrder:
+    """One order of the demo and the result it must get."""
+
+    title: str
+    request: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)
+    expect: str = "Success"
+    expect_text: str = ""
+    after: tuple[int, ...] = ()
+
+    @property
+    def type(self) -> str:
+        """The request type."""
+        return str(self.request["type"])
+
+    def body(self) -> dict[str, Any]:
+        """The partial order event to post."""
+        return {"provisionRequest": self.request, "provisionDetail": {"details": self.details}}
+
+    def met_by(self, order: Followed) -> bool:
+        """Whether ``order`` got the expected result."""
+        return order.outcome == self.expect and self.expect_text in order.message
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+def demo_orders(count: int) -> list[DemoOrder]:
+    """The first ``count`` demo orders, with fresh ids and domains."""
+    tag = uuid.uuid4().hex[:6]
+    domain, trial_domain = f"acme-{tag}.example.com", f"globex-{tag}.example.com"
+    acme = {"companyId": _id(), "companyName": f"Acme {tag}", "companyDomain": domain}
+    sub, trial_sub = _id(), _id()
+    orders = [
+        DemoOrder(
+            f"NetNew: Acme buys 3 seats ({domain})",
+            {**acme, "type": "NetNew", "subscriptionId": sub, "quantity": 3},
+            {"adminEmail": f"it@{domain}"},
+        ),
+        DemoOrder(
+            f"NetNew: another company claims {domain}",
+            {
+                "type": "NetNew",
+                "companyId": _id(),
+                "companyName": f"Initech {tag}",
+                "companyDomain": domain,
+                "subscriptionId": _id(),
+            },
+            expect="Fail",
+            expect_text=f"domain {domain} is already in use",
+            after=(0,),
+        ),
+        DemoOrder(
+            "Update: Acme goes to 5 seats",
+            {**acme, "type": "Update", "subscriptionId": sub, "quantity": 5},
+            after=(0,),
+        ),
+        DemoOrder(
+            f"TrialCreate: Globex tries the product ({trial_domain})",
+            {
+                "type": "TrialCreate",
+                "companyId": _id(),
+                "companyName": f"Globex {tag}",
+                "companyDomain": trial_domain,
+                "subscriptionId": trial_sub,
+            },
+        ),
+        DemoOrder(
+            "TrialConvert: Globex buys after the trial",
+            {"type": "TrialConvert", "subscriptionId": trial_sub},
+            after=(3,),
+        ),
+        DemoOrder("PartnerEnrollment: a new partner", {"type": "PartnerEnrollment"}),
+        DemoOrder(
+            "Deprovision: a subscription the vendor never saw",
+            {"type": "Deprovision", "subscriptionId": _id()},
+            expect="Fail",
+            expect_text="unknown to the vendor",
+        ),
+        DemoOrder(
+            "Renewal: Acme renews its term",
+            {**acme, "type": "Renewal", "subscriptionId": sub},
+            after=(2,),
+        ),
+        DemoOrder(
+            "ChangeProduct: Acme moves to another product",
+            {**acme, "type": "ChangeProduct", "subscriptionId": sub, "productId": _id()},
+            after=(7,),
+        ),
+        DemoOrder(
+            "Deprovision: Acme cancels",
+            {**acme, "type": "Deprovision", "subscriptionId": sub},
+            after=(8,),
+        ),
+    ]
+    while len(orders) < count:
+        extra = f"{uuid.uuid4().hex[:6]}.example.com"
+        orders.append(
+            DemoOrder(
+                f"NetNew: one more company ({extra})",
+                {
+                    "type": "NetNew",
+                    "companyId": _id(),
+                    "companyDomain": extra,
+                    "subscriptionId": _id(),
+                    "quantity": 1,
+                },
+            )
+        )
+    return orders[:count]
+
+
+@dataclass
+class DemoRun:
+    """The demo's orders, what became of each, and whether all met expectations."""
+
+    orders: list[DemoOrder]
+    followed: dict[int, Followed] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)
+
+    def finished(self, index: int) -> bool:
+        """Whether order ``index`` has its final result (or will never get one)."""
+        return index in self.refused or (index in self.followed and self.followed[index].done)
+
+    def ok(self, index: int) -> bool:
+        """Whether order ``index`` got its expected result."""
+        order = self.followed.get(index)
+        return order is not None and self.orders[index].met_by(order)
+
+    @property
+    def all_ok(self) -> bool:
+        """Every order got its expected result."""
+        return all(self.ok(i) for i in range(len(self.orders)))
+
+
+def run_demo(
+    pax8: Pax8Client,
+    follower: Follower,
+    echo: Callable[[str], None],
+    orders: list[DemoOrder],
+    timeout: float,
+    alive: Callable[[], bool] = lambda: True,
+) -> DemoRun:
+    """Fire ``orders`` (each once its predecessors are done) and follow them to results."""
+    run = DemoRun(orders)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        for index, order in enumerate(orders):
+            if index in run.followed or index in run.refused:
+                continue
+            if not all(run.finished(before) for before in order.after):
+                continue
+            label = f"#{index + 1} {order.type}"
+            echo(f"  {label.ljust(follower.width)}  {order.title}")
+            event = pax8.create_order_event(order.body())
+            attempt = event.provision_attempt
+            if event.provision_request is None or attempt is None:
+                run.refused[index] = "Pax8 answered without a request or attempt"
+                continue
+            if attempt.status != "Acknowledged":
+                run.refused[index] = f"webhook {attempt.status}: {attempt.error_detail or ''}"
+                echo(f"  {label}  the receiver did not accept the webhook: {run.refused[index]}")
+                continue
+            run.followed[index] = follower.add(event.provision_request.id, label)
+        follower.poll()
+        if all(run.finished(i) for i in range(len(orders))):
+            break
+        time.sleep(follower.interval)
+    return run
+
+
+def summary_lines(run: DemoRun) -> list[str]:
+    """One line per order: expected and actual result."""
+    lines = []
+    width = len(f"#{len(run.orders)} ") + max((len(o.type) for o in run.orders), default=0)
+    for index, order in enumerate(run.orders):
+        followed = run.followed.get(index)
+        got = followed.outcome if followed and followed.outcome else "no result"
+        if index in run.refused:
+            got = "webhook refused"
+        mark = (
+            click.style("as expected", fg="green")
+            if run.ok(index)
+            else click.style("UNEXPECTED", fg="red", bold=True)
+        )
+        expected = order.expect + (f' ("{order.expect_text}")' if order.expect_text else "")
+        label = f"#{index + 1} {order.type}".ljust(width)
+        lines.append(f"  {label}  expected {expected}; got {got}  {mark}")
+    return lines

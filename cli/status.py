@@ -1,0 +1,154 @@
+"""``fulfill status``: what the ledger knows, for one order or for all of them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from cli.context import runtime
+from cli.errors import CommandFailed
+from cli.output import age, clip, echo_json, external_ids, table, when
+from fulfillment.ledger import STATES, Ledger
+
+
+def describe(ledger: Ledger, request_id: str) -> dict[str, Any] | None:
+    """One order: its record summary, attempts and history (None if unknown)."""
+    record = ledger.get(request_id)
+    if record is None:
+        return None
+    return {
+        "record": record.summary() | {"generation": record.generation},
+        "attempts": [
+            {
+                "id": attempt.id,
+                "detailId": attempt.detail_id,
+                "status": attempt.status,
+                "at": attempt.at,
+                "resultId": attempt.result_id,
+            }
+            for attempt in ledger.attempts(request_id)
+        ],
+        "history": ledger.history(request_id),
+    }
+
+
+def overview(ledger: Ledger, state: str | None, limit: int) -> dict[str, Any]:
+    """Counts by state and the most recently updated orders."""
+    return {
+        "counts": ledger.counts(),
+        "recent": [record.summary() for record in ledger.recent(limit=limit, state=state)],
+    }
+
+
+def _print_one(view: dict[str, Any]) -> None:
+    record = view["record"]
+    error = record["error"]
+    rows: list[tuple[str, Any]] = [
+        ("request", record["id"]),
+        ("type", record["type"] + ("  (simulation)" if record["simulation"] else "")),
+        ("source", record["source"]),
+        ("state", record["state"]),
+        ("outcome", record["outcome"] or "-"),
+        ("external ids", external_ids(record["externalIds"]) or "-"),
+        ("message", record["resultMessage"] or "-"),
+        # A Fail's message is also its error; show the error only when it says more.
+        ("error", error if error and error != record["resultMessage"] else None),
+        ("detail", record["detailId"]),
+        ("attempt", record["attemptId"] or "-"),
+        ("retries", record["retries"]),
+        ("generation", record["generation"]),
+        ("created", when(record["createdAt"])),
+        ("updated", f"{when(record['updatedAt'])} ({age(record['updatedAt'])} ago)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        if value is not None:
+            click.echo(f"{name.ljust(width)}  {value}")
+    click.echo("\nAttempts (one result is owed per attempt):")
+    attempts = [
+        (a["id"], a["detailId"], a["status"], when(a["at"]), a["resultId"] or "-")
+        for a in view["attempts"]
+    ]
+    click.echo(_indent(table(("attempt", "detail", "status", "at", "result"), attempts)))
+    click.echo("\nHistory:")
+    history = [
+        (
+            when(entry.get("at", 0)),
+            entry.get("state", ""),
+            entry.get("event", ""),
+            clip(str(entry.get("note") or ""), 80),
+        )
+        for entry in view["history"]
+    ]
+    click.echo(_indent(table(("at", "state", "event", "note"), history)))
+
+
+def _print_overview(view: dict[str, Any], state: str | None) -> None:
+    counts = view["counts"]
+    click.echo("  ".join(f"{name} {counts[name]}" for name in STATES))
+    recent = view["recent"]
+    if not recent:
+        click.echo(f"\nNo orders{' in state ' + state if state else ''} in the ledger.")
+        return
+    now = time.time()
+    rows = [
+        (
+            r["id"],
+            r["type"],
+            "sim" if r["simulation"] else "",
+            r["state"],
+            r["outcome"] or "",
+            age(r["updatedAt"], now),
+            clip(r["error"] or "", 60),
+        )
+        for r in recent
+    ]
+    click.echo("")
+    click.echo(table(("id", "type", "sim", "state", "outcome", "age", "error"), rows))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+@click.command(short_help="Show the orders in the ledger, or one in full.")
+@click.argument("request_id", required=False)
+@click.option("--state", type=click.Choice(STATES), help="Only orders in this state.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="How many recent orders to list.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def status(request_id: str | None, state: str | None, limit: int, as_json: bool) -> None:
+    """Show the ledger: counts by state and recent orders, or one order in full.
+
+    With REQUEST_ID: the order's record, its attempts (one result is owed to Pax8 per
+    attempt) and its history of state changes. Exit 1 if the ledger does not know it.
+
+    \b
+    Examples:
+      fulfill status
+      fulfill status --state dead --limit 50
+      fulfill status 5d0c6a4e-8f5b-4c1e-9a57-0c7f2b8f1d2a
+      fulfill status --json | jq .counts
+    """
+    ledger = runtime().ledger()
+    if request_id:
+        view = describe(ledger, request_id)
+        if view is None:
+            raise CommandFailed(f"no order {request_id} in the ledger")
+        if as_json:
+            echo_json(view)
+        else:
+            _print_one(view)
+        return
+    summary = overview(ledger, state, limit)
+    if as_json:
+        echo_json(summary)
+    else:
+        _print_overview(summary, state)

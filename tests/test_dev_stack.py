@@ -1,0 +1,138 @@
+"""``fulfill dev``: the README's first command, from start to a clean stop.
+
+It runs as a user runs it (a subprocess, free ports, a fresh data directory, a working
+directory without a Procfile), fires the demo orders and must stop every process it
+started: afterwards no port answers and no process refers to its data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cli.redis_server import free_port, port_open
+
+DEV_TIMEOUT = 240.0
+
+
+def _fulfill() -> list[str]:
+    script = Path(sys.executable).parent / "fulfill"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
+
+
+def _ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def _processes_using(path: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info.get("cmdline") or [])
+        if str(path) in cmdline:
+            found.append(f"{proc.info['pid']}: {cmdline}")
+    return found
+
+
+def _run_dev(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*_fulfill(), "dev", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=DEV_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # fulfill dev stops its stack on SIGTERM
+        out, err = proc.communicate(timeout=90)
+        pytest.fail(f"fulfill dev ran over {DEV_TIMEOUT:g}s\n{out}\n{err}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+def test_dev_runs_the_demo_to_results_and_stops_everything(tmp_path: Path) -> None:
+    port, sandbox_port, flower_port, redis_port = _ports(4)
+    data = tmp_path / "stack"
+    result = _run_dev(
+        [
+            "--exit", "--orders", "8", "--workers", "1",
+            "--port", str(port), "--sandbox-port", str(sandbox_port),
+            "--flower-port", str(flower_port), "--redis-port", str(redis_port),
+            "--data-dir", str(data),
+        ],
+        cwd=tmp_path,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, f"{out}\n{result.stderr}\n{_tail(data / 'stack.log')}"
+
+    # The stack came up the way the README says.
+    assert f"redis     redis://127.0.0.1:{redis_port}/0" in out
+    assert f"sandbox   http://127.0.0.1:{sandbox_port}" in out
+    assert f"-> http://127.0.0.1:{port}/webhooks/pax8" in out
+    assert f"receiver  http://127.0.0.1:{port}/readyz answers 200" in out
+    assert "ready" in out and f"flower    http://127.0.0.1:{flower_port}" in out
+
+    # Each order's progress and result, the honest Fails with their messages.
+    progress, _, summary = out.partition("\nResults:")
+    for number, kind in enumerate(["NetNew", "NetNew", "Update", "TrialCreate", "TrialConvert",
+                                   "PartnerEnrollment", "Deprovision", "Renewal"], 1):  # fmt: skip
+        label = rf"^  #{number} {kind}\s+"
+        assert re.search(label + r"received", progress, re.MULTILINE), (label, out)
+        assert re.search(label + r".*\breported\b", progress, re.MULTILINE), (label, out)
+    assert out.count("Success  subscription sub-") >= 4
+    assert "Success  partner pa-" in out
+    assert "is already in use by another customer" in out
+    assert "is unknown to the vendor" in out
+    results = [line for line in summary.splitlines() if "expected" in line and "; got " in line]
+    assert len(results) == 8, out
+    assert all(line.rstrip().endswith("as expected") for line in results), out
+    types = {line.split()[1] for line in results}
+    assert types >= {"NetNew", "Update", "TrialCreate", "TrialConvert", "PartnerEnrollment",
+                     "Deprovision", "Renewal"}  # fmt: skip
+
+    # Everything stopped; the data stayed.
+    assert "Stopped." in out
+    for used in (port, sandbox_port, flower_port, redis_port):
+        assert not port_open(used), f"port {used} still open"
+    assert _processes_using(data) == []
+    assert (data / "redis").is_dir() and (data / "dev.env").is_file()
+    settings = (data / "dev.env").read_text()
+    assert f"REDIS_URL=redis://127.0.0.1:{redis_port}/0" in settings
+    assert "PAX8_SIMULATION_WEBHOOK_SECRETS=" in settings
+
+
+def test_dev_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        redis_port = free_port()
+        result = _run_dev(
+            ["--exit", "--port", str(taken), "--redis-port", str(redis_port),
+             "--data-dir", str(tmp_path / "stack")],
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 2, result
+    assert f"--port: port {taken} on 127.0.0.1 is in use" in result.stderr
+    assert not port_open(redis_port)  # nothing was started
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
