@@ -154,6 +154,10 @@ if state == 'provisioning' then
   local lease = tonumber(redis.call('HGET', key, 'claim_until') or '0') or 0
   if holder ~= task and lease > now then return {'busy', state} end
 end
+if state == 'received' then
+  -- The worker got the message before the receiver marked it: it was queued.
+  set_state(id, 'queued', now, 'enqueued', '')
+end
 local claims = redis.call('HINCRBY', key, 'claims', 1)
 if claims > tonumber(ARGV[7]) then
   local why = 'the task was lost with its worker ' .. (claims - 1) ..

@@ -30,6 +30,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     routes[REPORT] = {"queue": REPORT, "routing_key": REPORT}
     routes[RECONCILE] = {"queue": RECONCILE, "routing_key": RECONCILE}
     socket_timeout = settings.redis_socket_timeout_seconds
+    # How often a worker looks for messages whose consumer died (unacked past the
+    # visibility timeout). Kombu's default sweep is ~100 s; tie it to the timeout.
+    restore_every = max(1.0, min(10.0, settings.visibility_timeout_seconds / 10))
     return {
         "broker_url": settings.redis_url,
         "broker_transport_options": {
@@ -39,6 +42,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "socket_keepalive": True,
             "health_check_interval": 10,
             "retry_on_timeout": False,
+            "unacked_restore_interval": restore_every,
+            "unacked_restore_throttle": 1,
         },
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,

@@ -1,0 +1,84 @@
+"""The fault suite: every test injects one fault into real processes and ends by counting.
+
+Each test calls :func:`tally` with what went in and what came out; the counts are
+printed in a table at the end of the run (and asserted in the test itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support.stack import Stack
+from vendors.example import ExampleAdapter
+
+pytestmark = pytest.mark.faults
+
+
+@dataclass
+class Tally:
+    """One fault test's counts."""
+
+    fault: str
+    sent: int
+    results: int
+    provisioned: int
+    duplicates: int
+    note: str = ""
+
+
+TALLIES: list[Tally] = []
+
+
+def tally(
+    fault: str, sent: int, results: int, provisioned: int, duplicates: int, note: str = ""
+) -> None:
+    """Record (for the summary table) what a fault test counted."""
+    TALLIES.append(Tally(fault, sent, results, provisioned, duplicates, note))
+    print(
+        f"[{fault}] sent={sent} results={results} provisioned={provisioned} "
+        f"duplicates={duplicates} {note}"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/faults/" in str(item.fspath):
+            item.add_marker(pytest.mark.faults)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not TALLIES:
+        return
+    terminalreporter.section("fault suite counts")
+    terminalreporter.write_line(
+        f"{'fault':<58} {'sent':>6} {'results':>8} {'vendor':>7} {'dupes':>6}  note"
+    )
+    for t in TALLIES:
+        counts = f"{t.sent:>6} {t.results:>8} {t.provisioned:>7} {t.duplicates:>6}"
+        terminalreporter.write_line(f"{t.fault:<58} {counts}  {t.note}")
+
+
+def example_provisionings(
+    stack: Stack, request_ids: Iterable[str], simulation: bool = False
+) -> dict[str, int]:
+    """How many times the example vendor carried out each request."""
+    wanted = set(request_ids)
+    counts = dict.fromkeys(wanted, 0)
+    for entry in ExampleAdapter(client=stack.redis()).provisionings(simulation):
+        if entry["requestId"] in wanted:
+            counts[entry["requestId"]] += 1
+    return counts
+
+
+def results_by_request(stack: Stack, request_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The results the sandbox (Pax8) holds, per request."""
+    wanted = set(request_ids)
+    found: dict[str, list[dict[str, Any]]] = {r: [] for r in wanted}
+    for result in stack.sandbox.results():
+        if result["provisionRequestId"] in wanted:
+            found[result["provisionRequestId"]].append(result)
+    return found

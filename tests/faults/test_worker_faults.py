@@ -1,0 +1,236 @@
+"""Faults 1–5: workers killed, stopped and poisoned, with orders in their hands."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.conftest import results_by_request, tally
+from tests.support.adapters import calls
+from tests.support.procs import wait_until
+from tests.support.sentry_server import SentryServer
+from tests.support.stack import Stack
+from tests.support.vendor_stub import Script, VendorStub
+
+# Short limits so redelivery after the visibility timeout happens within seconds.
+FAULT_ENV = {
+    "TASK_SOFT_TIME_LIMIT_SECONDS": "8",
+    "TASK_TIME_LIMIT_SECONDS": "10",
+    "VISIBILITY_TIMEOUT_SECONDS": "12",
+    "RETRY_BACKOFF_MAX_SECONDS": "5",
+}
+
+
+@pytest.fixture
+def vendor() -> Iterator[VendorStub]:
+    with VendorStub() as stub:
+        yield stub
+
+
+def http_stack(tmp_path: Path, vendor: VendorStub, **env: str) -> Stack:
+    return Stack(
+        tmp_path,
+        env={
+            **FAULT_ENV,
+            "VENDOR_ADAPTER": "http",
+            "VENDOR_HTTP_URL": vendor.url,
+            "VENDOR_HTTP_TIMEOUT_SECONDS": "7",
+            **env,
+        },
+    )
+
+
+def test_fault_01_pool_child_killed_after_the_vendor_call(
+    tmp_path: Path, vendor: VendorStub
+) -> None:
+    stack = http_stack(tmp_path, vendor)
+    try:
+        stack.start_receiver()
+        worker = stack.start_worker(concurrency=1)
+        vendor.then(Script(delay_after=6))  # the vendor does the work, then answers late
+        body = stack.sandbox_notification()
+        request_id = body["provisionRequest"]["id"]
+        assert stack.post_webhook(body).status_code == 202
+        wait_until(lambda: vendor.provisionings(request_id), 20)
+        killed = stack.kill_pool_child(worker)
+        stack.wait_state(request_id, "reported", timeout=40)
+        results = results_by_request(stack, [request_id])[request_id]
+        provisioned = len(vendor.provisionings(request_id))
+        tally(
+            "01 SIGKILL pool child after vendor call",
+            1,
+            len(results),
+            provisioned,
+            provisioned - 1,
+            f"vendor calls={len(vendor.calls_for(request_id))}",
+        )
+        assert killed not in stack.pool_children(worker)
+        assert [r["status"] for r in results] == ["Success"]
+        assert provisioned == 1
+        assert len(vendor.calls_for(request_id)) == 2  # the repeat carried the same key
+    finally:
+        stack.stop()
+
+
+def test_fault_02_worker_main_process_killed_mid_task(tmp_path: Path) -> None:
+    stack = Stack(
+        tmp_path,
+        env={
+            **FAULT_ENV,
+            "VENDOR_ADAPTER": "tests.support.adapters:SlowAdapter",
+            "SLOW_ADAPTER_SECONDS": "3",
+        },
+    )
+    try:
+        stack.start_receiver()
+        first = stack.start_worker("worker-a", concurrency=1)
+        body = stack.sandbox_notification()
+        request_id = body["provisionRequest"]["id"]
+        assert stack.post_webhook(body).status_code == 202
+        wait_until(lambda: calls(stack.redis(), request_id, "started"), 20)
+        first.signal(signal.SIGKILL)  # the main process only: its message stays unacked
+        first.popen.wait(10)
+        stack.start_worker("worker-b", concurrency=1)
+        stack.wait_state(request_id, "reported", timeout=60)
+        # The redelivered message (after the visibility timeout) must not provision again.
+        wait_until(
+            lambda: (
+                not stack.redis().hlen("unacked") and not stack.redis().llen("fulfillment.net_new")
+            ),
+            40,
+            message="the killed worker's message was never redelivered and acknowledged",
+        )
+        results = results_by_request(stack, [request_id])[request_id]
+        provisioned = len(calls(stack.redis(), request_id, "provisioned"))
+        tally(
+            "02 SIGKILL worker main process mid-task", 1, len(results), provisioned, provisioned - 1
+        )
+        assert len(results) == 1 and results[0]["status"] == "Success"
+        assert provisioned == 1
+    finally:
+        stack.stop()
+
+
+def test_fault_03_warm_shutdown_during_a_long_vendor_call(tmp_path: Path) -> None:
+    stack = Stack(
+        tmp_path,
+        env={
+            **FAULT_ENV,
+            "VENDOR_ADAPTER": "tests.support.adapters:SlowAdapter",
+            "SLOW_ADAPTER_SECONDS": "4",
+        },
+    )
+    try:
+        stack.start_receiver()
+        worker = stack.start_worker("worker-a", concurrency=1)
+        bodies = [stack.sandbox_notification() for _ in range(3)]
+        ids = [b["provisionRequest"]["id"] for b in bodies]
+        for body in bodies:
+            assert stack.post_webhook(body).status_code == 202
+        wait_until(lambda: calls(stack.redis(), ids[0], "started"), 20)
+        worker.signal(signal.SIGTERM)
+        assert worker.popen.wait(30) == 0  # warm: the running order finished first
+        assert calls(stack.redis(), ids[0], "provisioned")
+        stack.start_worker("worker-b", concurrency=1)  # finishes what was left queued
+        for request_id in ids:
+            stack.wait_state(request_id, "reported", timeout=60)
+        results = results_by_request(stack, ids)
+        provisioned = {r: len(calls(stack.redis(), r, "provisioned")) for r in ids}
+        tally(
+            "03 SIGTERM during a long vendor call",
+            len(ids),
+            sum(len(v) for v in results.values()),
+            sum(provisioned.values()),
+            sum(n - 1 for n in provisioned.values()),
+        )
+        assert all(len(v) == 1 for v in results.values())
+        assert set(provisioned.values()) == {1}
+    finally:
+        stack.stop()
+
+
+def test_fault_04_worker_killed_holding_a_countdown_retry(
+    tmp_path: Path, vendor: VendorStub
+) -> None:
+    stack = http_stack(tmp_path, vendor, RETRY_BACKOFF_SECONDS="4")
+    try:
+        stack.start_receiver()
+        first = stack.start_worker("worker-a", concurrency=1)
+        vendor.then(Script(status=503, body={"message": "down for a moment"}))
+        body = stack.sandbox_notification()
+        request_id = body["provisionRequest"]["id"]
+        assert stack.post_webhook(body).status_code == 202
+        record = stack.wait_state(request_id, "queued", timeout=20)
+        wait_until(lambda: (r := stack.record(request_id)) and r.retries == 1, 20)
+        first.kill()  # the whole worker, holding the retry's ETA message
+        stack.start_worker("worker-b", concurrency=1)
+        stack.wait_state(request_id, "reported", timeout=60)
+        results = results_by_request(stack, [request_id])[request_id]
+        provisioned = len(vendor.provisionings(request_id))
+        tally(
+            "04 worker killed holding a countdown retry",
+            1,
+            len(results),
+            provisioned,
+            provisioned - 1,
+            f"vendor calls={len(vendor.calls_for(request_id))}",
+        )
+        assert record.state == "queued"
+        assert [r["status"] for r in results] == ["Success"]
+        assert provisioned == 1 and len(vendor.calls_for(request_id)) == 2
+    finally:
+        stack.stop()
+
+
+def test_fault_05_a_task_that_kills_its_worker_every_time(tmp_path: Path) -> None:
+    with SentryServer() as sentry:
+        stack = Stack(
+            tmp_path,
+            env={
+                **FAULT_ENV,
+                "VENDOR_ADAPTER": "tests.support.adapters:KillerAdapter",
+                "MAX_DELIVERIES": "3",
+                "SENTRY_DSN": sentry.dsn,
+            },
+        )
+        try:
+            stack.start_receiver()
+            worker = stack.start_worker(concurrency=1)
+            body = stack.sandbox_notification()
+            request_id = body["provisionRequest"]["id"]
+            assert stack.post_webhook(body).status_code == 202
+            record = stack.wait_state(request_id, "dead", timeout=60)
+            wait_until(
+                lambda: any(
+                    (e.get("tags") or {}).get("provision_request_id") == request_id
+                    for e in sentry.events()
+                ),
+                20,
+            )
+            # No loop: the poisoned message is gone, the worker is alive and idle.
+            wait_until(
+                lambda: (
+                    not stack.redis().hlen("unacked")
+                    and not stack.redis().llen("fulfillment.net_new")
+                ),
+                20,
+            )
+            attempts = len(calls(stack.redis(), request_id, "killed"))
+            results = stack.sandbox.results(request_id=request_id)
+            tally(
+                "05 task kills its worker every time",
+                1,
+                len(results),
+                0,
+                0,
+                f"deliveries={attempts} then dead",
+            )
+            assert attempts == 3
+            assert "lost with its worker" in record.error
+            assert results == []  # nothing reported: an operator decides
+            assert worker.alive()
+        finally:
+            stack.stop()
