@@ -155,10 +155,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"{missing.upper()} is required together with the other")
         if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
             raise ValueError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
-        longest = max(self.retry_backoff_max_seconds, self.task_time_limit_seconds)
+        # A retry's message is held (unacknowledged) through its countdown and its run:
+        # both together must end before Redis would hand the message to another worker.
+        longest = self.retry_backoff_max_seconds + self.task_time_limit_seconds
         if self.visibility_timeout_seconds <= longest:
             raise ValueError(
-                "VISIBILITY_TIMEOUT_SECONDS must exceed RETRY_BACKOFF_MAX_SECONDS and "
+                "VISIBILITY_TIMEOUT_SECONDS must exceed RETRY_BACKOFF_MAX_SECONDS + "
                 f"TASK_TIME_LIMIT_SECONDS ({longest:g}s), or Redis redelivers running tasks"
             )
         return self
@@ -174,6 +176,11 @@ class Settings(BaseSettings):
     def reconcile_lock_ttl(self) -> float:
         """How long a reconcile lock lives if its holder dies."""
         return self.reconcile_lock_seconds or 2 * self.reconcile_interval_seconds
+
+    @property
+    def max_countdown_seconds(self) -> float:
+        """The longest retry delay a server's Retry-After may ask for (see the check above)."""
+        return self.visibility_timeout_seconds - self.task_time_limit_seconds - 1.0
 
     @property
     def stuck_after_seconds(self) -> float:

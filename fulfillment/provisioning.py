@@ -36,6 +36,7 @@ class RetryPolicy:
     backoff_cap: float
     lease_seconds: float
     max_claims: int
+    countdown_limit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,13 @@ def provision(
             log_state("dead", record, event="retries-exhausted", level=logging.ERROR, error=reason)
             return Step("dead", reason, error=exc)
         retry_after = getattr(exc, "retry_after", None)
-        delay = backoff_delay(record.retries, policy.backoff_base, policy.backoff_cap, retry_after)
+        delay = backoff_delay(
+            record.retries,
+            policy.backoff_base,
+            policy.backoff_cap,
+            retry_after,
+            limit=policy.countdown_limit,
+        )
         ledger.release_for_retry(request_id, detail_id, task_id, message)
         log_state(
             "queued",

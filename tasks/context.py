@@ -55,6 +55,7 @@ def build_context(settings: Settings) -> Context:
             # A claim outlives the task's hard limit: past it the holder is surely gone.
             lease_seconds=settings.task_time_limit_seconds + 30,
             max_claims=settings.max_deliveries,
+            countdown_limit=settings.max_countdown_seconds,
         ),
     )
 

@@ -18,11 +18,17 @@ from fulfillment.names import PROVISION_TASKS
 from fulfillment.provisioning import provision
 from pax8.models import RequestType
 from tasks.context import context
+from tasks.outage import requeue_on_outage
 from worker.app import app
 
 
 def run_provision(task: Task, request_id: str, detail_id: str) -> str:
     """Provision one (request, detail) and act on the outcome; returns the step kind."""
+    with requeue_on_outage(lambda: f"request_id={request_id} {task.name}"):
+        return _provision(task, request_id, detail_id)
+
+
+def _provision(task: Task, request_id: str, detail_id: str) -> str:
     ctx = context()
     step = provision(
         ctx.ledger,

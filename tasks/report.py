@@ -15,6 +15,7 @@ from fulfillment.names import REPORT
 from fulfillment.reporting import report
 from pax8.errors import AuthenticationError, CredentialsMissing, PermanentError, TransientError
 from tasks.context import context
+from tasks.outage import requeue_on_outage
 from worker.app import app
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 @app.task(name=REPORT, bind=True, queue=REPORT, max_retries=None)
 def report_task(self: Task, request_id: str) -> str:
     """Report ``request_id``'s outcome; retry Pax8's transient errors within the budget."""
+    with requeue_on_outage(lambda: f"request_id={request_id} {REPORT}"):
+        return _report(self, request_id)
+
+
+def _report(self: Task, request_id: str) -> str:
     ctx = context()
     settings = ctx.settings
     retries = self.request.retries
@@ -45,6 +51,7 @@ def report_task(self: Task, request_id: str) -> str:
             settings.retry_backoff_seconds,
             settings.retry_backoff_max_seconds,
             getattr(exc, "retry_after", None),
+            limit=settings.max_countdown_seconds,
         )
         log.warning(
             "request_id=%s report failed (%s); retry %d in %.1fs",

@@ -32,6 +32,15 @@ class Tally:
 
 TALLIES: list[Tally] = []
 
+# Short limits so redelivery after the visibility timeout happens within seconds
+# (the visibility timeout must exceed the longest countdown plus the hard time limit).
+FAULT_ENV = {
+    "TASK_SOFT_TIME_LIMIT_SECONDS": "8",
+    "TASK_TIME_LIMIT_SECONDS": "10",
+    "VISIBILITY_TIMEOUT_SECONDS": "16",
+    "RETRY_BACKOFF_MAX_SECONDS": "5",
+}
+
 
 def tally(
     fault: str, sent: int, results: int, provisioned: int, duplicates: int, note: str = ""

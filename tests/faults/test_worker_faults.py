@@ -8,20 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import results_by_request, tally
+from tests.faults.conftest import FAULT_ENV, results_by_request, tally
 from tests.support.adapters import calls
 from tests.support.procs import wait_until
 from tests.support.sentry_server import SentryServer
 from tests.support.stack import Stack
 from tests.support.vendor_stub import Script, VendorStub
-
-# Short limits so redelivery after the visibility timeout happens within seconds.
-FAULT_ENV = {
-    "TASK_SOFT_TIME_LIMIT_SECONDS": "8",
-    "TASK_TIME_LIMIT_SECONDS": "10",
-    "VISIBILITY_TIMEOUT_SECONDS": "12",
-    "RETRY_BACKOFF_MAX_SECONDS": "5",
-}
 
 
 @pytest.fixture

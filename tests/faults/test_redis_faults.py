@@ -1,0 +1,177 @@
+"""Faults 6–8: Redis restarted, killed, and frozen under the receiver and the workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.faults.conftest import FAULT_ENV, example_provisionings, results_by_request, tally
+from tests.support.procs import wait_until
+from tests.support.stack import Stack, unique_domain
+
+
+def notifications(stack: Stack, count: int) -> list[dict[str, Any]]:
+    """``count`` NetNew notifications for requests the sandbox holds, each its own domain."""
+    created = stack.sandbox.bulk(
+        count, attempt_status="Acknowledged", order={"provisionRequest": {"type": "NetNew"}}
+    )
+    wanted = {c["id"] for c in created}
+    bodies = []
+    for dump in stack.sandbox.requests(environment="production"):
+        if dump["provisionRequest"]["id"] in wanted:
+            request = {**dump["provisionRequest"], "companyDomain": unique_domain()}
+            bodies.append(
+                {
+                    "isSimulation": False,
+                    "provisionRequest": request,
+                    "provisionDetail": dump["details"][-1],
+                    "provisionAttempt": dump["attempts"][-1],
+                }
+            )
+    assert len(bodies) == count
+    return bodies
+
+
+def wait_all_reported(stack: Stack, ids: list[str], timeout: float) -> None:
+    def done() -> bool:
+        states = stack.ledger.states(ids)
+        return all(states.get(i, ("",))[0] == "reported" for i in ids)
+
+    wait_until(
+        done,
+        timeout,
+        0.25,
+        message=lambda: f"not all reported: {stack.ledger.counts()}\n{stack.describe()}",
+    )
+
+
+def count_and_check(stack: Stack, fault: str, ids: list[str], note: str = "") -> None:
+    results = results_by_request(stack, ids)
+    vendor = example_provisionings(stack, ids)
+    total_results = sum(len(v) for v in results.values())
+    duplicates = sum(max(0, n - 1) for n in vendor.values()) + sum(
+        max(0, len(v) - 1) for v in results.values()
+    )
+    tally(fault, len(ids), total_results, sum(vendor.values()), duplicates, note)
+    assert all(len(v) == 1 for v in results.values()), "an order has no result or two"
+    assert set(vendor.values()) == {1}, "an order was provisioned twice, or never"
+
+
+def test_fault_06a_redis_restarted_with_200_orders_in_flight(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, env=FAULT_ENV)
+    try:
+        stack.start_receiver()
+        stack.start_worker(concurrency=2)
+        bodies = notifications(stack, 200)
+        ids = [b["provisionRequest"]["id"] for b in bodies]
+        for body in bodies:
+            assert stack.post_webhook(body).status_code == 202
+        before = stack.ledger.counts()
+        stack.redis_server.stop()  # SIGTERM: the AOF is flushed
+        stack.redis_server.start()
+        wait_all_reported(stack, ids, timeout=150)
+        count_and_check(
+            stack,
+            "06a Redis restarted (AOF), 200 orders",
+            ids,
+            f"reported before restart={before['reported']}",
+        )
+    finally:
+        stack.stop()
+
+
+def test_fault_06b_redis_kill9_with_fsync_always_keeps_every_202(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, env=FAULT_ENV, redis_appendfsync="always")
+    try:
+        stack.start_receiver()
+        bodies = notifications(stack, 400)
+        answers: dict[str, int] = {}
+        stop = threading.Event()
+
+        def post_all() -> None:
+            for body in bodies:
+                if stop.is_set():
+                    return
+                try:
+                    code = stack.post_webhook(body).status_code
+                except Exception:  # noqa: BLE001 - the receiver may drop the connection
+                    code = 0
+                answers[body["provisionRequest"]["id"]] = code
+
+        poster = threading.Thread(target=post_all)
+        poster.start()
+        wait_until(lambda: sum(1 for c in answers.values() if c == 202) >= 100, 30)
+        stack.redis_server.kill()  # kill -9 mid-stream
+        wait_until(lambda: sum(1 for c in answers.values() if c != 202) >= 5, 30)
+        stop.set()
+        poster.join(30)
+        accepted = [i for i, code in answers.items() if code == 202]
+        refused = [i for i, code in answers.items() if code != 202]
+        assert all(answers[i] in (0, 503) for i in refused)
+        stack.redis_server.start()
+        stack.start_worker(concurrency=2)
+        wait_all_reported(stack, accepted, timeout=150)
+        count_and_check(
+            stack,
+            "06b Redis kill -9, appendfsync always",
+            accepted,
+            f"202s={len(accepted)} refused(503)={len(refused)}",
+        )
+    finally:
+        stack.stop()
+
+
+def test_fault_07_redis_restarted_while_the_worker_is_idle(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, env=FAULT_ENV)
+    try:
+        stack.start_receiver()
+        worker = stack.start_worker(concurrency=1)
+        warm = stack.sandbox_notification()
+        assert stack.post_webhook(warm).status_code == 202
+        stack.wait_state(warm["provisionRequest"]["id"], "reported")
+        stack.redis_server.restart()
+        body = stack.sandbox_notification()
+        request_id = body["provisionRequest"]["id"]
+        wait_until(lambda: stack.post_webhook(body).status_code == 202, 20)
+        started = time.monotonic()
+        stack.wait_state(request_id, "reported", timeout=30)
+        took = time.monotonic() - started
+        count_and_check(
+            stack,
+            "07 Redis restarted while the worker idles",
+            [request_id],
+            f"consumed after {took:.1f}s",
+        )
+        assert took < 30
+        assert worker.alive()
+    finally:
+        stack.stop()
+
+
+def test_fault_08_redis_frozen(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, env=FAULT_ENV)
+    try:
+        stack.start_receiver()
+        body = stack.sandbox_notification()
+        request_id = body["provisionRequest"]["id"]
+        stack.redis_server.freeze()
+        try:
+            started = time.monotonic()
+            response = stack.post_webhook(body)
+            took = time.monotonic() - started
+        finally:
+            stack.redis_server.thaw()
+        assert response.status_code == 503 and took < 3.0, (response.status_code, took)
+        assert response.headers["Retry-After"].isdigit()
+        # Nothing marked seen: at most the "received" step that waited in the socket.
+        record = stack.record(request_id)
+        assert record is None or record.state == "received"
+        retry = stack.post_webhook(body)  # Pax8 delivers again
+        assert retry.status_code == 202 and retry.json()["action"] == "provision"
+        stack.start_worker(concurrency=1)
+        stack.wait_state(request_id, "reported", timeout=30)
+        count_and_check(stack, "08 Redis frozen (SIGSTOP)", [request_id], f"503 after {took:.1f}s")
+    finally:
+        stack.stop()
