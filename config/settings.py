@@ -155,6 +155,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{missing.upper()} is required together with the other")
         if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
             raise ValueError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
+        if (
+            self.reconcile_lock_seconds is not None
+            and self.reconcile_lock_seconds <= self.task_time_limit_seconds
+        ):
+            raise ValueError(
+                "RECONCILE_LOCK_SECONDS must exceed TASK_TIME_LIMIT_SECONDS, or a slow run "
+                "could outlive its lock and overlap the next"
+            )
         # A retry's message is held (unacknowledged) through its countdown and its run:
         # both together must end before Redis would hand the message to another worker.
         longest = self.retry_backoff_max_seconds + self.task_time_limit_seconds
@@ -175,7 +183,15 @@ class Settings(BaseSettings):
     @property
     def reconcile_lock_ttl(self) -> float:
         """How long a reconcile lock lives if its holder dies."""
-        return self.reconcile_lock_seconds or 2 * self.reconcile_interval_seconds
+        if self.reconcile_lock_seconds is not None:
+            return self.reconcile_lock_seconds
+        # Long enough that a run never outlives its lock (the hard limit kills it first).
+        return max(2 * self.reconcile_interval_seconds, self.task_time_limit_seconds + 30)
+
+    @property
+    def reconcile_budget_seconds(self) -> float:
+        """How long one reconciliation may work before it stops (the next run goes on)."""
+        return 0.8 * self.task_soft_time_limit_seconds
 
     @property
     def max_countdown_seconds(self) -> float:

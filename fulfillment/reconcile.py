@@ -44,6 +44,7 @@ class ReconcilePolicy:
     stuck_after: float
     received_grace: float = 30.0
     page_size: int = 100
+    budget: float | None = None
 
     @property
     def report_grace(self) -> float:
@@ -58,6 +59,7 @@ def policy_from(settings: Settings) -> ReconcilePolicy:
         lock_seconds=settings.reconcile_lock_ttl,
         stuck_after=settings.stuck_after_seconds,
         page_size=settings.reconcile_page_size,
+        budget=settings.reconcile_budget_seconds,
     )
 
 
@@ -78,6 +80,7 @@ class ReconcileSummary:
     pages: int = 0
     api_calls: int = 0
     seconds: float = 0.0
+    truncated: bool = False
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,10 +99,20 @@ class Reconciler:
         self.publisher = publisher
         self.policy = policy
         self.summary = ReconcileSummary()
+        self._deadline = float("inf")
+
+    def _out_of_time(self) -> bool:
+        """Past the run's budget: stop cleanly (in-flight work costs the next run nothing)."""
+        if time.monotonic() < self._deadline:
+            return False
+        self.summary.truncated = True
+        return True
 
     def run(self, force: bool = False) -> ReconcileSummary:
         """Reconcile now; ``force`` ignores the once-per-interval throttle (not the lock)."""
         started = time.monotonic()
+        if self.policy.budget is not None:
+            self._deadline = started + self.policy.budget
         prefix = self.ledger.prefix
         lock = RedisLock(self.ledger.redis, f"{prefix}lock:reconcile", self.policy.lock_seconds)
         if not lock.acquire():
@@ -111,7 +124,7 @@ class Reconciler:
                 return ReconcileSummary(ran=False, skipped_reason="ran within this interval")
             calls = self.pax8.calls
             for simulation in (False, True):
-                if self.pax8.has_credentials(simulation):
+                if self.pax8.has_credentials(simulation) and not self._out_of_time():
                     self._listing(simulation)
             self._ledger_scan()
             self.summary.api_calls = self.pax8.calls - calls
@@ -146,6 +159,8 @@ class Reconciler:
                 self.summary.pages += 1
                 states = self.ledger.states([request.id for request in page.content])
                 for request in page.content:
+                    if self._out_of_time():
+                        return
                     self.summary.seen += 1
                     self._one(request, simulation, states.get(request.id))
         except Pax8Error as exc:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.stack import Stack
+from tests.support.procs import wait_until
+from tests.support.stack import Stack, unique_domain
 from vendors.example import ExampleAdapter
 
 pytestmark = pytest.mark.faults
@@ -91,3 +92,69 @@ def results_by_request(stack: Stack, request_ids: Iterable[str]) -> dict[str, li
         if result["provisionRequestId"] in wanted:
             found[result["provisionRequestId"]].append(result)
     return found
+
+
+def bulk_notifications(
+    stack: Stack, count: int, request_type: str = "NetNew"
+) -> list[dict[str, Any]]:
+    """``count`` notifications for requests the sandbox holds (acknowledged, not delivered).
+
+    Built from the bulk answer's ids and a template, each NetNew with its own domain,
+    so ten thousand cost one control call.
+    """
+    created = stack.sandbox.bulk(
+        count, attempt_status="Acknowledged", order={"provisionRequest": {"type": request_type}}
+    )
+    bodies = []
+    for item in created:
+        bodies.append(
+            {
+                "isSimulation": False,
+                "provisionRequest": {
+                    "id": item["id"],
+                    "type": request_type,
+                    "companyId": item["id"],
+                    "companyDomain": unique_domain(),
+                    "subscriptionId": item["id"],
+                    "partnerId": item["id"],
+                    "quantity": 1,
+                },
+                "provisionDetail": {"id": item["detailId"], "provisionRequestId": item["id"]},
+                "provisionAttempt": {
+                    "id": item["attemptId"],
+                    "provisionDetailId": item["detailId"],
+                    "status": "Acknowledged",
+                },
+            }
+        )
+    return bodies
+
+
+def wait_all_reported(stack: Stack, ids: list[str], timeout: float) -> None:
+    """Wait until every request in ``ids`` is reported."""
+
+    def done() -> bool:
+        states = stack.ledger.states(ids)
+        return all(states.get(i, ("",))[0] == "reported" for i in ids)
+
+    wait_until(
+        done,
+        timeout,
+        0.25,
+        message=lambda: f"not all reported: {stack.ledger.counts()}\n{stack.describe()}",
+    )
+
+
+def count_and_check(
+    stack: Stack, fault: str, ids: list[str], note: str = "", results_each: int = 1
+) -> None:
+    """Tally and assert: ``results_each`` results per order, one vendor provisioning each."""
+    results = results_by_request(stack, ids)
+    vendor = example_provisionings(stack, ids)
+    total_results = sum(len(v) for v in results.values())
+    duplicates = sum(max(0, n - 1) for n in vendor.values()) + sum(
+        max(0, len(v) - results_each) for v in results.values()
+    )
+    tally(fault, len(ids), total_results, sum(vendor.values()), duplicates, note)
+    assert all(len(v) == results_each for v in results.values()), "missing or extra results"
+    assert set(vendor.values()) == {1}, "an order was provisioned twice, or never"

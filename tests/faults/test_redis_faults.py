@@ -5,58 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from tests.faults.conftest import FAULT_ENV, example_provisionings, results_by_request, tally
+from tests.faults.conftest import (
+    FAULT_ENV,
+    bulk_notifications,
+    count_and_check,
+    wait_all_reported,
+)
 from tests.support.procs import wait_until
-from tests.support.stack import Stack, unique_domain
-
-
-def notifications(stack: Stack, count: int) -> list[dict[str, Any]]:
-    """``count`` NetNew notifications for requests the sandbox holds, each its own domain."""
-    created = stack.sandbox.bulk(
-        count, attempt_status="Acknowledged", order={"provisionRequest": {"type": "NetNew"}}
-    )
-    wanted = {c["id"] for c in created}
-    bodies = []
-    for dump in stack.sandbox.requests(environment="production"):
-        if dump["provisionRequest"]["id"] in wanted:
-            request = {**dump["provisionRequest"], "companyDomain": unique_domain()}
-            bodies.append(
-                {
-                    "isSimulation": False,
-                    "provisionRequest": request,
-                    "provisionDetail": dump["details"][-1],
-                    "provisionAttempt": dump["attempts"][-1],
-                }
-            )
-    assert len(bodies) == count
-    return bodies
-
-
-def wait_all_reported(stack: Stack, ids: list[str], timeout: float) -> None:
-    def done() -> bool:
-        states = stack.ledger.states(ids)
-        return all(states.get(i, ("",))[0] == "reported" for i in ids)
-
-    wait_until(
-        done,
-        timeout,
-        0.25,
-        message=lambda: f"not all reported: {stack.ledger.counts()}\n{stack.describe()}",
-    )
-
-
-def count_and_check(stack: Stack, fault: str, ids: list[str], note: str = "") -> None:
-    results = results_by_request(stack, ids)
-    vendor = example_provisionings(stack, ids)
-    total_results = sum(len(v) for v in results.values())
-    duplicates = sum(max(0, n - 1) for n in vendor.values()) + sum(
-        max(0, len(v) - 1) for v in results.values()
-    )
-    tally(fault, len(ids), total_results, sum(vendor.values()), duplicates, note)
-    assert all(len(v) == 1 for v in results.values()), "an order has no result or two"
-    assert set(vendor.values()) == {1}, "an order was provisioned twice, or never"
+from tests.support.stack import Stack
 
 
 def test_fault_06a_redis_restarted_with_200_orders_in_flight(tmp_path: Path) -> None:
@@ -64,7 +21,7 @@ def test_fault_06a_redis_restarted_with_200_orders_in_flight(tmp_path: Path) -> 
     try:
         stack.start_receiver()
         stack.start_worker(concurrency=2)
-        bodies = notifications(stack, 200)
+        bodies = bulk_notifications(stack, 200)
         ids = [b["provisionRequest"]["id"] for b in bodies]
         for body in bodies:
             assert stack.post_webhook(body).status_code == 202
@@ -86,7 +43,7 @@ def test_fault_06b_redis_kill9_with_fsync_always_keeps_every_202(tmp_path: Path)
     stack = Stack(tmp_path, env=FAULT_ENV, redis_appendfsync="always")
     try:
         stack.start_receiver()
-        bodies = notifications(stack, 400)
+        bodies = bulk_notifications(stack, 400)
         answers: dict[str, int] = {}
         stop = threading.Event()
 

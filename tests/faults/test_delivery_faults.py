@@ -1,0 +1,149 @@
+"""Faults 9, 15 and 16: duplicate and concurrent deliveries, bad input, a 10,000-webhook burst."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fulfillment.names import ALL_QUEUES
+from tests.faults.conftest import (
+    FAULT_ENV,
+    bulk_notifications,
+    count_and_check,
+    tally,
+    wait_all_reported,
+)
+from tests.support.procs import wait_until
+from tests.support.stack import HEADER, PROD_SECRET, SIM_SECRET, Stack, notification
+
+BURST = int(os.environ.get("FAULT_BURST", "10000"))
+
+
+def queue_lengths(stack: Stack) -> dict[str, int]:
+    client = stack.redis()
+    return {name: int(client.llen(name)) for name in ALL_QUEUES}
+
+
+def test_fault_09_duplicates_and_pax8_retries(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, env=FAULT_ENV)
+    try:
+        stack.start_receiver()
+        stack.start_worker(concurrency=2)
+        bodies = bulk_notifications(stack, 20)
+        ids = [b["provisionRequest"]["id"] for b in bodies]
+        with ThreadPoolExecutor(20) as pool:
+            codes = list(pool.map(lambda b: stack.post_webhook(b).status_code, bodies * 5))
+        assert codes == [202] * len(codes)
+        wait_all_reported(stack, ids, timeout=60)
+        # Pax8 retries each with a new attempt id: a result for it, no new provisioning.
+        for request_id in ids:
+            stack.sandbox.redeliver(request_id, wait=True)
+        wait_until(
+            lambda: (
+                len([r for r in stack.sandbox.results() if r["provisionRequestId"] in ids])
+                == 2 * len(ids)
+            ),
+            60,
+        )
+        wait_all_reported(stack, ids, timeout=30)
+        count_and_check(
+            stack,
+            "09 5 concurrent duplicates + a Pax8 retry",
+            ids,
+            "100 deliveries, 20 retries; 2 attempts each",
+            results_each=2,
+        )
+    finally:
+        stack.stop()
+
+
+def test_fault_15_bad_input_enqueues_nothing(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, env=FAULT_ENV)
+    try:
+        stack.start_receiver()
+        url = f"{stack.receiver_url}/webhooks/pax8"
+        good = json.dumps(notification()).encode()
+        cases: list[tuple[str, dict[str, str], Any, int]] = [
+            ("wrong secret", {HEADER: "nope"}, good, 401),
+            ("simulation secret, production payload", {HEADER: SIM_SECRET}, good, 401),
+            ("oversize with Content-Length", {HEADER: PROD_SECRET}, b"x" * (300 * 1024), 413),
+            ("oversize chunked", {HEADER: PROD_SECRET}, iter([b"x" * 65536] * 5), 413),
+            ("invalid JSON", {HEADER: PROD_SECRET}, b"{nope", 400),
+            ("missing ids", {HEADER: PROD_SECRET}, b'{"provisionRequest": {}}', 400),
+        ]
+        before_queues, before_counts = queue_lengths(stack), stack.ledger.counts()
+        answered = []
+        for name, headers, content, expected in cases:
+            response = httpx.post(url, content=content, headers=headers, timeout=10)
+            answered.append((name, response.status_code))
+            assert response.status_code == expected, (name, response.text)
+        assert queue_lengths(stack) == before_queues
+        assert stack.ledger.counts() == before_counts
+        tally(
+            "15 bad input (401/401/413/413/400/400)",
+            len(cases),
+            0,
+            0,
+            0,
+            "nothing recorded, nothing enqueued",
+        )
+    finally:
+        stack.stop()
+
+
+@pytest.mark.slow
+def test_fault_16_burst_of_webhooks(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, env={**FAULT_ENV, "WEB_CONCURRENCY": "2"})
+    try:
+        stack.start_receiver()
+        stack.start_worker("worker-1", concurrency=1)
+        stack.start_worker("worker-2", concurrency=1)
+        bodies = bulk_notifications(stack, BURST)
+        ids = [b["provisionRequest"]["id"] for b in bodies]
+        payloads = [json.dumps(b).encode() for b in bodies]
+        headers = {HEADER: PROD_SECRET, "Content-Type": "application/json"}
+        url = f"{stack.receiver_url}/webhooks/pax8"
+        codes: dict[int, int] = {}
+
+        def send(chunk: list[bytes]) -> list[int]:
+            out = []
+            with httpx.Client(timeout=30) as client:
+                for payload in chunk:
+                    # Like Pax8: a 503 (or a dropped connection) is delivered again.
+                    for _ in range(20):
+                        try:
+                            code = client.post(url, content=payload, headers=headers).status_code
+                        except httpx.TransportError:
+                            code = 0
+                        out.append(code)
+                        if code == 202:
+                            break
+            return out
+
+        started = time.monotonic()
+        chunks = [payloads[i::8] for i in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            for result in pool.map(send, chunks):
+                for code in result:
+                    codes[code] = codes.get(code, 0) + 1
+        accepted_in = time.monotonic() - started
+        assert set(codes) <= {202, 503, 0}, codes  # acknowledged or refused, never dropped
+        assert codes[202] == BURST
+        wait_all_reported(stack, ids, timeout=max(300, BURST / 20))
+        drained_in = time.monotonic() - started
+        count_and_check(
+            stack,
+            f"16 burst of {BURST} webhooks, 2 workers",
+            ids,
+            f"accepted in {accepted_in:.0f}s, drained in {drained_in:.0f}s, "
+            f"503s={codes.get(503, 0)}",
+        )
+    finally:
+        stack.stop()
