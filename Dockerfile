@@ -1,0 +1,27 @@
+# One image for every process of the Procfile: docker run IMAGE web|worker|beat|flower|sandbox
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY pax8 ./pax8
+COPY sandbox ./sandbox
+COPY receiver ./receiver
+COPY worker ./worker
+COPY tasks ./tasks
+COPY vendors ./vendors
+COPY fulfillment ./fulfillment
+COPY cli ./cli
+RUN pip install . && useradd --create-home --uid 1000 fulfillment
+
+COPY Procfile ./
+COPY bin ./bin
+
+# Celery refuses nothing as root but warns; nothing here needs root.
+USER fulfillment
+ENV BEAT_SCHEDULE_FILE=/home/fulfillment/beat-schedule
+EXPOSE 8000 5555 8080
+ENTRYPOINT ["bin/procfile"]
+CMD ["web"]

@@ -1,0 +1,219 @@
+"""The plain functions: backoff, parsing, the ledger's transitions, locks, result building.
+
+The ledger and lock tests run against a real redis-server (their logic is Lua and Redis
+semantics); the rest is pure.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from cli.redis_server import RedisServer
+from fulfillment.backoff import backoff_delay
+from fulfillment.cloudblue import request_type_for
+from fulfillment.ledger import Ledger, Notice
+from fulfillment.locks import RedisLock
+from fulfillment.notifications import InvalidNotification, parse_cloudblue, parse_pax8
+from fulfillment.reporting import build_result
+from pax8.models import RequestType
+from tests.support.stack import notification
+
+# -- backoff -------------------------------------------------------------------------------
+
+
+def test_backoff_grows_with_jitter_and_respects_caps() -> None:
+    low = [backoff_delay(n, 2.0, 600.0, rng=lambda: 0.0) for n in range(6)]
+    high = [backoff_delay(n, 2.0, 600.0, rng=lambda: 1.0) for n in range(6)]
+    assert low == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]  # never less than half the step
+    assert high == [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+    assert backoff_delay(20, 2.0, 600.0, rng=lambda: 1.0) == 600.0
+
+
+def test_retry_after_is_a_floor_up_to_the_limit() -> None:
+    assert backoff_delay(0, 2.0, 10.0, retry_after=7.0, rng=lambda: 0.0) == 7.0
+    assert backoff_delay(0, 2.0, 10.0, retry_after=30.0, rng=lambda: 0.0) == 10.0
+    assert backoff_delay(0, 2.0, 10.0, retry_after=30.0, rng=lambda: 0.0, limit=25.0) == 25.0
+    assert backoff_delay(5, 2.0, 10.0, retry_after=1.0, rng=lambda: 1.0) == 10.0
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def test_parse_pax8_keeps_the_raw_payload_and_reads_ids() -> None:
+    body = notification("TrialCreate", simulation=True, somethingNew=1)
+    notice, parsed = parse_pax8(json.dumps(body).encode())
+    assert notice.request_id == body["provisionRequest"]["id"]
+    assert notice.detail_id == body["provisionDetail"]["id"]
+    assert notice.attempt_id == body["provisionAttempt"]["id"]
+    assert notice.type == "TrialCreate" and notice.simulation
+    assert json.loads(notice.payload)["provisionRequest"]["somethingNew"] == 1
+    assert parsed.provision_request.request_type is RequestType.TRIAL_CREATE
+
+
+def test_parse_pax8_takes_the_detail_id_from_the_attempt() -> None:
+    body = notification()
+    detail_id = body["provisionDetail"].pop("id")
+    notice, _ = parse_pax8(json.dumps(body).encode())
+    assert notice.detail_id == detail_id
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b.pop("provisionRequest"), "provisionRequest"),
+        (lambda b: b["provisionAttempt"].pop("id"), "provisionAttempt.id"),
+        (lambda b: b["provisionRequest"].update(type="Upgrade"), "provisionRequest.type"),
+        (
+            lambda b: (
+                b["provisionDetail"].pop("id"),
+                b["provisionAttempt"].pop("provisionDetailId"),
+            ),
+            "provisionDetail.id",
+        ),
+        (lambda b: b["provisionRequest"].update(quantity=[1]), "provisionRequest.quantity"),
+    ],
+)
+def test_parse_pax8_names_the_field(mutate: object, field: str) -> None:
+    body = notification()
+    mutate(body)  # type: ignore[operator]
+    with pytest.raises(InvalidNotification) as caught:
+        parse_pax8(json.dumps(body).encode())
+    assert caught.value.field == field
+
+
+def test_cloudblue_operations_map_to_request_types() -> None:
+    assert request_type_for("creation") is RequestType.NET_NEW
+    assert request_type_for("Creation", trial=True) is RequestType.TRIAL_CREATE
+    assert request_type_for("limit change") is RequestType.UPDATE
+    assert request_type_for("STOP") is RequestType.UPDATE
+    assert request_type_for("renewal") is RequestType.RENEWAL
+    assert request_type_for("removal") is RequestType.DEPROVISION
+    payload = {
+        "operation": "removal",
+        "tenantId": "t-1",
+        "tenant": {},
+        "products": [{"mpn": "P", "limit": 2}],
+        "subscriptionId": "s-1",
+        "subscriptionNumericId": 7,
+    }
+    first = parse_cloudblue(json.dumps(payload).encode())
+    again = parse_cloudblue(json.dumps(payload).encode())
+    assert first.type == "Deprovision" and first.source == "cloudblue"
+    assert first.request_id == again.request_id  # a redelivery is recognised
+    with pytest.raises(InvalidNotification) as caught:
+        parse_cloudblue(json.dumps({**payload, "operation": "teleport"}).encode())
+    assert caught.value.field == "operation"
+
+
+# -- ledger --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False).start()
+    connection = redis.Redis.from_url(server.url, decode_responses=True)
+    yield connection
+    connection.close()
+    server.stop()
+
+
+@pytest.fixture
+def ledger(client: redis.Redis) -> Ledger:
+    return Ledger(client, prefix=f"t{uuid.uuid4().hex[:6]}:")
+
+
+def notice(request_id: str = "r1", detail: str = "d1", attempt: str = "a1") -> Notice:
+    return Notice(request_id, detail, attempt, "NetNew", False, "{}")
+
+
+def test_accept_decides_what_to_enqueue(ledger: Ledger) -> None:
+    assert ledger.accept(notice()).action == "provision"
+    assert ledger.accept(notice()).action == "provision"  # not yet confirmed queued
+    assert ledger.mark_queued("r1", "d1") == "queued"
+    assert ledger.accept(notice()).action == "inflight"
+    assert ledger.accept(notice(attempt="a2")).action == "inflight"
+    assert [a.id for a in ledger.attempts("r1")] == ["a1", "a2"]
+    assert ledger.claim("r1", "d1", "t1", 60, 5).action == "claimed"
+    assert ledger.finish("r1", "d1", "t1", "Success", {"x": "1"}, {}).action == "ok"
+    assert ledger.accept(notice()).action == "duplicate"
+    assert ledger.accept(notice(attempt="a3")).action == "report"
+    assert ledger.accept(notice(detail="d2", attempt="a4")).action == "provision"
+    record = ledger.get("r1")
+    assert record is not None and record.state == "received" and record.detail_id == "d2"
+
+
+def test_claim_is_exclusive_and_recovers_a_lost_holder(ledger: Ledger) -> None:
+    ledger.accept(notice())
+    with ThreadPoolExecutor(8) as pool:
+        actions = list(
+            pool.map(lambda i: ledger.claim("r1", "d1", f"t{i}", 60, 5).action, range(8))
+        )
+    assert actions.count("claimed") == 1 and actions.count("busy") == 7
+    holder = next(f"t{i}" for i, a in enumerate(actions) if a == "claimed")
+    assert ledger.claim("r1", "d1", holder, 60, 5).action == "claimed"  # its redelivery
+    assert ledger.claim("r1", "d1", "other", -1, 5, now=10**10).action == "claimed"  # expired
+    assert ledger.claim("r1", "stale-detail", "x", 60, 5).action == "stale"
+
+
+def test_a_task_that_keeps_dying_is_declared_dead(ledger: Ledger) -> None:
+    ledger.accept(notice())
+    for _ in range(3):
+        assert ledger.claim("r1", "d1", "t", 60, 3).action == "claimed"
+    assert ledger.claim("r1", "d1", "t", 60, 3).action == "dead_now"
+    record = ledger.get("r1")
+    assert record is not None and record.state == "dead" and "3 times" in record.error
+    assert ledger.claim("r1", "d1", "t", 60, 3).action == "dead"
+
+
+def test_retry_and_settle(ledger: Ledger) -> None:
+    ledger.accept(notice())
+    ledger.claim("r1", "d1", "t", 60, 5)
+    assert ledger.release_for_retry("r1", "d1", "t", "vendor 503").action == "ok"
+    assert ledger.finish("r1", "d1", "t", "Success").action == "stale"  # claim released
+    ledger.claim("r1", "d1", "t", 60, 5)
+    ledger.finish("r1", "d1", "t", "Fail", message="No.")
+    ledger.accept(notice(attempt="a2"))
+    assert ledger.settle("r1", "a1", "res-1") == "failed"  # a2 still owed
+    assert ledger.settle("r1", "a2", "res-2") == "reported"
+    record = ledger.get("r1")
+    assert record is not None and record.retries == 1 and record.outcome == "Fail"
+    assert [h["state"] for h in ledger.history("r1")] == [
+        "received",
+        "queued",
+        "provisioning",
+        "queued",
+        "provisioning",
+        "failed",
+        "reported",
+    ]
+    assert ledger.counts()["reported"] == 1
+
+
+def test_build_result_from_the_record(ledger: Ledger) -> None:
+    ledger.accept(notice())
+    ledger.claim("r1", "d1", "t", 60, 5)
+    ids = {"externalProvisionerSubscriptionId": "sub-1"}
+    ledger.finish("r1", "d1", "t", "Success", ids, {"seats": 3})
+    record = ledger.get("r1")
+    assert record is not None
+    success = build_result(record, "a1")
+    assert success.external_provisioner_subscription_id == "sub-1"
+    assert success.metadata == {"seats": 3} and success.provision_attempt_id == "a1"
+
+
+def test_lock_has_an_owner_and_expires(client: redis.Redis) -> None:
+    first = RedisLock(client, f"lock:{uuid.uuid4()}", 0.2)
+    second = RedisLock(client, first.key, 5)
+    assert first.acquire() and not second.acquire()
+    client.pexpire(first.key, 1)  # as if the holder had died long ago
+    client.delete(first.key)
+    assert second.acquire()
+    assert not first.release()  # not its lock any more
+    assert client.get(first.key) == second.token
+    assert second.release()
