@@ -56,6 +56,11 @@ local function set_state(id, new, now, event, note)
     cjson.encode({at = now, state = new, event = event, note = note or ''}))
   redis.call('LTRIM', key .. ':history', 0, 99)
 end
+-- Whether ``task`` still holds the record's claim for ``detail``.
+local function holds(key, state, detail, task)
+  return state == 'provisioning' and redis.call('HGET', key, 'claim_task') == task
+    and redis.call('HGET', key, 'detail_id') == detail
+end
 local function attempt_status(id, attempt, status, now, result)
   local akey = P .. 'req:' .. id .. ':attempts'
   local raw = redis.call('HGET', akey, attempt)
@@ -179,10 +184,7 @@ _FINISH = (
 local id, detail, task, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local key = P .. 'req:' .. id
 local state = redis.call('HGET', key, 'state')
-if state ~= 'provisioning' or redis.call('HGET', key, 'claim_task') ~= task
-   or redis.call('HGET', key, 'detail_id') ~= detail then
-  return {'stale', state or ''}
-end
+if not holds(key, state, detail, task) then return {'stale', state or ''} end
 local outcome = ARGV[6]
 redis.call('HSET', key, 'outcome', outcome, 'outcome_detail_id', detail,
   'external_ids', ARGV[7], 'metadata', ARGV[8], 'result_message', ARGV[9],
@@ -200,10 +202,7 @@ _RETRY = (
 local id, detail, task, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local key = P .. 'req:' .. id
 local state = redis.call('HGET', key, 'state')
-if state ~= 'provisioning' or redis.call('HGET', key, 'claim_task') ~= task
-   or redis.call('HGET', key, 'detail_id') ~= detail then
-  return {'stale', state or ''}
-end
+if not holds(key, state, detail, task) then return {'stale', state or ''} end
 local retries = redis.call('HINCRBY', key, 'retries', 1)
 redis.call('HSET', key, 'error', ARGV[6], 'claims', 0, 'claim_task', '', 'claim_until', 0)
 set_state(id, 'queued', now, 'retry', ARGV[6])

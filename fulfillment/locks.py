@@ -1,7 +1,8 @@
 """A Redis lock with an owner token, an expiry and a compare-and-delete release.
 
-A holder that dies leaves the lock to expire; a holder that outlives the expiry cannot
-delete a lock someone else has taken since (the token does not match).
+A holder that dies leaves the lock to expire (or, when its token is a stable owner id
+such as a Celery task id, takes it back when that task is redelivered); a holder that
+outlives the expiry cannot delete a lock someone else has taken since.
 """
 
 from __future__ import annotations
@@ -10,6 +11,15 @@ import secrets
 from types import TracebackType
 
 import redis
+
+_RECLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -20,17 +30,22 @@ return 0
 class RedisLock:
     """``SET key token NX PX ttl``; release only if the token is still ours."""
 
-    def __init__(self, client: redis.Redis, key: str, ttl_seconds: float) -> None:
+    def __init__(
+        self, client: redis.Redis, key: str, ttl_seconds: float, owner: str | None = None
+    ) -> None:
         self.redis = client
         self.key = key
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
-        self.token = secrets.token_hex(16)
+        # An owner (e.g. a task id) may take back its own lock after a crash; a random
+        # token may not.
+        self.token = owner or secrets.token_hex(16)
         self.held = False
         self._release = client.register_script(_RELEASE)
+        self._reclaim = client.register_script(_RECLAIM)
 
     def acquire(self) -> bool:
-        """Take the lock if free; True if we hold it now."""
-        self.held = bool(self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        """Take the lock if free, or if it is already ours; True if we hold it now."""
+        self.held = bool(self._reclaim(keys=[self.key], args=[self.token, self.ttl_ms]))
         return self.held
 
     def release(self) -> bool:

@@ -67,7 +67,11 @@ def _existing_result(pax8: Pax8Client, record: Record, attempt_id: str) -> str |
 
 
 def report(
-    ledger: Ledger, pax8: Pax8Client, request_id: str, lock_seconds: float = 120.0
+    ledger: Ledger,
+    pax8: Pax8Client,
+    request_id: str,
+    lock_seconds: float = 120.0,
+    owner: str | None = None,
 ) -> ReportOutcome:
     """Post what ``request_id`` owes; raises Pax8's transient errors for the task to retry."""
     record = ledger.get(request_id)
@@ -75,7 +79,11 @@ def report(
         return ReportOutcome(state="missing")
     if record.state not in ("provisioned", "failed"):
         return ReportOutcome(state=record.state)
-    lock = RedisLock(ledger.redis, ledger.key(request_id) + ":report-lock", lock_seconds)
+    # ``owner`` (the task id): a report task redelivered after a crash takes its lock back
+    # instead of waiting for it to expire.
+    lock = RedisLock(
+        ledger.redis, ledger.key(request_id) + ":report-lock", lock_seconds, owner=owner
+    )
     if not lock.acquire():
         return ReportOutcome(state=record.state, busy=True)
     try:

@@ -33,7 +33,13 @@ def _report(self: Task, request_id: str) -> str:
     settings = ctx.settings
     retries = self.request.retries
     try:
-        outcome = report(ctx.ledger, ctx.pax8, request_id)
+        outcome = report(
+            ctx.ledger,
+            ctx.pax8,
+            request_id,
+            lock_seconds=settings.task_time_limit_seconds + 30,
+            owner=self.request.id,
+        )
     except (TransientError, SoftTimeLimitExceeded) as exc:
         if retries >= settings.report_max_retries:
             # Not dead: the outcome is safe in the ledger; reconciliation reports it later.

@@ -217,3 +217,13 @@ def test_lock_has_an_owner_and_expires(client: redis.Redis) -> None:
     assert not first.release()  # not its lock any more
     assert client.get(first.key) == second.token
     assert second.release()
+
+
+def test_an_owner_takes_its_own_lock_back(client: redis.Redis) -> None:
+    key = f"lock:{uuid.uuid4()}"
+    crashed = RedisLock(client, key, 60, owner="task-1")
+    assert crashed.acquire()  # then its process dies without releasing
+    assert not RedisLock(client, key, 60, owner="task-2").acquire()
+    redelivered = RedisLock(client, key, 60, owner="task-1")
+    assert redelivered.acquire() and redelivered.release()
+    assert client.get(key) is None

@@ -10,7 +10,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TypeVar
 
 import httpx
 
+from cli.procs import Child, child_env, procfile_lines
 from cli.redis_server import free_port, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,15 +59,14 @@ def wait_until(
 
 def procfile_command(name: str, procfile: Path = ROOT / "Procfile") -> str:
     """The command of the Procfile line ``name`` (tests start processes exactly as users do)."""
-    for line in procfile.read_text().splitlines():
-        key, sep, command = line.partition(":")
-        if sep and key.strip() == name:
-            return command.strip()
-    raise KeyError(f"no {name!r} line in {procfile}")
+    lines = procfile_lines(procfile)
+    if name not in lines:
+        raise KeyError(f"no {name!r} line in {procfile}")
+    return lines[name]
 
 
-class Proc:
-    """One child process (its own process group), its log file, and ways to stop it."""
+class Proc(Child):
+    """A child process (its own session, as ``fulfill dev`` runs them) with test helpers."""
 
     def __init__(
         self,
@@ -77,30 +76,11 @@ class Proc:
         log_dir: Path,
         cwd: Path = ROOT,
     ) -> None:
-        self.name = name
         self.command = command
-        self.log_path = Path(log_dir) / f"{name}.log"
-        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         argv = ["bash", "-c", f"exec {command}"] if isinstance(command, str) else command
-        self.popen = subprocess.Popen(
-            argv,
-            env=full_env,
-            cwd=cwd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        super().__init__(
+            name, argv, child_env(env), Path(log_dir) / f"{name}.log", cwd=cwd, append=True
         )
-
-    @property
-    def pid(self) -> int:
-        """The pid of the process itself (the group leader)."""
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        """Whether the process has not exited."""
-        return self.popen.poll() is None
 
     def log(self, tail: int = 4000) -> str:
         """The last ``tail`` characters of the process output."""
@@ -157,18 +137,7 @@ class Proc:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM the group, wait, then SIGKILL what is left; return the exit code."""
-        if self.alive():
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()
-        self._log.close()
-        return self.popen.returncode
+        return super().stop(timeout)
 
     def kill(self) -> None:
         """SIGKILL the whole group."""
