@@ -74,8 +74,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_step": 0.2,
             "interval_max": 0.5,
         },
-        "task_send_sent_event": True,
-        "worker_send_task_events": True,
+        # Events cost a publish per task state; Flower switches them on in the workers
+        # while it runs (its --enable_events default), so nobody pays when nobody watches.
+        "task_send_sent_event": False,
+        "worker_send_task_events": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "worker_max_tasks_per_child": 10_000,
