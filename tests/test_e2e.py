@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from fulfillment.clients import pax8_client
 from config.settings import build_settings
+from fulfillment.clients import pax8_client
 from pax8.client import Pax8Client
 from tests.support.stack import Stack, unique_domain
 
@@ -55,29 +55,45 @@ def test_all_eight_types_end_to_end(stack: Stack, pax8: Pax8Client) -> None:
     base = {"companyId": company, "partnerId": partner, "companyDomain": domain}
 
     # NetNew: a tenant is created; its ids go back to Pax8.
-    net_new = _order(pax8, {**base, "type": "NetNew", "subscriptionId": subscription,
-                            "quantity": 3}, {"adminEmail": "admin@" + domain})
+    net_new = _order(
+        pax8,
+        {**base, "type": "NetNew", "subscriptionId": subscription, "quantity": 3},
+        {"adminEmail": "admin@" + domain},
+    )
     result = _result(stack, net_new)
     assert result["status"] == "Success"
     assert result["externalProvisionerSubscriptionId"].startswith("sub-")
     assert result["externalProvisionerCompanyId"].startswith("tn-")
 
     # NetNew for another company with the same domain: an honest Fail.
-    taken = _order(pax8, {"type": "NetNew", "companyId": str(uuid.uuid4()),
-                          "companyDomain": domain, "subscriptionId": str(uuid.uuid4())})
+    taken = _order(
+        pax8,
+        {
+            "type": "NetNew",
+            "companyId": str(uuid.uuid4()),
+            "companyDomain": domain,
+            "subscriptionId": str(uuid.uuid4()),
+        },
+    )
     result = _result(stack, taken)
     assert result["status"] == "Fail"
     assert f"domain {domain} is already in use" in result["errorMessage"]
 
     # Update, ChangeProduct and Renewal act on the subscription NetNew made.
-    update = _order(pax8, {**base, "type": "Update", "subscriptionId": subscription,
-                           "quantity": 7})
+    update = _order(pax8, {**base, "type": "Update", "subscriptionId": subscription, "quantity": 7})
     result = _result(stack, update)
     assert result["status"] == "Success"
     assert result["metadata"]["quantity"] == 7
 
-    change = _order(pax8, {**base, "type": "ChangeProduct", "subscriptionId": subscription,
-                           "productId": str(uuid.uuid4())})
+    change = _order(
+        pax8,
+        {
+            **base,
+            "type": "ChangeProduct",
+            "subscriptionId": subscription,
+            "productId": str(uuid.uuid4()),
+        },
+    )
     assert _result(stack, change)["status"] == "Success"
 
     renewal = _order(pax8, {**base, "type": "Renewal", "subscriptionId": subscription})
@@ -85,8 +101,15 @@ def test_all_eight_types_end_to_end(stack: Stack, pax8: Pax8Client) -> None:
 
     # A trial, then its conversion.
     trial_sub = str(uuid.uuid4())
-    trial = _order(pax8, {"type": "TrialCreate", "subscriptionId": trial_sub,
-                          "companyId": str(uuid.uuid4()), "companyDomain": unique_domain()})
+    trial = _order(
+        pax8,
+        {
+            "type": "TrialCreate",
+            "subscriptionId": trial_sub,
+            "companyId": str(uuid.uuid4()),
+            "companyDomain": unique_domain(),
+        },
+    )
     assert _result(stack, trial)["status"] == "Success"
     convert = _order(pax8, {"type": "TrialConvert", "subscriptionId": trial_sub})
     assert _result(stack, convert)["status"] == "Success"
@@ -110,21 +133,36 @@ def test_all_eight_types_end_to_end(stack: Stack, pax8: Pax8Client) -> None:
     assert _result(stack, deprovision)["status"] == "Success"
 
     # Exactly one result per acknowledged attempt, all answered with simulation credentials.
-    ids = [net_new, taken, update, change, renewal, trial, convert, again, enrollment,
-           unknown, deprovision]
+    ids = [
+        net_new,
+        taken,
+        update,
+        change,
+        renewal,
+        trial,
+        convert,
+        again,
+        enrollment,
+        unknown,
+        deprovision,
+    ]
     results = [r for r in stack.sandbox.results() if r["provisionRequestId"] in ids]
     assert len(results) == len(ids)
     assert {r["environment"] for r in results} == {"simulation"}
     for request_id in ids:
         attempts = stack.sandbox.request(request_id)["attempts"]
         acknowledged = [a["id"] for a in attempts if a["status"] == "Acknowledged"]
-        answered = [r["provisionAttemptId"] for r in results if r["provisionRequestId"] == request_id]
+        answered = [
+            r["provisionAttemptId"] for r in results if r["provisionRequestId"] == request_id
+        ]
         assert answered == acknowledged
 
 
 def test_ledger_history_records_each_state(stack: Stack, pax8: Pax8Client) -> None:
-    request_id = _order(pax8, {"type": "NetNew", "subscriptionId": str(uuid.uuid4()),
-                               "companyDomain": unique_domain()})
+    request_id = _order(
+        pax8,
+        {"type": "NetNew", "subscriptionId": str(uuid.uuid4()), "companyDomain": unique_domain()},
+    )
     stack.wait_state(request_id, "reported")
     states = [entry["state"] for entry in stack.ledger.history(request_id)]
     assert states == ["received", "queued", "provisioning", "provisioned", "reported"]
