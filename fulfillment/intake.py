@@ -23,6 +23,11 @@ class Publisher(Protocol):
     ) -> None:
         """Enqueue the per-type provisioning task."""
 
+    def provision_message(
+        self, request_type: str, request_id: str, detail_id: str, simulation: bool
+    ) -> tuple[str, str] | None:
+        """(queue, raw message) of that task, for an atomic enqueue by the ledger; or None."""
+
     def report(self, request_id: str, countdown: float | None = None) -> None:
         """Enqueue the report task."""
 
@@ -36,11 +41,20 @@ class Intake:
 
 
 def accept(ledger: Ledger, publisher: Publisher, notice: Notice) -> Intake:
-    """Record ``notice`` and publish its task; raises if Redis or the broker fails."""
-    change = ledger.accept(notice)
+    """Record ``notice`` and enqueue its task; raises if Redis or the broker fails.
+
+    With a publisher that can build the raw message, recording and enqueueing are one
+    atomic script (action ``queued``); otherwise the task is published after the script
+    (action ``provision``) and the record marked queued once that succeeded.
+    """
+    message = publisher.provision_message(
+        notice.type, notice.request_id, notice.detail_id, notice.simulation
+    )
+    change = ledger.accept(notice, message)
     if change.action == "provision":
         publisher.provision(notice.type, notice.request_id, notice.detail_id, notice.simulation)
         ledger.mark_queued(notice.request_id, notice.detail_id)
+    if change.action in ("provision", "queued"):
         log_state(
             "queued",
             request_id=notice.request_id,

@@ -74,13 +74,21 @@ local function attempt_status(id, attempt, status, now, result)
 end
 """
 
-# ARGV: prefix, id, now, source, type, simulation, detail, attempt, webhook, payload
+# ARGV: prefix, id, now, source, type, simulation, detail, attempt, webhook, payload,
+#       queue, message ('' = the caller publishes the task itself)
 _ACCEPT = (
     _COMMON
     + r"""
 local id, now = ARGV[2], tonumber(ARGV[3])
 local detail, attempt = ARGV[7], ARGV[8]
 local key = P .. 'req:' .. id
+-- Provision: enqueue the task message here when given (record and enqueue are atomic).
+local function provision(previous)
+  if ARGV[12] == '' then return {'provision', previous} end
+  redis.call('LPUSH', ARGV[11], ARGV[12])
+  set_state(id, 'queued', now, 'enqueued', '')
+  return {'queued', previous}
+end
 local state = redis.call('HGET', key, 'state')
 local fresh = 0
 if attempt ~= '' then
@@ -93,16 +101,16 @@ if not state then
     'simulation', ARGV[6], 'detail_id', detail, 'attempt_id', attempt, 'webhook_id', ARGV[9],
     'payload', ARGV[10], 'created_at', now, 'retries', 0, 'claims', 0, 'generation', 0)
   set_state(id, 'received', now, 'notified', attempt)
-  return {'provision', ''}
+  return provision('')
 end
 if detail ~= redis.call('HGET', key, 'detail_id') then
   redis.call('HSET', key, 'detail_id', detail, 'payload', ARGV[10], 'type', ARGV[5],
     'retries', 0, 'claims', 0, 'claim_task', '', 'error', '')
   set_state(id, 'received', now, 'new-detail', detail)
-  return {'provision', state}
+  return provision(state)
 end
 if state == 'received' then
-  return {'provision', state}
+  return provision(state)
 end
 if state == 'queued' or state == 'provisioning' then
   return {'inflight', state}
@@ -111,7 +119,7 @@ if state == 'dead' then
   if fresh == 1 then
     redis.call('HSET', key, 'retries', 0, 'claims', 0, 'claim_task', '', 'payload', ARGV[10])
     set_state(id, 'received', now, 'new-attempt', attempt)
-    return {'provision', state}
+    return provision(state)
   end
   return {'duplicate', state}
 end
@@ -437,9 +445,15 @@ class Ledger:
 
     # -- intake --------------------------------------------------------------------------
 
-    def accept(self, notice: Notice, now: float | None = None) -> Change:
+    def accept(
+        self,
+        notice: Notice,
+        message: tuple[str, str] | None = None,
+        now: float | None = None,
+    ) -> Change:
         """Record a notification; the action says what to enqueue.
 
+        ``queued``: ``message`` (queue, raw task message) was pushed in the same script;
         ``provision``: enqueue the per-type task (then :meth:`mark_queued`);
         ``report``: a new attempt for a finished detail, enqueue a report;
         ``inflight``: already queued or running, the new attempt is noted;
@@ -457,6 +471,8 @@ class Ledger:
                 notice.attempt_id,
                 notice.webhook_id,
                 notice.payload,
+                message[0] if message else "",
+                message[1] if message else "",
             )
         )
 

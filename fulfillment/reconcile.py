@@ -247,7 +247,7 @@ class Reconciler:
         except InvalidNotification as exc:  # e.g. a type this version does not know
             self.summary.errors.append(f"{request.id}: {exc}")
             return
-        if intake.action in ("provision", "report"):
+        if intake.action in ("provision", "queued", "report"):
             self.summary.enqueued += 1
         else:
             self.summary.in_flight += 1

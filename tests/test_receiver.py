@@ -57,7 +57,7 @@ def test_valid_notification_is_accepted_and_fulfilled(stack: Stack) -> None:
     body = stack.sandbox_notification()
     response = stack.post_webhook(body)
     assert response.status_code == 202, response.text
-    assert response.json()["action"] == "provision"
+    assert response.json()["action"] == "queued"
     request_id = body["provisionRequest"]["id"]
     stack.wait_state(request_id, "reported")
     results = stack.sandbox.results(request_id=request_id)
@@ -309,7 +309,7 @@ def test_redis_down_is_503_with_retry_after_and_nothing_seen(tmp_path: Any) -> N
         # Pax8 retries: accepted now, and queued for a worker.
         retry = stack.post_webhook(body)
         assert retry.status_code == 202
-        assert retry.json()["action"] == "provision"
+        assert retry.json()["action"] == "queued"
         record = stack.record(body["provisionRequest"]["id"])
         assert record is not None and record.state == "queued"
     finally:

@@ -38,6 +38,11 @@ class RecordingPublisher:
     ) -> None:
         self.provisioned.append((request_type, request_id, detail_id, simulation))
 
+    def provision_message(
+        self, request_type: str, request_id: str, detail_id: str, simulation: bool
+    ) -> None:
+        return None  # no raw message: the ledger leaves the publishing to provision()
+
     def report(self, request_id: str, countdown: float | None = None) -> None:
         self.reported.append(request_id)
 

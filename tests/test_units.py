@@ -227,3 +227,53 @@ def test_an_owner_takes_its_own_lock_back(client: redis.Redis) -> None:
     redelivered = RedisLock(client, key, 60, owner="task-1")
     assert redelivered.acquire() and redelivered.release()
     assert client.get(key) is None
+
+
+def test_raw_task_messages_match_what_kombu_publishes(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    from worker.app import app
+    from worker.messages import task_message
+
+    server = RedisServer(tmp_path_factory.mktemp("kombu"), appendonly=False).start()
+    try:
+        monkeypatch.setattr(app.conf, "broker_url", server.url)
+        app.send_task(
+            "fulfillment.net_new",
+            args=["r", "d"],
+            kwargs={"simulation": True},
+            queue="fulfillment.net_new",
+        )
+        client = redis.Redis.from_url(server.url)
+        published = json.loads(client.lpop("fulfillment.net_new"))
+        client.close()
+        app.pool.force_close_all()
+    finally:
+        server.stop()
+    ours = json.loads(
+        task_message(
+            app, "fulfillment.net_new", ["r", "d"], {"simulation": True}, "fulfillment.net_new"
+        )
+    )
+    assert ours.keys() == published.keys()
+    assert ours["headers"].keys() == published["headers"].keys()
+    assert ours["properties"].keys() == published["properties"].keys()
+    for volatile in ("id", "root_id", "origin"):
+        ours["headers"].pop(volatile), published["headers"].pop(volatile)
+    assert ours["headers"] == published["headers"]
+    for volatile in ("correlation_id", "delivery_tag", "reply_to"):
+        ours["properties"].pop(volatile), published["properties"].pop(volatile)
+    assert ours["properties"] == published["properties"]
+    assert base64.b64decode(ours["body"]) == base64.b64decode(published["body"])
+
+
+def test_accept_can_enqueue_atomically(ledger: Ledger, client: redis.Redis) -> None:
+    queue = f"q-{uuid.uuid4()}"
+    change = ledger.accept(notice(), (queue, "message-1"))
+    assert change.action == "queued"
+    assert client.lrange(queue, 0, -1) == ["message-1"]
+    assert ledger.accept(notice(), (queue, "message-2")).action == "inflight"
+    assert client.llen(queue) == 1  # nothing enqueued twice
+    assert [h["state"] for h in ledger.history("r1")] == ["received", "queued"]

@@ -8,6 +8,7 @@ from celery import Celery
 
 from fulfillment.names import REPORT, task_name
 from pax8.models import RequestType
+from worker.messages import task_message
 
 
 class CeleryPublisher:
@@ -31,6 +32,14 @@ class CeleryPublisher:
             retry=True,
             retry_policy=self.retry_policy,
         )
+
+    def provision_message(
+        self, request_type: str, request_id: str, detail_id: str, simulation: bool
+    ) -> tuple[str, str]:
+        """(queue, message) of the per-type task, for the ledger to enqueue atomically."""
+        name = task_name(RequestType(request_type))
+        args = [request_id, detail_id]
+        return name, task_message(self.app, name, args, {"simulation": simulation}, name)
 
     def report(self, request_id: str, countdown: float | None = None) -> None:
         """Enqueue ``fulfillment.report(request_id)``."""

@@ -126,7 +126,7 @@ def test_fault_08_redis_frozen(tmp_path: Path) -> None:
         record = stack.record(request_id)
         assert record is None or record.state == "received"
         retry = stack.post_webhook(body)  # Pax8 delivers again
-        assert retry.status_code == 202 and retry.json()["action"] == "provision"
+        assert retry.status_code == 202 and retry.json()["action"] == "queued"
         stack.start_worker(concurrency=1)
         stack.wait_state(request_id, "reported", timeout=30)
         count_and_check(stack, "08 Redis frozen (SIGSTOP)", [request_id], f"503 after {took:.1f}s")

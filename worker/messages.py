@@ -1,0 +1,48 @@
+"""Celery task messages in kombu's Redis format, for enqueueing inside a Lua script.
+
+The receiver records a notification and enqueues its task in ONE Redis round trip: the
+ledger's accept script pushes this message onto the task's queue when (and only when)
+it decides the order must be provisioned. Atomic (no order recorded but not queued) and
+about twice as fast as a kombu publish after a separate script.
+
+The message is what ``app.send_task(name, args, kwargs, queue=queue)`` puts on Redis:
+the headers, properties and body come from Celery's own ``as_task_v2``, serialized the
+way kombu's JSON serializer and Redis transport do (body base64-encoded, priority 0,
+the default exchange with the queue as routing key). ``tests/test_units.py`` checks it
+against a message kombu itself published.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+from celery import Celery
+from kombu.utils.json import dumps
+
+
+def task_message(
+    app: Celery, name: str, args: list[Any], kwargs: dict[str, Any], queue: str
+) -> str:
+    """The JSON a ``send_task`` of ``name`` to ``queue`` would LPUSH onto the queue's list."""
+    task_id = str(uuid.uuid4())
+    message = app.amqp.as_task_v2(
+        task_id, name, args=args, kwargs=kwargs, reply_to=app.thread_oid, ignore_result=None
+    )
+    body = dumps(message.body)
+    envelope = {
+        "body": base64.b64encode(body.encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": message.headers,
+        "properties": {
+            **message.properties,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return str(dumps(envelope))
