@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis
 
 from config.settings import Settings
-from pax8.auth import Credentials
-from pax8.client import Pax8Client
+
+if TYPE_CHECKING:
+    from pax8.client import Pax8Client
 
 
 def redis_client(settings: Settings, socket_timeout: float | None = None) -> redis.Redis:
@@ -22,6 +25,10 @@ def redis_client(settings: Settings, socket_timeout: float | None = None) -> red
 
 def pax8_client(settings: Settings) -> Pax8Client:
     """A Pax8 client with whichever credential sets are configured."""
+    # Imported here: the receiver builds no Pax8 client and need not load httpx.
+    from pax8.auth import Credentials
+    from pax8.client import Pax8Client
+
     production = simulation = None
     if settings.pax8_client_id and settings.pax8_client_secret:
         production = Credentials(

@@ -651,6 +651,21 @@ class Ledger:
         )
         return [_text(i) for i in ids]
 
+    def record_reconcile_run(self, summary: dict[str, Any]) -> None:
+        """Count a reconciliation run and keep its summary (for operators and /metrics)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(f"{self.prefix}reconcile:runs")
+        pipe.set(f"{self.prefix}reconcile:last", json.dumps(summary))
+        pipe.execute()
+
+    def reconcile_runs(self) -> tuple[int, dict[str, Any] | None]:
+        """How many reconciliations ran, and the summary of the last one."""
+        values: Any = self.redis.mget(
+            f"{self.prefix}reconcile:runs", f"{self.prefix}reconcile:last"
+        )
+        runs, last = values
+        return int(runs or 0), (json.loads(last) if last else None)
+
     def recent(self, limit: int = 20, state: str | None = None) -> list[Record]:
         """The most recently updated records (optionally in one state)."""
         index = f"{self.prefix}state:{state}" if state else f"{self.prefix}index"

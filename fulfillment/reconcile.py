@@ -137,13 +137,7 @@ class Reconciler:
 
     def _record_run(self) -> None:
         """Keep a run counter and the last summary where operators (and tests) can read them."""
-        pipe = self.ledger.redis.pipeline(transaction=False)
-        pipe.incr(f"{self.ledger.prefix}reconcile:runs")
-        pipe.set(
-            f"{self.ledger.prefix}reconcile:last",
-            json.dumps({"at": time.time(), **self.summary.as_dict()}),
-        )
-        pipe.execute()
+        self.ledger.record_reconcile_run({"at": time.time(), **self.summary.as_dict()})
 
     # -- Pax8's view ---------------------------------------------------------------------
 
@@ -286,11 +280,7 @@ class Reconciler:
 
 def last_run(ledger: Ledger) -> tuple[int, dict[str, Any] | None]:
     """How many reconciliations ran, and the summary of the last one."""
-    values: Any = ledger.redis.mget(
-        f"{ledger.prefix}reconcile:runs", f"{ledger.prefix}reconcile:last"
-    )
-    runs, last = values
-    return int(runs or 0), (json.loads(last) if last else None)
+    return ledger.reconcile_runs()
 
 
 def reconcile(

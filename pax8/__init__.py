@@ -1,52 +1,54 @@
-"""A typed client for Pax8's Vendor Provisioning API (models, OAuth2, paging, errors)."""
+"""A typed client for Pax8's Vendor Provisioning API (models, OAuth2, paging, errors).
 
-from pax8.auth import Credentials, TokenCache
-from pax8.client import Pax8Client
-from pax8.errors import (
-    AuthenticationError,
-    ClientError,
-    Conflict,
-    CredentialsMissing,
-    NotFound,
-    Pax8Error,
-    PermanentError,
-    RateLimited,
-    ServerError,
-    Timeout,
-    TransientError,
-    TransportError,
-)
-from pax8.models import (
-    ProvisionAttempt,
-    ProvisionDetail,
-    ProvisionNotification,
-    ProvisionRequest,
-    ProvisionResult,
-    RequestType,
-    ResultStatus,
-)
+Names are imported on first use, so ``import pax8.models`` (the receiver parses with
+the models) does not load httpx and the client.
+"""
 
-__all__ = [
-    "AuthenticationError",
-    "ClientError",
-    "Conflict",
-    "Credentials",
-    "CredentialsMissing",
-    "NotFound",
-    "Pax8Client",
-    "Pax8Error",
-    "PermanentError",
-    "ProvisionAttempt",
-    "ProvisionDetail",
-    "ProvisionNotification",
-    "ProvisionRequest",
-    "ProvisionResult",
-    "RateLimited",
-    "RequestType",
-    "ResultStatus",
-    "ServerError",
-    "Timeout",
-    "TokenCache",
-    "TransientError",
-    "TransportError",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Credentials": "pax8.auth",
+    "TokenCache": "pax8.auth",
+    "Pax8Client": "pax8.client",
+    **dict.fromkeys(
+        [
+            "AuthenticationError",
+            "ClientError",
+            "Conflict",
+            "CredentialsMissing",
+            "NotFound",
+            "Pax8Error",
+            "PermanentError",
+            "RateLimited",
+            "ServerError",
+            "Timeout",
+            "TransientError",
+            "TransportError",
+        ],
+        "pax8.errors",
+    ),
+    **dict.fromkeys(
+        [
+            "ProvisionAttempt",
+            "ProvisionDetail",
+            "ProvisionNotification",
+            "ProvisionRequest",
+            "ProvisionResult",
+            "RequestType",
+            "ResultStatus",
+        ],
+        "pax8.models",
+    ),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pax8' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Flask
 
 from config.logging import configure_logging
-from config.sentry import init_sentry
 from config.settings import Settings, load_settings
 from fulfillment.clients import redis_client
 from fulfillment.intake import Publisher
@@ -44,7 +43,10 @@ def create_app(settings: Settings | None = None, publisher: Publisher | None = N
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(health_bp)
     if settings.sentry_dsn is not None:
+        # Imported only when used: sentry_sdk is a third of the receiver's memory.
         from sentry_sdk.integrations.flask import FlaskIntegration
+
+        from config.sentry import init_sentry
 
         init_sentry(settings, "receiver", [FlaskIntegration()])
     return app

@@ -6,7 +6,6 @@ from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
 from fulfillment.ledger import STATES
-from fulfillment.reconcile import last_run
 from receiver.webhooks import UNAVAILABLE, receiver
 
 bp = Blueprint("health", __name__)
@@ -34,7 +33,7 @@ def metrics() -> ResponseReturnValue:
     ledger = receiver().ledger
     try:
         counts = ledger.counts()
-        runs, last = last_run(ledger)
+        runs, last = ledger.reconcile_runs()
     except UNAVAILABLE as exc:
         return jsonify({"status": "unavailable", "redis": str(exc)}), 503
     lines = [

@@ -14,7 +14,6 @@ from typing import Any
 from celery import signals
 
 from config.logging import configure_logging
-from config.sentry import init_sentry
 from config.settings import ConfigError, Role
 from worker.app import settings
 
@@ -42,6 +41,8 @@ def _worker_init(**_: Any) -> None:
     _require("worker")
     from sentry_sdk.integrations.celery import CeleryIntegration
 
+    from config.sentry import init_sentry
+
     init_sentry(settings, "worker", [CeleryIntegration(monitor_beat_tasks=True)])
 
 
@@ -49,6 +50,8 @@ def _worker_init(**_: Any) -> None:
 def _beat_init(**_: Any) -> None:
     _require("beat")
     from sentry_sdk.integrations.celery import CeleryIntegration
+
+    from config.sentry import init_sentry
 
     init_sentry(settings, "beat", [CeleryIntegration(monitor_beat_tasks=True)])
 
