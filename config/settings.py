@@ -85,6 +85,10 @@ class Settings(BaseSettings):
         None, gt=0, description="Reconcile lock expiry; defaults to twice the interval."
     )
 
+    ledger_retention_days: float = Field(
+        30.0, ge=0, description="Days a reported order stays in the ledger (0: forever)."
+    )
+
     task_soft_time_limit_seconds: float = Field(120.0, gt=0, description="Soft limit per task.")
     task_time_limit_seconds: float = Field(150.0, gt=0, description="Hard limit per task.")
     visibility_timeout_seconds: float = Field(

@@ -298,6 +298,28 @@ return fresh
 )
 
 
+# ARGV: prefix, cutoff, id...  Deletes records still ``reported`` since before cutoff.
+_PURGE = r"""
+local P, cutoff, purged = ARGV[1], tonumber(ARGV[2]), 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local key = P .. 'req:' .. id
+  local state = redis.call('HGET', key, 'state')
+  local since = tonumber(redis.call('HGET', key, 'state_at') or '0') or 0
+  if state == 'reported' and since < cutoff then
+    redis.call('DEL', key, key .. ':attempts', key .. ':history', key .. ':report-lock')
+    redis.call('ZREM', P .. 'state:reported', id)
+    redis.call('ZREM', P .. 'index', id)
+    purged = purged + 1
+  elseif not state then
+    redis.call('ZREM', P .. 'state:reported', id)
+    redis.call('ZREM', P .. 'index', id)
+  end
+end
+return purged
+"""
+
+
 @dataclass(frozen=True)
 class Notice:
     """One accepted notification, reduced to what the ledger needs."""
@@ -428,6 +450,7 @@ class Ledger:
         self._posting = client.register_script(_POSTING)
         self._settle = client.register_script(_SETTLE)
         self._add_attempt = client.register_script(_ADD_ATTEMPT)
+        self._purge = client.register_script(_PURGE)
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -650,6 +673,13 @@ class Ledger:
             self.redis.zrangebyscore(f"{self.prefix}state:{state}", "-inf", high, 0, limit),
         )
         return [_text(i) for i in ids]
+
+    def purge_reported(self, older_than: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` records reported before ``older_than``; how many went."""
+        ids = self.in_state("reported", older_than=older_than, limit=limit)
+        if not ids:
+            return 0
+        return int(self._run(self._purge, older_than, *ids))
 
     def record_reconcile_run(self, summary: dict[str, Any]) -> None:
         """Count a reconciliation run and keep its summary (for operators and /metrics)."""

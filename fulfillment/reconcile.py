@@ -45,6 +45,7 @@ class ReconcilePolicy:
     received_grace: float = 30.0
     page_size: int = 100
     budget: float | None = None
+    retention: float | None = None
 
     @property
     def report_grace(self) -> float:
@@ -60,6 +61,7 @@ def policy_from(settings: Settings) -> ReconcilePolicy:
         stuck_after=settings.stuck_after_seconds,
         page_size=settings.reconcile_page_size,
         budget=settings.reconcile_budget_seconds,
+        retention=settings.ledger_retention_days * 86400 or None,
     )
 
 
@@ -75,6 +77,7 @@ class ReconcileSummary:
     attempts_created: int = 0
     rereported: int = 0
     requeued: int = 0
+    purged: int = 0
     dead: int = 0
     unchanged: int = 0
     pages: int = 0
@@ -276,6 +279,9 @@ class Reconciler:
             older_than = now - self._stuck_after(state)
             for request_id in self.ledger.in_state(state, older_than=older_than):
                 self._requeue(request_id, state)
+        if self.policy.retention:
+            # Records do not grow without bound: reported ones go after the retention.
+            self.summary.purged = self.ledger.purge_reported(now - self.policy.retention)
 
 
 def last_run(ledger: Ledger) -> tuple[int, dict[str, Any] | None]:

@@ -277,3 +277,17 @@ def test_accept_can_enqueue_atomically(ledger: Ledger, client: redis.Redis) -> N
     assert ledger.accept(notice(), (queue, "message-2")).action == "inflight"
     assert client.llen(queue) == 1  # nothing enqueued twice
     assert [h["state"] for h in ledger.history("r1")] == ["received", "queued"]
+
+
+def test_reported_records_are_purged_after_the_retention(ledger: Ledger) -> None:
+    for request_id in ("old", "kept"):
+        ledger.accept(notice(request_id))
+        ledger.claim(request_id, "d1", "t", 60, 5)
+        ledger.finish(request_id, "d1", "t", "Success")
+        assert ledger.settle(request_id, "a1", "res") == "reported"
+    ledger.accept(notice("busy"))
+    cutoff = ledger.get("kept").state_at  # type: ignore[union-attr]
+    assert ledger.purge_reported(older_than=cutoff) == 1  # only "old" reported before it
+    assert ledger.get("old") is None and ledger.attempts("old") == []
+    assert ledger.get("kept") is not None and ledger.get("busy") is not None
+    assert ledger.counts()["reported"] == 1
