@@ -455,8 +455,14 @@ class WrkResult:
         return self.ok / self.seconds if self.seconds else 0.0
 
 
-def run_wrk(url: str, seconds: float, connections: int = 8, threads: int = 1) -> WrkResult:
-    """wrk with ``bench/webhook.lua``: distinct webhooks (fresh UUIDs) for ``seconds``."""
+def run_wrk(
+    url: str, seconds: float, connections: int = 8, threads: int = 1, pace_ms: float = 0.0
+) -> WrkResult:
+    """wrk with ``bench/webhook.lua``: distinct webhooks (fresh UUIDs) for ``seconds``.
+
+    ``pace_ms`` makes each connection wait that long before each request, so the
+    offered rate is about ``connections * 1000 / pace_ms`` per second.
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed: apt-get update && apt-get install -y wrk")
@@ -475,6 +481,7 @@ def run_wrk(url: str, seconds: float, connections: int = 8, threads: int = 1) ->
         HEADER,
         PROD_SECRET,
         nonce,
+        f"{pace_ms:.3f}",
     ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     match = re.search(r"^WRKJSON (.*)$", out.stdout, re.MULTILINE)

@@ -1,6 +1,6 @@
 -- wrk script for bench.receiver: POST a distinct Provision Notification on every request.
 --
--- wrk -t1 -c8 -d10s -s bench/webhook.lua http://127.0.0.1:PORT/webhooks/pax8 -- HEADER SECRET NONCE
+-- wrk -t1 -c8 -d10s -s bench/webhook.lua http://127.0.0.1:PORT/webhooks/pax8 -- HEADER SECRET NONCE [PACE_MS]
 --
 -- Every request carries fresh request, detail and attempt ids (the ledger would count a
 -- repeat as a duplicate): NONCE (8 hex digits, new per wrk run) + thread number + a
@@ -20,6 +20,9 @@ function init(args)
   header_name = args[1] or "pax8ApiTokenV1"
   secret = args[2] or ""
   nonce = args[3] or "00000000"
+  -- Optional pacing: milliseconds each connection waits before its next request, so a
+  -- few connections offer a chosen rate instead of as much as the server takes.
+  pace_ms = tonumber(args[4] or "0") or 0
   math.randomseed(os.time() + tid * 7919)
   n = 0
   ok = 0
@@ -40,6 +43,10 @@ local template = [[{"isSimulation": false, "provisionRequest": {"id": "%s", ]] .
   [["provisionDetail": {"id": "%s", "provisionRequestId": "%s", "details": {}}, ]] ..
   [["provisionAttempt": {"id": "%s", "provisionDetailId": "%s", ]] ..
   [["webhookId": "5d0f7c1e-8a2b-4c3d-9e4f-a1b2c3d4e5f6", "status": "Acknowledged"}}]]
+
+function delay()
+  return pace_ms
+end
 
 function request()
   local rid, did, aid = uuid(1), uuid(2), uuid(3)
