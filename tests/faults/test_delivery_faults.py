@@ -23,7 +23,9 @@ from tests.faults.conftest import (
 from tests.support.procs import wait_until
 from tests.support.stack import HEADER, PROD_SECRET, SIM_SECRET, Stack, notification
 
-BURST = int(os.environ.get("FAULT_BURST", "10000"))
+# 3,000 by default so the whole suite (the README's test command, what CI runs) stays
+# inside CI's 15 minutes; FAULT_BURST=10000 is issue 5's full burst (~2.5 min here).
+BURST = int(os.environ.get("FAULT_BURST", "3000"))
 
 
 def queue_lengths(stack: Stack) -> dict[str, int]:
