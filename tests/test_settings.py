@@ -22,11 +22,24 @@ BASE = {
 }
 
 
+def readme_default(variable: str) -> str:
+    """The default the README's configuration table gives for ``variable``."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for line in readme.splitlines():
+        if line.startswith(f"| `{variable}` |"):
+            return line.rstrip(" |").rsplit("|", 1)[1].strip().strip("`")
+    raise AssertionError(f"{variable} is not in the README's configuration table")
+
+
 def test_defaults_match_the_design() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.redis_url == "redis://localhost:6379/0"
-    assert settings.pax8_api_url == "https://api.pax8.com/v2"
-    assert settings.pax8_token_url == "https://api.pax8.com/v1/token"
+    # The production Pax8 URLs are not spelled out here (tests never name a host outside
+    # loopback): they must be the ones the README documents.
+    assert settings.pax8_api_url == readme_default("PAX8_API_URL")
+    assert settings.pax8_token_url == readme_default("PAX8_TOKEN_URL")
+    assert settings.pax8_api_url.startswith("https://")
+    assert settings.pax8_token_url.startswith("https://")
     assert settings.pax8_webhook_header == "pax8ApiTokenV1"
     assert settings.vendor_adapter == "example"
     assert settings.simulation_adapter == "example"
@@ -49,7 +62,7 @@ def test_secret_lists_split_on_commas(monkeypatch: pytest.MonkeyPatch) -> None:
     ("env", "variable"),
     [
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
-        ({"PAX8_API_URL": "api.pax8.com"}, "PAX8_API_URL"),
+        ({"PAX8_API_URL": "127.0.0.1:8080/v2"}, "PAX8_API_URL"),
         ({"PORT": "eighty"}, "PORT"),
         ({"RECONCILE_INTERVAL_SECONDS": "-1"}, "RECONCILE_INTERVAL_SECONDS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
