@@ -20,13 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from tests.support.loopback import LoopbackServer
 from tests.support.procs import Proc, free_port, wait_until
 
 __all__ = [
@@ -367,7 +368,7 @@ class Received:
         return json.loads(self.body)
 
 
-class WebhookListener:
+class WebhookListener(LoopbackServer):
     """A threaded HTTP server on 127.0.0.1 that records requests and answers scripted codes.
 
     ``statuses`` are answered in order, one per request; after the list runs out every
@@ -410,16 +411,7 @@ class WebhookListener:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test output clean
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        # A short poll interval: shutdown() waits for the next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="webhook-listener",
-            daemon=True,
-        )
-        self._thread.start()
+        super().__init__(Handler, name="webhook-listener")
 
     def _record(self, received: Received) -> int:
         with self._lock:
@@ -429,7 +421,7 @@ class WebhookListener:
     @property
     def url(self) -> str:
         """Where to point a webhook configuration."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/webhooks/pax8"
+        return f"http://127.0.0.1:{self.port}/webhooks/pax8"
 
     def bodies(self) -> list[Any]:
         """Every JSON body received so far."""
@@ -445,20 +437,3 @@ class WebhookListener:
         )
         with self._lock:
             return list(self.received)
-
-    def close(self) -> None:
-        """Stop serving and release the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-    def __enter__(self) -> WebhookListener:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -10,12 +10,13 @@ import gzip
 import json
 import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.support.loopback import LoopbackServer
 
-class SentryServer:
+
+class SentryServer(LoopbackServer):
     """Collects the items of every envelope it receives."""
 
     def __init__(self) -> None:
@@ -42,15 +43,12 @@ class SentryServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(Handler, name="sentry-collector")
 
     @property
     def dsn(self) -> str:
         """A DSN whose events land here."""
-        return f"http://publickey@127.0.0.1:{self.server.server_address[1]}/1"
+        return f"http://publickey@127.0.0.1:{self.port}/1"
 
     def _parse(self, body: bytes) -> None:
         lines = body.split(b"\n")
@@ -85,20 +83,3 @@ class SentryServer:
         """Cron monitor check-ins (``monitor_beat_tasks``)."""
         with self._lock:
             return [p for h, p in self.items if h.get("type") == "check_in"]
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-    def __enter__(self) -> SentryServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

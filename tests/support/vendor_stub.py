@@ -14,9 +14,10 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Call:
     at: float
 
 
-class VendorStub:
+class VendorStub(LoopbackServer):
     """A threaded HTTP server that plays the vendor."""
 
     def __init__(self, token: str | None = None) -> None:
@@ -59,15 +60,12 @@ class VendorStub:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(Handler, name="vendor-stub")
 
     @property
     def url(self) -> str:
         """Where the ``http`` adapter should POST (``VENDOR_HTTP_URL``)."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/orders"
+        return f"http://127.0.0.1:{self.port}/orders"
 
     def then(self, *scripts: Script) -> VendorStub:
         """Queue answers for the next calls."""
@@ -140,20 +138,3 @@ class VendorStub:
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the adapter gave up (timeout) or its worker was killed
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-    def __enter__(self) -> VendorStub:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

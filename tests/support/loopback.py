@@ -1,0 +1,51 @@
+"""A threaded HTTP server on 127.0.0.1 for the in-process test doubles.
+
+The Sentry collector, the vendor stub and the webhook listener differ only in their
+handler; starting on a free port, serving from a daemon thread and stopping cleanly
+(``close()`` or ``with``) live here once.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Self
+
+
+class LoopbackServer:
+    """Serves ``handler`` on 127.0.0.1 from a daemon thread until :meth:`close`."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str | None = None) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        # A short poll interval: shutdown() waits for the next poll.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=name,
+            daemon=True,
+        )
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        """The port the kernel chose."""
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        """Stop serving and release the socket."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
