@@ -414,35 +414,20 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = click.echo) -> in
     return code
 
 
+def _port_option(
+    flag: str, default: int, help_text: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A TCP port option of ``fulfill dev`` (1-65535, default shown)."""
+    return click.option(
+        flag, type=click.IntRange(1, 65535), default=default, show_default=True, help=help_text
+    )
+
+
 @click.command("dev", short_help="Run the whole stack locally, with a demo of orders.")
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=8000,
-    show_default=True,
-    help="Receiver (gunicorn) port.",
-)
-@click.option(
-    "--sandbox-port",
-    type=click.IntRange(1, 65535),
-    default=8080,
-    show_default=True,
-    help="Sandbox (local Pax8) port.",
-)
-@click.option(
-    "--flower-port",
-    type=click.IntRange(1, 65535),
-    default=5555,
-    show_default=True,
-    help="Flower port.",
-)
-@click.option(
-    "--redis-port",
-    type=click.IntRange(1, 65535),
-    default=6379,
-    show_default=True,
-    help="Embedded redis-server port.",
-)
+@_port_option("--port", 8000, "Receiver (gunicorn) port.")
+@_port_option("--sandbox-port", 8080, "Sandbox (local Pax8) port.")
+@_port_option("--flower-port", 5555, "Flower port.")
+@_port_option("--redis-port", 6379, "Embedded redis-server port.")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
