@@ -977,3 +977,22 @@ def test_pax8s_own_simulation_example_parses() -> None:
     assert notice.provision_detail.details == {"someKey": "someValue"}
     assert notice.provision_attempt.status == "Acknowledged"
     assert notice.provision_attempt.webhook_id == "a3ee5fab-a1ee-4035-99b1-210a8c729269"
+
+
+def test_package_exports_every_exception_class_it_names_lazily() -> None:
+    """``pax8/__init__`` lists the error names by hand (to import httpx only on use)."""
+    import inspect
+
+    import pax8
+    import pax8.errors
+
+    exported_errors = {name for name in pax8.__all__ if name in pax8.errors.__all__}
+    error_classes = {
+        name
+        for name in pax8.errors.__all__
+        if inspect.isclass(getattr(pax8.errors, name))
+        and issubclass(getattr(pax8.errors, name), Exception)
+    }
+    assert exported_errors == error_classes
+    for name in pax8.__all__:
+        assert getattr(pax8, name) is not None
