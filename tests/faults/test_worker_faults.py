@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import FAULT_ENV, results_by_request, tally
+from tests.faults.conftest import FAULT_ENV, count_and_check, results_by_request, tally
 from tests.support.adapters import calls
 from tests.support.procs import wait_until
 from tests.support.sentry_server import SentryServer
@@ -147,7 +147,9 @@ def test_fault_03_warm_shutdown_during_a_long_vendor_call(tmp_path: Path) -> Non
 def test_fault_04_worker_killed_holding_a_countdown_retry(
     tmp_path: Path, vendor: VendorStub
 ) -> None:
-    stack = http_stack(tmp_path, vendor, RETRY_BACKOFF_SECONDS="4")
+    # The beat runs as in production: where the kill lands decides which path brings the
+    # retry back, and every path must end in one provisioning and one result.
+    stack = http_stack(tmp_path, vendor, RETRY_BACKOFF_SECONDS="4", RECONCILE_INTERVAL_SECONDS="2")
     try:
         stack.start_receiver()
         first = stack.start_worker("worker-a", concurrency=1)
@@ -157,22 +159,72 @@ def test_fault_04_worker_killed_holding_a_countdown_retry(
         assert stack.post_webhook(body).status_code == 202
         record = stack.wait_state(request_id, "queued", timeout=20)
         wait_until(lambda: (r := stack.record(request_id)) and r.retries == 1, 20)
-        first.kill()  # the whole worker, holding the retry's ETA message
+        # The whole worker, around the moment it takes the retry's ETA message: still
+        # queued (the next worker takes it), held unacknowledged (back after the
+        # visibility timeout), or popped by BRPOP but not yet recorded as unacknowledged
+        # (gone from Redis: reconciliation requeues it from the ledger).
+        first.kill()
         stack.start_worker("worker-b", concurrency=1)
+        stack.start_beat()
         stack.wait_state(request_id, "reported", timeout=60)
         results = results_by_request(stack, [request_id])[request_id]
         provisioned = len(vendor.provisionings(request_id))
+        events = [entry["event"] for entry in stack.ledger.history(request_id)]
         tally(
             "04 worker killed holding a countdown retry",
             1,
             len(results),
             provisioned,
             provisioned - 1,
-            f"vendor calls={len(vendor.calls_for(request_id))}",
+            f"vendor calls={len(vendor.calls_for(request_id))}, "
+            f"back by {'reconciliation' if 'requeued' in events else 'the broker'}",
         )
         assert record.state == "queued"
         assert [r["status"] for r in results] == ["Success"]
         assert provisioned == 1 and len(vendor.calls_for(request_id)) == 2
+    finally:
+        stack.stop()
+
+
+def test_fault_04b_a_message_popped_by_a_consumer_that_died_before_recording_it(
+    tmp_path: Path,
+) -> None:
+    # Kombu's Redis transport takes a message with BRPOP and only then records it as
+    # unacknowledged: a worker killed between the two leaves it nowhere in Redis. This
+    # stages that state exactly (the test is the consumer that pops and dies) so the
+    # ledger's safety net is shown every run, not only when fault 04's kill lands there.
+    # Short limits keep "stuck" (visibility timeout + time limit) at 12 s.
+    stack = Stack(
+        tmp_path,
+        env={
+            **FAULT_ENV,
+            "TASK_SOFT_TIME_LIMIT_SECONDS": "3",
+            "TASK_TIME_LIMIT_SECONDS": "4",
+            "VISIBILITY_TIMEOUT_SECONDS": "8",
+            "RETRY_BACKOFF_MAX_SECONDS": "2",
+            "RECONCILE_INTERVAL_SECONDS": "2",
+        },
+    )
+    try:
+        stack.start_receiver()
+        body = stack.sandbox_notification()
+        request_id = body["provisionRequest"]["id"]
+        assert stack.post_webhook(body).status_code == 202
+        stack.wait_state(request_id, "queued", timeout=20)
+        popped = stack.redis().rpop("fulfillment.net_new")
+        assert popped is not None and request_id in popped
+        assert not stack.redis().llen("fulfillment.net_new") and not stack.redis().hlen("unacked")
+        stack.start_worker(concurrency=1)
+        stack.start_beat()
+        stack.wait_state(request_id, "reported", timeout=40)
+        events = [entry["event"] for entry in stack.ledger.history(request_id)]
+        count_and_check(
+            stack,
+            "04b message popped, consumer died before recording it",
+            [request_id],
+            "back by reconciliation",
+        )
+        assert events.count("requeued") == 1
     finally:
         stack.stop()
 
