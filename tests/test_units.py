@@ -291,3 +291,13 @@ def test_reported_records_are_purged_after_the_retention(ledger: Ledger) -> None
     assert ledger.get("old") is None and ledger.attempts("old") == []
     assert ledger.get("kept") is not None and ledger.get("busy") is not None
     assert ledger.counts()["reported"] == 1
+
+
+def test_the_app_connects_through_the_safe_redis_transport_under_its_own_url() -> None:
+    from worker.app import app
+    from worker.broker import Transport
+
+    with app.connection_for_write() as connection:
+        assert isinstance(connection.transport, Transport)
+        # Logs and Flower's broker view still see a redis:// URL.
+        assert connection.as_uri().startswith("redis://")

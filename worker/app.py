@@ -10,9 +10,11 @@ from __future__ import annotations
 from celery import Celery
 
 from config.settings import load_settings
+from worker import broker
 from worker.config import celery_config
 
 settings = load_settings()
+broker.install()  # before any connection resolves the redis:// scheme
 
 app = Celery("fulfillment", include=["tasks.provision", "tasks.report", "tasks.reconcile"])
 app.conf.update(celery_config(settings))

@@ -6,12 +6,14 @@ printed in a table at the end of the run (and asserted in the test itself).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.adapters import calls
 from tests.support.procs import wait_until
 from tests.support.stack import Stack, unique_domain
 from vendors.example import ExampleAdapter
@@ -84,6 +86,23 @@ def example_provisionings(
     return counts
 
 
+def recorded_provisionings(stack: Stack, request_ids: Iterable[str]) -> dict[str, int]:
+    """How many times a recording test adapter (``tests.support.adapters``) provisioned each."""
+    return {r: len(calls(stack.redis(), r, "provisioned")) for r in request_ids}
+
+
+def slow_stack(tmp_path: Path, seconds: float) -> Stack:
+    """A stack whose vendor (``SlowAdapter``) takes ``seconds`` per order."""
+    return Stack(
+        tmp_path,
+        env={
+            **FAULT_ENV,
+            "VENDOR_ADAPTER": "tests.support.adapters:SlowAdapter",
+            "SLOW_ADAPTER_SECONDS": f"{seconds:g}",
+        },
+    )
+
+
 def results_by_request(stack: Stack, request_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """The results the sandbox (Pax8) holds, per request."""
     wanted = set(request_ids)
@@ -146,11 +165,19 @@ def wait_all_reported(stack: Stack, ids: list[str], timeout: float) -> None:
 
 
 def count_and_check(
-    stack: Stack, fault: str, ids: list[str], note: str = "", results_each: int = 1
+    stack: Stack,
+    fault: str,
+    ids: list[str],
+    note: str = "",
+    results_each: int = 1,
+    provisioned: Mapping[str, int] | None = None,
 ) -> None:
-    """Tally and assert: ``results_each`` results per order, one vendor provisioning each."""
+    """Tally and assert: ``results_each`` results per order, one vendor provisioning each.
+
+    ``provisioned`` counts per order when the vendor is not the example adapter.
+    """
     results = results_by_request(stack, ids)
-    vendor = example_provisionings(stack, ids)
+    vendor = example_provisionings(stack, ids) if provisioned is None else provisioned
     total_results = sum(len(v) for v in results.values())
     duplicates = sum(max(0, n - 1) for n in vendor.values()) + sum(
         max(0, len(v) - results_each) for v in results.values()

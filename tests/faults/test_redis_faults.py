@@ -10,8 +10,11 @@ from tests.faults.conftest import (
     FAULT_ENV,
     bulk_notifications,
     count_and_check,
+    recorded_provisionings,
+    slow_stack,
     wait_all_reported,
 )
+from tests.support.adapters import calls
 from tests.support.procs import wait_until
 from tests.support.stack import Stack
 
@@ -20,7 +23,7 @@ def test_fault_06a_redis_restarted_with_200_orders_in_flight(tmp_path: Path) -> 
     stack = Stack(tmp_path, env=FAULT_ENV)
     try:
         stack.start_receiver()
-        stack.start_worker(concurrency=2)
+        worker = stack.start_worker(concurrency=2)
         bodies = bulk_notifications(stack, 200)
         ids = [b["provisionRequest"]["id"] for b in bodies]
         for body in bodies:
@@ -29,6 +32,7 @@ def test_fault_06a_redis_restarted_with_200_orders_in_flight(tmp_path: Path) -> 
         stack.redis_server.stop()  # SIGTERM: the AOF is flushed
         stack.redis_server.start()
         wait_all_reported(stack, ids, timeout=150)
+        assert worker.alive(), "the worker exited on the connection loss"
         count_and_check(
             stack,
             "06a Redis restarted (AOF), 200 orders",
@@ -103,6 +107,38 @@ def test_fault_07_redis_restarted_while_the_worker_is_idle(tmp_path: Path) -> No
         )
         assert took < 30
         assert worker.alive()
+    finally:
+        stack.stop()
+
+
+def test_fault_07b_redis_restarted_while_a_worker_holds_a_task_and_polls(
+    tmp_path: Path,
+) -> None:
+    # The worker has one order in hand (unacknowledged) and a free process waiting in BRPOP:
+    # the connection loss must neither end the worker nor lose or repeat the order.
+    stack = slow_stack(tmp_path, 4)
+    try:
+        stack.start_receiver()
+        worker = stack.start_worker(concurrency=2)
+        held = stack.sandbox_notification()
+        held_id = held["provisionRequest"]["id"]
+        assert stack.post_webhook(held).status_code == 202
+        wait_until(lambda: calls(stack.redis(), held_id, "started"), 20)
+        stack.redis_server.restart()
+        after = stack.sandbox_notification()
+        after_id = after["provisionRequest"]["id"]
+        wait_until(lambda: stack.post_webhook(after).status_code == 202, 20)
+        for request_id in (held_id, after_id):
+            stack.wait_state(request_id, "reported", timeout=60)
+        assert worker.alive(), "the worker exited on the connection loss"
+        ids = [held_id, after_id]
+        count_and_check(
+            stack,
+            "07b Redis restarted, a task in hand, BRPOP waiting",
+            ids,
+            "worker stayed up",
+            provisioned=recorded_provisionings(stack, ids),
+        )
     finally:
         stack.stop()
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import FAULT_ENV, count_and_check, results_by_request, tally
+from tests.faults.conftest import (
+    FAULT_ENV,
+    count_and_check,
+    recorded_provisionings,
+    results_by_request,
+    slow_stack,
+    tally,
+)
 from tests.support.adapters import calls
 from tests.support.procs import wait_until
 from tests.support.sentry_server import SentryServer
@@ -68,14 +75,7 @@ def test_fault_01_pool_child_killed_after_the_vendor_call(
 
 
 def test_fault_02_worker_main_process_killed_mid_task(tmp_path: Path) -> None:
-    stack = Stack(
-        tmp_path,
-        env={
-            **FAULT_ENV,
-            "VENDOR_ADAPTER": "tests.support.adapters:SlowAdapter",
-            "SLOW_ADAPTER_SECONDS": "3",
-        },
-    )
+    stack = slow_stack(tmp_path, 3)
     try:
         stack.start_receiver()
         first = stack.start_worker("worker-a", concurrency=1)
@@ -107,14 +107,7 @@ def test_fault_02_worker_main_process_killed_mid_task(tmp_path: Path) -> None:
 
 
 def test_fault_03_warm_shutdown_during_a_long_vendor_call(tmp_path: Path) -> None:
-    stack = Stack(
-        tmp_path,
-        env={
-            **FAULT_ENV,
-            "VENDOR_ADAPTER": "tests.support.adapters:SlowAdapter",
-            "SLOW_ADAPTER_SECONDS": "4",
-        },
-    )
+    stack = slow_stack(tmp_path, 4)
     try:
         stack.start_receiver()
         worker = stack.start_worker("worker-a", concurrency=1)
@@ -129,17 +122,12 @@ def test_fault_03_warm_shutdown_during_a_long_vendor_call(tmp_path: Path) -> Non
         stack.start_worker("worker-b", concurrency=1)  # finishes what was left queued
         for request_id in ids:
             stack.wait_state(request_id, "reported", timeout=60)
-        results = results_by_request(stack, ids)
-        provisioned = {r: len(calls(stack.redis(), r, "provisioned")) for r in ids}
-        tally(
+        count_and_check(
+            stack,
             "03 SIGTERM during a long vendor call",
-            len(ids),
-            sum(len(v) for v in results.values()),
-            sum(provisioned.values()),
-            sum(n - 1 for n in provisioned.values()),
+            ids,
+            provisioned=recorded_provisionings(stack, ids),
         )
-        assert all(len(v) == 1 for v in results.values())
-        assert set(provisioned.values()) == {1}
     finally:
         stack.stop()
 
