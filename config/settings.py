@@ -134,8 +134,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if value.startswith("unix://"):
+            # redis-py reads it, but Celery's Redis broker (kombu) has no unix:// scheme:
+            # the receiver would queue orders that no worker could consume.
+            raise ValueError("unix sockets are not supported; use redis:// or rediss://")
+        if not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss://")
         return value
 
     @field_validator("pax8_api_url", "pax8_token_url", "vendor_http_url")

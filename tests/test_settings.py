@@ -62,6 +62,7 @@ def test_secret_lists_split_on_commas(monkeypatch: pytest.MonkeyPatch) -> None:
     ("env", "variable"),
     [
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "unix:///run/redis.sock"}, "REDIS_URL"),
         ({"PAX8_API_URL": "127.0.0.1:8080/v2"}, "PAX8_API_URL"),
         ({"PORT": "eighty"}, "PORT"),
         ({"RECONCILE_INTERVAL_SECONDS": "-1"}, "RECONCILE_INTERVAL_SECONDS"),
