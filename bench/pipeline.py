@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from bench.bare_broker import POST_RESULT, QUEUE, bare_celery_app
 from bench.common import (
@@ -80,6 +82,34 @@ class CpuMeter:
         return self.used
 
 
+Driver = Callable[[list[dict[str, Any]]], tuple[dict[str, float], float]]
+
+
+def _measured_run(
+    bench: Bench,
+    stack: Stack,
+    count: int,
+    label: str,
+    meter: CpuMeter | None,
+    drive: Driver,
+) -> tuple[float, list[float]]:
+    """Send ``count`` fresh orders with ``drive`` and wait for every result.
+
+    ``drive`` gets the acknowledged requests and returns when each was due and when the
+    first went out; the result is (orders/s, latencies in ms).
+    """
+    stack.sandbox.reset()
+    requests = acknowledged_requests(stack, count)
+    if meter is not None:
+        meter.start()
+    due, first = drive(requests)
+    found = collect(stack, [r["id"] for r in requests], timeout=max(120.0, count / 10))
+    if meter is not None:
+        meter.stop(count)
+    _check(bench, label, found)
+    return count / (max(found.created.values()) - first), _latencies(found, due)
+
+
 def project_run(
     bench: Bench,
     stack: Stack,
@@ -90,22 +120,16 @@ def project_run(
     meter: CpuMeter | None = None,
 ) -> tuple[float, list[float]]:
     """``count`` webhooks to the receiver; (orders/s, latencies in ms)."""
-    stack.sandbox.reset()
-    requests = acknowledged_requests(stack, count)
-    if meter is not None:
-        meter.start()
-    load = run_load(
-        bench.tmp / "load", port, items=webhook_items(requests), rate=rate, concurrency=32
-    )
-    if load.ok() != count:
-        raise SystemExit(f"{label}: only {load.ok()} of {count} webhooks acknowledged")
-    found = collect(stack, [r["id"] for r in requests], timeout=max(120.0, count / 10))
-    if meter is not None:
-        meter.stop(count)
-    _check(bench, label, found)
-    due = {row[0]: row[1] for row in load.rows}
-    first = min(row[2] for row in load.rows)
-    return count / (max(found.created.values()) - first), _latencies(found, due)
+
+    def drive(requests: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
+        load = run_load(
+            bench.tmp / "load", port, items=webhook_items(requests), rate=rate, concurrency=32
+        )
+        if load.ok() != count:
+            raise SystemExit(f"{label}: only {load.ok()} of {count} webhooks acknowledged")
+        return {row[0]: row[1] for row in load.rows}, min(row[2] for row in load.rows)
+
+    return _measured_run(bench, stack, count, label, meter, drive)
 
 
 def bare_run(
@@ -117,34 +141,31 @@ def bare_run(
     meter: CpuMeter | None = None,
 ) -> tuple[float, list[float]]:
     """``count`` bare tasks published from here; (orders/s, latencies in ms)."""
-    stack.sandbox.reset()
-    requests = acknowledged_requests(stack, count)
-    if meter is not None:
-        meter.start()
-    app = bare_celery_app("bench-driver")
-    app.conf.broker_url = stack.redis_server.url
-    due: dict[str, float] = {}
-    with app.producer_or_acquire() as producer:
-        start = time.time() + 0.2
-        for index, created in enumerate(requests):
-            moment = start + index / rate if rate else time.time()
-            delay = moment - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            due[created["id"]] = moment
-            app.send_task(
-                POST_RESULT,
-                args=[created["id"], created["attemptId"]],
-                queue=QUEUE,
-                producer=producer,
-            )
-    found = collect(stack, [r["id"] for r in requests], timeout=max(120.0, count / 10))
-    if meter is not None:
-        meter.stop(count)
-    _check(bench, label, found)
-    app.close()
-    first = min(due.values())
-    return count / (max(found.created.values()) - first), _latencies(found, due)
+
+    def drive(requests: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
+        app = bare_celery_app("bench-driver")
+        app.conf.broker_url = stack.redis_server.url
+        due: dict[str, float] = {}
+        try:
+            with app.producer_or_acquire() as producer:
+                start = time.time() + 0.2
+                for index, created in enumerate(requests):
+                    moment = start + index / rate if rate else time.time()
+                    delay = moment - time.time()
+                    if delay > 0:
+                        time.sleep(delay)
+                    due[created["id"]] = moment
+                    app.send_task(
+                        POST_RESULT,
+                        args=[created["id"], created["attemptId"]],
+                        queue=QUEUE,
+                        producer=producer,
+                    )
+        finally:
+            app.close()
+        return due, min(due.values())
+
+    return _measured_run(bench, stack, count, label, meter, drive)
 
 
 def _latencies(found: Tally, due: dict[str, float]) -> list[float]:
