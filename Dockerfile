@@ -4,7 +4,12 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
+# The pinned, hashed runtime dependencies first (a layer that changes only with the lock),
+# then the project itself without resolving anything again.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
+
+COPY pyproject.toml README.md LICENSE ./
 COPY config ./config
 COPY pax8 ./pax8
 COPY sandbox ./sandbox
@@ -14,7 +19,7 @@ COPY tasks ./tasks
 COPY vendors ./vendors
 COPY fulfillment ./fulfillment
 COPY cli ./cli
-RUN pip install . && useradd --create-home --uid 1000 fulfillment
+RUN pip install --no-deps . && pip check && useradd --create-home --uid 1000 fulfillment
 
 COPY Procfile ./
 COPY bin ./bin

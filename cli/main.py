@@ -20,6 +20,7 @@ from cli.sandbox_command import sandbox
 from cli.simulate import simulate
 from cli.status import status
 from cli.webhooks import webhooks
+from config.version import __version__
 
 _PASS_THROUGH = (click.ClickException, click.exceptions.Exit, click.Abort)
 
@@ -45,6 +46,9 @@ class FulfillGroup(click.Group):
     cls=FulfillGroup,
     epilog=EXIT_CODES_HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(
+    __version__, "--version", prog_name="fulfill", message="%(prog)s (pax8-fulfillment) %(version)s"
 )
 @click.pass_context
 def main(ctx: click.Context) -> None:

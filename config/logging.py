@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
+
+from config.version import DISTRIBUTION, __version__
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -50,3 +53,15 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     # Per-request access noise from libraries drowns the state-change lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def log_start(component: str) -> None:
+    """The first line a process logs: which version of what started (for support tickets)."""
+    logging.getLogger("fulfillment").warning(
+        "%s %s: %s starting (pid %d, Python %s)",
+        DISTRIBUTION,
+        __version__,
+        component,
+        os.getpid(),
+        sys.version.split()[0],
+    )

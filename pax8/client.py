@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from config.version import USER_AGENT
 from pax8.auth import Credentials, TokenCache
 from pax8.errors import (
     AuthenticationError,
@@ -76,7 +77,7 @@ class Pax8Client:
         self._http = httpx.Client(
             timeout=timeout,
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "pax8-fulfillment/0.1"},
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
         )
         self._tokens: dict[bool, TokenCache] = {}
         if production is not None:

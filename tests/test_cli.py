@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -106,6 +107,12 @@ def test_help_documents_commands_and_exit_codes(stack: Stack) -> None:
     for command in (["status"], ["replay"], ["reconcile"], ["webhooks", "create"],
                     ["webhooks", "list"], ["simulate"], ["sandbox"], ["dev"]):  # fmt: skip
         assert "Examples:" in ok(fulfill(stack, *command, "--help")), command
+
+
+def test_version_is_the_installed_package_version() -> None:
+    expected = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    result = run({}, "--version")
+    assert ok(result).strip() == f"fulfill (pax8-fulfillment) {expected}"
 
 
 def test_a_missing_setting_is_exit_2_naming_it(stack: Stack) -> None:

@@ -7,7 +7,10 @@ the image forgets, Redis without AOF), and bin/procfile is run for real.
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -65,3 +68,74 @@ def test_bin_procfile_runs_a_line_and_refuses_an_unknown_one(tmp_path: Path) -> 
     assert unknown.popen.wait(10) == 2
     unknown.stop()
     assert "no 'nope' line" in unknown.log()
+
+
+# -- dependencies: declared, locked, installed from the lock ----------------------------------
+
+RUNTIME_PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+    "packages"
+]
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared() -> set[str]:
+    """Distribution names of ``[project] dependencies`` (without versions or extras)."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {_normalize(re.split(r"[\s\[<>=!~;]", dep, maxsplit=1)[0]) for dep in deps}
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level modules the runtime packages import (any depth), by the file importing them."""
+    first_party = set(RUNTIME_PACKAGES) | {"tests", "bench"}
+    found: dict[str, set[str]] = {}
+    for package in RUNTIME_PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in first_party:
+                        found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_module_a_runtime_process_imports_is_a_declared_dependency() -> None:
+    """A runtime import must never be satisfied only because a dev tool pulled it in."""
+    providers = importlib.metadata.packages_distributions()
+    declared = _declared()
+    undeclared = {}
+    for module, files in _third_party_imports().items():
+        distributions = {_normalize(d) for d in providers.get(module, [module])}
+        if not distributions & declared:
+            undeclared[module] = sorted(files)
+    assert undeclared == {}, f"runtime imports missing from [project] dependencies: {undeclared}"
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    lock = (ROOT / "requirements.lock").read_text()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.MULTILINE))
+    pinned = {_normalize(name) for name in pins}
+    assert _declared() <= pinned, _declared() - pinned
+    # Every requirement line is pinned exactly and carries at least one hash.
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 2)[2])
+    for entry in entries:
+        assert "==" in entry.splitlines()[0] and "--hash=sha256:" in entry, entry
+    # The extra kombu's Redis transport needs came with it (the gap issue 10 found).
+    assert "packaging" in pinned and "redis" in pinned
+
+
+def test_the_image_installs_the_lock_with_hashes_then_the_project_alone() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY requirements.lock ./" in dockerfile
+    install_lock = dockerfile.index("pip install --require-hashes -r requirements.lock")
+    install_project = dockerfile.index("pip install --no-deps .")
+    assert install_lock < install_project
+    assert "COPY LICENSE" in dockerfile or "LICENSE ./" in dockerfile

@@ -69,7 +69,7 @@ def test_dev_runs_the_demo_to_results_and_stops_everything(tmp_path: Path) -> No
     data = tmp_path / "stack"
     result = _run_dev(
         [
-            "--exit", "--orders", "8", "--workers", "1",
+            "--once", "--orders", "8", "--workers", "1",
             "--port", str(port), "--sandbox-port", str(sandbox_port),
             "--flower-port", str(flower_port), "--redis-port", str(redis_port),
             "--data-dir", str(data),
@@ -122,7 +122,7 @@ def test_dev_refuses_a_port_in_use(tmp_path: Path) -> None:
         taken = busy.getsockname()[1]
         redis_port = free_port()
         result = _run_dev(
-            ["--exit", "--port", str(taken), "--redis-port", str(redis_port),
+            ["--once", "--port", str(taken), "--redis-port", str(redis_port),
              "--data-dir", str(tmp_path / "stack")],
             cwd=tmp_path,
         )  # fmt: skip

@@ -301,3 +301,35 @@ def test_the_app_connects_through_the_safe_redis_transport_under_its_own_url() -
         assert isinstance(connection.transport, Transport)
         # Logs and Flower's broker view still see a redis:// URL.
         assert connection.as_uri().startswith("redis://")
+
+
+# -- fulfill dev --once: what it says about the orders that went wrong ------------------------
+
+
+def test_the_demo_names_every_order_that_missed_its_expected_result() -> None:
+    from cli.demo import DemoRun, demo_orders, missed_lines
+    from cli.follow import Followed
+    from fulfillment.ledger import Record
+
+    orders = demo_orders(4)  # NetNew, NetNew (Fail expected), Update, TrialCreate
+    run = DemoRun(orders)
+
+    def record(state: str, outcome: str = "", message: str = "") -> Record:
+        return Record(
+            id="r", state=state, type="NetNew", source="pax8", simulation=True, detail_id="d",
+            attempt_id="a", payload="{}", outcome=outcome, result_message=message,
+        )  # fmt: skip
+
+    run.followed[0] = Followed("r0", "#1", done=True, record=record("reported", "Success"))
+    run.followed[1] = Followed("r1", "#2", done=True, record=record("reported", "Success"))
+    run.followed[2] = Followed("r2", "#3", record=record("queued"))
+    run.refused[3] = "webhook Failed: 401"
+    lines = missed_lines(run)
+    assert not run.all_ok
+    assert len(lines) == 3 and not any(line.startswith("  #1 ") for line in lines)
+    assert lines[0] == "  #2 NetNew: expected Fail; Success (no message)"
+    assert lines[1] == "  #3 Update: expected Success; no result yet (request r2, state queued)"
+    assert "#4 TrialCreate" in lines[2] and "webhook was refused (webhook Failed: 401)" in lines[2]
+    run.followed[1] = Followed("r1", "#2", done=True, record=record("reported", "Fail", "domain"))
+    assert [line.split(":")[0] for line in missed_lines(run)] == ["  #2 NetNew", "  #3 Update",
+                                                                  "  #4 TrialCreate"]  # fmt: skip

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from config.settings import Settings
+from config.version import USER_AGENT
 from pax8.errors import parse_retry_after
 from vendors.base import Order, Provisioned, VendorAdapter
 from vendors.errors import PermanentVendorError, TransientVendorError
@@ -57,7 +58,7 @@ class HttpAdapter(VendorAdapter):
             raise ValueError("VENDOR_HTTP_URL is required by the http vendor adapter")
         secret = settings.vendor_http_token if settings else None
         token = token or (secret.get_secret_value() if secret else None)
-        headers = {"User-Agent": "pax8-fulfillment/0.1"}
+        headers = {"User-Agent": USER_AGENT}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         seconds = timeout or (settings.vendor_http_timeout_seconds if settings else 30.0)

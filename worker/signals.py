@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import signals
 
-from config.logging import configure_logging
+from config.logging import configure_logging, log_start
 from config.settings import ConfigError, Role
 from worker.app import settings
 
@@ -38,6 +38,7 @@ def _setup_logging(**_: Any) -> None:
 
 @signals.worker_init.connect
 def _worker_init(**_: Any) -> None:
+    log_start("worker")
     _require("worker")
     from sentry_sdk.integrations.celery import CeleryIntegration
 
@@ -48,6 +49,7 @@ def _worker_init(**_: Any) -> None:
 
 @signals.beat_init.connect
 def _beat_init(**_: Any) -> None:
+    log_start("beat")
     _require("beat")
     from sentry_sdk.integrations.celery import CeleryIntegration
 
