@@ -3,6 +3,7 @@ Procfile, JSON state-change logs and the /metrics counters."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,13 @@ def test_json_logs_have_one_line_per_state_change(stack: Stack) -> None:
                 assert line["attempt_id"] == body["provisionAttempt"]["id"]
                 assert line["request_type"] == "NetNew"
                 assert line["simulation"] is False
+        # Every process says first which version of what started.
+        version = importlib.metadata.version("pax8-fulfillment")
+        for proc in (stack.procs[0], worker):
+            starts = [json.loads(line) for line in proc.log(tail=10**7).splitlines()
+                      if line.startswith("{") and "starting (pid" in line]  # fmt: skip
+            assert starts, proc.describe()
+            assert starts[0]["message"].startswith(f"pax8-fulfillment {version}: ")
     finally:
         worker.stop()
 

@@ -38,6 +38,8 @@ def _setup_logging(**_: Any) -> None:
 
 @signals.worker_init.connect
 def _worker_init(**_: Any) -> None:
+    # worker_init comes before Celery's setup_logging: configure now, so the first line is ours.
+    configure_logging(settings.log_level, settings.log_format)
     log_start("worker")
     _require("worker")
     from sentry_sdk.integrations.celery import CeleryIntegration
@@ -49,6 +51,7 @@ def _worker_init(**_: Any) -> None:
 
 @signals.beat_init.connect
 def _beat_init(**_: Any) -> None:
+    configure_logging(settings.log_level, settings.log_format)
     log_start("beat")
     _require("beat")
     from sentry_sdk.integrations.celery import CeleryIntegration
