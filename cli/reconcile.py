@@ -15,6 +15,7 @@ _LINES = (
     ("enqueued", "enqueued (unknown to the ledger, or a new attempt)"),
     ("attempts_created", "Pax8 attempts created for them"),
     ("rereported", "finished orders whose report was enqueued again"),
+    ("reopened", "reported orders whose refused result is owed again (Pax8 acknowledged it)"),
     ("requeued", "stuck orders enqueued again"),
     ("dead", "dead in the ledger (see fulfill status --state dead)"),
     ("unchanged", "unchanged"),

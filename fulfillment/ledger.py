@@ -10,7 +10,7 @@ Keys (``prefix`` defaults to ``ff:``):
 
 * ``ff:req:<id>``           hash: the record (fields of :class:`Record`)
 * ``ff:req:<id>:attempts``  hash: attempt id → {detail, status pending|posting|reported|
-  superseded, at, result}: one ProvisionResult is owed per acknowledged attempt
+  superseded|rejected, at, result}: one ProvisionResult is owed per acknowledged attempt
 * ``ff:req:<id>:history``   list: the last 100 state changes, newest first
 * ``ff:index``              zset: id by last update (recent orders)
 * ``ff:state:<state>``      zset: id by time it entered the state (counts, stuck scans)
@@ -60,6 +60,14 @@ end
 local function holds(key, state, detail, task)
   return state == 'provisioning' and redis.call('HGET', key, 'claim_task') == task
     and redis.call('HGET', key, 'detail_id') == detail
+end
+-- A history entry that keeps the state (an event worth an operator's eye, not a transition).
+local function note(id, now, event, text)
+  local key = P .. 'req:' .. id
+  local state = redis.call('HGET', key, 'state') or ''
+  redis.call('LPUSH', key .. ':history',
+    cjson.encode({at = now, state = state, event = event, note = text or ''}))
+  redis.call('LTRIM', key .. ':history', 0, 99)
 end
 local function attempt_status(id, attempt, status, now, result)
   local akey = P .. 'req:' .. id .. ':attempts'
@@ -253,22 +261,26 @@ return {'ok', state}
 """
 )
 
-# ARGV: prefix, id, attempt, now
-_POSTING = (
+# ARGV: prefix, id, attempt, now, status (posting|pending), event ('' = no history entry), note
+_MARK_ATTEMPT = (
     _COMMON
     + r"""
-local a = attempt_status(ARGV[2], ARGV[3], 'posting', tonumber(ARGV[4]), nil)
+local a = attempt_status(ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4]), nil)
+if a and ARGV[6] ~= '' then note(ARGV[2], tonumber(ARGV[4]), ARGV[6], ARGV[7]) end
 return a and 1 or 0
 """
 )
 
-# ARGV: prefix, id, attempt, now, status (reported|superseded), result id
+# ARGV: prefix, id, attempt, now, status (reported|superseded|rejected), result id, note
 _SETTLE = (
     _COMMON
     + r"""
 local id, attempt, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local key = P .. 'req:' .. id
 attempt_status(id, attempt, ARGV[5], now, ARGV[6])
+if attempt ~= '' and ARGV[5] ~= 'reported' then
+  note(id, now, 'result-' .. ARGV[5], attempt .. ': ' .. ARGV[7])
+end
 local state = redis.call('HGET', key, 'state')
 if state ~= 'provisioned' and state ~= 'failed' then return state or '' end
 local detail = redis.call('HGET', key, 'outcome_detail_id')
@@ -294,6 +306,29 @@ local fresh = redis.call('HSETNX', key .. ':attempts', ARGV[3],
   cjson.encode({detail = ARGV[4], status = 'pending', at = tonumber(ARGV[5])}))
 if fresh == 1 then redis.call('HSET', key, 'attempt_id', ARGV[3]) end
 return fresh
+"""
+)
+
+# ARGV: prefix, id, attempt, now, note.  An attempt settled without a result (``rejected``)
+# that Pax8 says is acknowledged after all is owed again; a reported record goes back to its
+# outcome's state so the report task posts it.
+_REOPEN = (
+    _COMMON
+    + r"""
+local id, attempt, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local key = P .. 'req:' .. id
+local raw = redis.call('HGET', key .. ':attempts', attempt)
+if not raw or cjson.decode(raw).status ~= 'rejected' then return '' end
+attempt_status(id, attempt, 'pending', now, nil)
+local state = redis.call('HGET', key, 'state')
+if state == 'reported' then
+  local outcome = redis.call('HGET', key, 'outcome')
+  state = outcome == 'Fail' and 'failed' or 'provisioned'
+  set_state(id, state, now, 'reopened', attempt .. ': ' .. ARGV[5])
+else
+  note(id, now, 'reopened', attempt .. ': ' .. ARGV[5])
+end
+return state
 """
 )
 
@@ -447,7 +482,8 @@ class Ledger:
         self._retry = client.register_script(_RETRY)
         self._dead = client.register_script(_DEAD)
         self._reset = client.register_script(_RESET)
-        self._posting = client.register_script(_POSTING)
+        self._mark_attempt = client.register_script(_MARK_ATTEMPT)
+        self._reopen = client.register_script(_REOPEN)
         self._settle = client.register_script(_SETTLE)
         self._add_attempt = client.register_script(_ADD_ATTEMPT)
         self._purge = client.register_script(_PURGE)
@@ -614,15 +650,35 @@ class Ledger:
 
     def mark_posting(self, request_id: str, attempt_id: str) -> None:
         """Note that a result POST for ``attempt_id`` is about to leave."""
-        self._run(self._posting, request_id, attempt_id, time.time())
+        self._run(self._mark_attempt, request_id, attempt_id, time.time(), "posting", "", "")
+
+    def mark_pending(self, request_id: str, attempt_id: str, event: str, note: str) -> None:
+        """The attempt is still owed (its POST surely stored nothing); noted in the history."""
+        self._run(self._mark_attempt, request_id, attempt_id, time.time(), "pending", event, note)
 
     def settle(
-        self, request_id: str, attempt_id: str, result_id: str | None, status: str = "reported"
+        self,
+        request_id: str,
+        attempt_id: str,
+        result_id: str | None,
+        status: str = "reported",
+        note: str = "",
     ) -> str:
-        """Mark an attempt reported (or superseded); returns the record's state after."""
+        """Mark an attempt reported (or superseded, rejected: ``note`` says why, in the
+        history); returns the record's state after."""
         return _text(
-            self._run(self._settle, request_id, attempt_id, time.time(), status, result_id or "")
+            self._run(
+                self._settle, request_id, attempt_id, time.time(), status, result_id or "", note
+            )
         )
+
+    def reopen(self, request_id: str, attempt_id: str, note: str) -> str:
+        """Owe ``attempt_id`` a result again after it was settled ``rejected``.
+
+        Returns the record's state after (``provisioned``/``failed`` when a report is
+        due), or ``""`` when the attempt was not rejected (nothing changed).
+        """
+        return _text(self._run(self._reopen, request_id, attempt_id, time.time(), note))
 
     # -- reading -------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ interval even with two beat processes: a throttle key):
    an attempt (``POST .../attempts``) when the latest is Failed or missing, and enqueue
    it exactly as if its webhook had arrived (at most 3 calls);
 4. for a request the ledger reported but Pax8 still lists: check the latest attempt
-   (1 call); a new one means a lost retry or a new detail, handled as in 3;
+   (1 call); a new one means a lost retry or a new detail, handled as in 3; an attempt the
+   ledger settled without a result (Pax8 refused it) that Pax8 counts as acknowledged is
+   owed again and reported (1 more call for each such attempt that is not the latest);
 5. scans the ledger: records stuck in ``provisioned``/``failed`` are reported again,
    records stranded in ``received``/``queued``/``provisioning`` are queued again.
 """
@@ -76,6 +78,7 @@ class ReconcileSummary:
     enqueued: int = 0
     attempts_created: int = 0
     rereported: int = 0
+    reopened: int = 0
     requeued: int = 0
     purged: int = 0
     dead: int = 0
@@ -195,11 +198,41 @@ class Reconciler:
         except Pax8Error as exc:
             self.summary.errors.append(f"{request.id}: {exc}")
             return
-        owed = {attempt.id for attempt in self.ledger.attempts(request.id)}
-        if latest is not None and latest.id in owed:
-            self.summary.unchanged += 1
+        attempts = self.ledger.attempts(request.id)
+        known = {attempt.id for attempt in attempts}
+        if latest is not None and latest.id in known:
+            rejected = [a.id for a in attempts if a.status == "rejected"]
+            if not (rejected and self._reopen(request.id, simulation, rejected, latest)):
+                self.summary.unchanged += 1
             return
         self._recover(request, simulation, latest, latest_known=True)
+
+    def _reopen(
+        self, request_id: str, simulation: bool, rejected: list[str], latest: ProvisionAttempt
+    ) -> bool:
+        """Report again the attempts settled without a result that Pax8 counts acknowledged."""
+        reopened = False
+        for attempt_id in rejected:
+            try:
+                attempt = (
+                    latest
+                    if attempt_id == latest.id
+                    else self.pax8.get_attempt(request_id, attempt_id, simulation=simulation)
+                )
+            except NotFound:
+                continue
+            except Pax8Error as exc:
+                self.summary.errors.append(f"{request_id}: {exc}")
+                continue
+            if attempt.status != AttemptStatus.ACKNOWLEDGED:
+                continue
+            note = "Pax8 counts it acknowledged and still lists the request as unfulfilled"
+            if self.ledger.reopen(request_id, attempt_id, note) in ("provisioned", "failed"):
+                reopened = True
+        if reopened:
+            self.publisher.report(request_id)
+            self.summary.reopened += 1
+        return reopened
 
     def _recover(
         self,

@@ -7,6 +7,13 @@ so a timeout after Pax8 stored the result never makes a second one; a 409 means 
 has one already. Pax8's transient errors propagate to the task, which retries with
 backoff; once its budget is spent the record stays ``provisioned``/``failed`` and
 reconciliation reports it later.
+
+A result Pax8 refuses (a 4xx) is not taken at its word: the attempt's status is looked up.
+Pax8 counts an attempt as ``Acknowledged`` when the receiver's 202 reaches it, so a fast
+worker can post before that; an attempt still ``Issued`` stays owed and the result is
+retried with backoff (:attr:`ReportOutcome.waiting`). Only an attempt Pax8 says ``Failed``,
+or no longer has, or that is acknowledged and still refused, is settled ``rejected``, with
+Pax8's reason in the history and the log.
 """
 
 from __future__ import annotations
@@ -18,12 +25,23 @@ from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Record
 from fulfillment.locks import RedisLock
 from pax8.client import Pax8Client
-from pax8.errors import AuthenticationError, ClientError, Conflict
-from pax8.models import ProvisionResult, ResultStatus
+from pax8.errors import AuthenticationError, ClientError, Conflict, NotFound
+from pax8.models import AttemptStatus, ProvisionResult, ResultStatus
 
 log = logging.getLogger(__name__)
 
 OWED = ("pending", "posting")
+
+
+class NotAcknowledgedYet(Exception):
+    """Pax8 refused results for attempts it still counts as ``Issued``: try again later."""
+
+    def __init__(self, attempt_ids: list[str]) -> None:
+        super().__init__(attempt_ids)
+        self.attempt_ids = attempt_ids
+
+    def __str__(self) -> str:
+        return f"attempt(s) {', '.join(self.attempt_ids)} not acknowledged at Pax8 yet"
 
 
 @dataclass
@@ -34,6 +52,7 @@ class ReportOutcome:
     posted: list[str] = field(default_factory=list)
     found: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
     busy: bool = False
 
 
@@ -125,18 +144,14 @@ def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportOu
             # Our credentials, not this attempt, are the problem: nothing is settled.
             raise
         except ClientError as exc:
-            # Pax8 refuses a result for this attempt (e.g. it never counted as acknowledged):
-            # nothing we send will change that; a newer attempt, if any, gets the result.
-            outcome.rejected.append(attempt.id)
-            outcome.state = ledger.settle(record.id, attempt.id, None, status="rejected")
-            log_state(
-                record.state,
-                record,
-                event="result-rejected",
-                level=logging.ERROR,
-                attempt_id=attempt.id,
-                error=exc.message,
-            )
+            final = _final_refusal(ledger, pax8, record, attempt.id, exc)
+            if final is None:
+                outcome.waiting.append(attempt.id)
+            else:
+                outcome.rejected.append(attempt.id)
+                outcome.state = ledger.settle(
+                    record.id, attempt.id, None, status="rejected", note=final
+                )
             continue
         else:
             outcome.posted.append(attempt.id)
@@ -149,3 +164,42 @@ def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportOu
             result_attempt=attempt.id,
         )
     return outcome
+
+
+def _final_refusal(
+    ledger: Ledger, pax8: Pax8Client, record: Record, attempt_id: str, error: ClientError
+) -> str | None:
+    """Why Pax8's refusal of a result for ``attempt_id`` is final, or None if it is not.
+
+    Not final while the attempt is still ``Issued``: Pax8 has not counted the receiver's 202
+    yet, and the same result is accepted once it has (the attempt goes back to ``pending``).
+    Pax8's transient errors on the look-up propagate (the report is retried, nothing settled).
+    """
+    try:
+        found = pax8.get_attempt(record.id, attempt_id, simulation=record.simulation)
+        status: str | None = found.status
+    except NotFound:
+        status = None
+    if status == AttemptStatus.ISSUED:
+        why = f"Pax8 refused the result while the attempt is still Issued: {error.message}"
+        ledger.mark_pending(record.id, attempt_id, "result-not-acknowledged", why)
+        log_state(
+            record.state,
+            record,
+            event="result-not-acknowledged",
+            level=logging.WARNING,
+            attempt_id=attempt_id,
+            error=error.message,
+        )
+        return None
+    where = "no longer exists at Pax8" if status is None else f"is {status} at Pax8"
+    reason = f"{error.message} (the attempt {where})"
+    log_state(
+        record.state,
+        record,
+        event="result-rejected",
+        level=logging.ERROR,
+        attempt_id=attempt_id,
+        error=reason,
+    )
+    return reason

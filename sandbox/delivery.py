@@ -4,7 +4,8 @@ One delivery POSTs ``{"isSimulation", "provisionRequest", "provisionDetail",
 "provisionAttempt"}`` to the URL of the attempt's webhook configuration, with the configured
 header carrying the credential. A 2xx makes the attempt ``Acknowledged``; any other status, a
 timeout, a connection error or no webhook configuration makes it ``Failed`` with an
-``errorDetail``. Faults with the path ``webhook`` act here (see :mod:`sandbox.faults`).
+``errorDetail``. Faults with the path ``webhook`` act here (see :mod:`sandbox.faults`); with
+``hold_ack`` the 2xx is counted as ``Acknowledged`` only ``seconds`` later.
 
 A *chain* is one notification and its retries: after a failed production delivery Pax8 waits
 ``retry_delay`` seconds and tries again with a NEW attempt (same detail), at most
@@ -242,7 +243,17 @@ class Deliverer:
             elif rule is not None and rule.action == "delay_after":
                 time.sleep(rule.seconds)
         status_code = outcome.status_code
-        if not duplicate:
+        if duplicate:
+            pass
+        elif outcome.acknowledged and rule is not None and rule.action == "hold_ack":
+            # Still Issued meanwhile: a result posted now is refused, as by a slow Pax8.
+
+            def acknowledge() -> None:
+                self._store.set_attempt_status(attempt_id, "Acknowledged", None)
+
+            if not self._scheduler.call_later(rule.seconds, acknowledge):
+                acknowledge()  # closing: count it at once rather than never
+        else:
             status = "Acknowledged" if outcome.acknowledged else "Failed"
             self._store.set_attempt_status(attempt_id, status, outcome.error)
         self._store.record_delivery(

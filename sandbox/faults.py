@@ -15,6 +15,9 @@ Actions:
   work is stored even if the client times out).
 - ``drop``: deliveries only: the notification is lost, the attempt Failed with errorDetail
   ``dropped``, and it is not retried.
+- ``hold_ack``: deliveries only: deliver; a 2xx answer leaves the attempt ``Issued`` for
+  ``seconds`` before it counts as ``Acknowledged`` (Pax8 flips the status when the 2xx
+  reaches it, so a worker that answers faster than that sees its result refused).
 
 For each request the first rule that matches, has firings left and wins its ``rate`` draw
 fires, and only that one. ``times`` counts firings and is exact under concurrency: the check
@@ -29,7 +32,8 @@ from typing import Any
 
 from sandbox.errors import invalid
 
-ACTIONS = ("error", "error_after", "delay", "delay_after", "drop")
+ACTIONS = ("error", "error_after", "delay", "delay_after", "drop", "hold_ack")
+WEBHOOK_ONLY = ("drop", "hold_ack")
 WEBHOOK = "webhook"
 MAX_SECONDS = 3600.0
 _KEYS = {"method", "path", "action", "status", "retry_after", "seconds", "rate", "times"}
@@ -99,8 +103,10 @@ def parse_rule(data: Any, name: str = "rule") -> FaultRule:
     action = data.get("action")
     if action not in ACTIONS:
         raise invalid(f"{name}.action", f"must be one of {', '.join(ACTIONS)}")
-    if action == "drop" and path != WEBHOOK:
-        raise invalid(f"{name}.action", "drop applies to webhook deliveries only (path webhook)")
+    if action in WEBHOOK_ONLY and path != WEBHOOK:
+        raise invalid(
+            f"{name}.action", f"{action} applies to webhook deliveries only (path webhook)"
+        )
     status = data.get("status", 500)
     if not _is_int(status) or not 100 <= status <= 599:
         raise invalid(f"{name}.status", "must be an HTTP status code (100-599)")
@@ -108,7 +114,7 @@ def parse_rule(data: Any, name: str = "rule") -> FaultRule:
     if retry_after is not None:
         retry_after = _number(retry_after, f"{name}.retry_after", 0.0, 86400.0)
     seconds = 0.0
-    if action in ("delay", "delay_after"):
+    if action in ("delay", "delay_after", "hold_ack"):
         if data.get("seconds") is None:
             raise invalid(f"{name}.seconds", f"is required for {action}")
     if data.get("seconds") is not None:

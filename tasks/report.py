@@ -20,7 +20,7 @@ from config.sentry import capture_dead_order
 from fulfillment.backoff import backoff_delay
 from fulfillment.events import log_state
 from fulfillment.names import REPORT
-from fulfillment.reporting import report
+from fulfillment.reporting import NotAcknowledgedYet, report
 from pax8.errors import AuthenticationError, CredentialsMissing, PermanentError, TransientError
 from tasks.context import Context, context
 from tasks.outage import requeue_on_outage
@@ -74,6 +74,9 @@ def report_once(ctx: Context, request_id: str, owner: str) -> Reported:
         )
         capture_dead_order(request_id, reason, exc)
         return Reported("dead", error=exc)
+    if outcome.waiting:
+        # Results Pax8 refused only because it has not counted the attempts yet.
+        return Reported("transient", outcome.state, NotAcknowledgedYet(outcome.waiting))
     return Reported("busy" if outcome.busy else "done", outcome.state)
 
 

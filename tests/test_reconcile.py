@@ -156,6 +156,39 @@ def test_stuck_and_unreported_records_are_picked_up(world: tuple[Stack, Pax8Clie
     assert events[-2:] == ["requeued", "enqueued"]
 
 
+def test_a_result_refused_for_an_attempt_pax8_acknowledges_is_owed_again(
+    world: tuple[Stack, Pax8Client],
+) -> None:
+    stack, pax8 = world
+    (acked,) = stack.sandbox.bulk(1, attempt_status="Acknowledged")
+    (failed,) = stack.sandbox.bulk(1, attempt_status="Failed")
+    for created in (acked, failed):
+        notice = Notice(created["id"], created["detailId"], created["attemptId"], "NetNew", False,
+                        "{}")  # fmt: skip
+        stack.ledger.accept(notice)
+        assert stack.ledger.claim(created["id"], created["detailId"], "t", 60, 5).action == "claimed"
+        stack.ledger.finish(created["id"], created["detailId"], "t", "Success", {}, {})
+        # Settled without a result, as when Pax8 refused it before counting the attempt.
+        state = stack.ledger.settle(
+            created["id"], created["attemptId"], None, status="rejected", note="400 Issued"
+        )
+        assert state == "reported"
+    publisher = RecordingPublisher()
+
+    summary = reconcile(stack.ledger, pax8, publisher, policy(), force=True)
+
+    assert summary.reopened == 1 and publisher.reported == [acked["id"]]
+    record = stack.record(acked["id"])
+    assert record is not None and record.state == "provisioned"
+    assert [a.status for a in stack.ledger.attempts(acked["id"])] == ["pending"]
+    events = [entry["event"] for entry in stack.ledger.history(acked["id"])]
+    assert events[-3:] == ["result-rejected", "reported", "reopened"]
+    # An attempt Pax8 itself counts as Failed is not owed a result: left as it is.
+    record = stack.record(failed["id"])
+    assert record is not None and record.state == "reported"
+    assert [a.status for a in stack.ledger.attempts(failed["id"])] == ["rejected"]
+
+
 def test_one_run_at_a_time_and_once_per_interval(world: tuple[Stack, Pax8Client]) -> None:
     stack, pax8 = world
     publisher = RecordingPublisher()

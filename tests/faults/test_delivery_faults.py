@@ -21,7 +21,14 @@ from tests.faults.conftest import (
     wait_all_reported,
 )
 from tests.support.procs import wait_until
-from tests.support.stack import HEADER, PROD_SECRET, SIM_SECRET, Stack, notification
+from tests.support.stack import (
+    HEADER,
+    PROD_SECRET,
+    SIM_SECRET,
+    Stack,
+    notification,
+    unique_domain,
+)
 
 # 3,000 by default so the whole suite (the README's test command, what CI runs) stays
 # inside CI's 15 minutes; FAULT_BURST=10000 is issue 5's full burst (~2.5 min here).
@@ -61,6 +68,40 @@ def test_fault_09_duplicates_and_pax8_retries(tmp_path: Path) -> None:
             ids,
             "100 deliveries, 20 retries; 2 attempts each",
             results_each=2,
+        )
+    finally:
+        stack.stop()
+
+
+def test_fault_09b_results_posted_before_pax8_counts_the_attempt(tmp_path: Path) -> None:
+    """Pax8 flips an attempt to Acknowledged when the 202 reaches it; a fast worker's result
+    can arrive first. The sandbox holds the flip back 2 s: every first POST is refused."""
+    stack = Stack(tmp_path, env=FAULT_ENV)
+    try:
+        stack.start_receiver()
+        stack.start_worker(concurrency=2)
+        stack.sandbox.add_fault(method="POST", path="webhook", action="hold_ack", seconds=2)
+        orders = [
+            {"provisionRequest": {"type": "NetNew", "companyDomain": unique_domain()}}
+            for _ in range(20)
+        ]
+        with ThreadPoolExecutor(4) as pool:  # each one delivered by the sandbox, as by Pax8
+            events = list(pool.map(lambda o: stack.sandbox.order(order=o), orders))
+        ids = [event["provisionRequest"]["id"] for event in events]
+        wait_all_reported(stack, ids, timeout=90)
+        refused = [
+            request_id
+            for request_id in ids
+            if any(h["event"] == "result-not-acknowledged" for h in stack.ledger.history(request_id))
+        ]
+        assert refused, "the fault never made Pax8 refuse a result: the test proves nothing"
+        attempts = {a.status for request_id in ids for a in stack.ledger.attempts(request_id)}
+        assert attempts == {"reported"}, attempts
+        count_and_check(
+            stack,
+            "09b result posted while Pax8 still counts the attempt Issued",
+            ids,
+            f"{len(refused)} refused first, retried until acknowledged",
         )
     finally:
         stack.stop()
