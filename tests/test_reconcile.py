@@ -166,7 +166,8 @@ def test_a_result_refused_for_an_attempt_pax8_acknowledges_is_owed_again(
         notice = Notice(created["id"], created["detailId"], created["attemptId"], "NetNew", False,
                         "{}")  # fmt: skip
         stack.ledger.accept(notice)
-        assert stack.ledger.claim(created["id"], created["detailId"], "t", 60, 5).action == "claimed"
+        claim = stack.ledger.claim(created["id"], created["detailId"], "t", 60, 5)
+        assert claim.action == "claimed"
         stack.ledger.finish(created["id"], created["detailId"], "t", "Success", {}, {})
         # Settled without a result, as when Pax8 refused it before counting the attempt.
         state = stack.ledger.settle(
