@@ -30,6 +30,7 @@ from typing import Any
 import psutil
 import redis
 
+from cli.procs import Child
 from tests.support.procs import ROOT as ROOT
 from tests.support.procs import Proc, free_port, procfile_command, wait_until
 from tests.support.stack import HEADER, PROD_SECRET, Stack, notification
@@ -421,12 +422,13 @@ def run_load(
     for index, spec in enumerate(specs):
         spec_path = tmp / f"load-{index}.spec.json"
         spec_path.write_text(json.dumps(spec))
-        procs.append(
-            subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(spec_path)], cwd=ROOT)
-        )
+        argv = [sys.executable, "-m", "bench.loadgen", str(spec_path)]
+        procs.append(Child(f"loadgen-{index}", argv, os.environ, tmp / f"load-{index}.log", ROOT))
     for proc in procs:
-        if proc.wait(timeout) != 0:
-            raise RuntimeError(f"a load generator failed (rc {proc.returncode})")
+        if proc.popen.wait(timeout) != 0:
+            code = proc.popen.returncode
+            raise RuntimeError(f"a load generator failed (rc {code})\n{proc.tail()}")
+        proc.stop()
     rows: list[tuple[str, float, float, float, int, int]] = []
     for spec in specs:
         data = json.loads(Path(spec["out"]).read_text())

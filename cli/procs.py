@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from honcho.environ import parse_procfile
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,15 +33,8 @@ def find_procfile() -> Path:
 
 
 def procfile_lines(path: Path) -> dict[str, str]:
-    """``name: command`` lines of a Procfile, by name."""
-    lines = {}
-    for line in path.read_text().splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        name, sep, command = line.partition(":")
-        if sep and name.strip():
-            lines[name.strip()] = command.strip()
-    return lines
+    """``name: command`` lines of a Procfile, by name (parsed as honcho, which runs it, does)."""
+    return dict(parse_procfile(path.read_text()).processes)
 
 
 def port_taken(port: int, host: str = "127.0.0.1") -> bool:
@@ -72,11 +67,13 @@ class Child:
         log_path: Path,
         cwd: Path | None = None,
         append: bool = False,
+        new_session: bool = True,
     ) -> None:
         self.name = name
         self.log_path = log_path
         # Closed by stop(); a fresh log per run unless ``append``.
         self._log: IO[bytes] = open(log_path, "ab" if append else "wb")  # noqa: SIM115
+        self._own_group = new_session
         self.popen = subprocess.Popen(
             list(argv),
             env=dict(env),
@@ -84,7 +81,7 @@ class Child:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=new_session,
         )
 
     @property
@@ -107,12 +104,13 @@ class Child:
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM its process group, wait up to ``timeout``, then SIGKILL the group."""
         if self.alive():
-            _signal_group(self.pid, signal.SIGTERM)
+            self._signal(signal.SIGCONT)  # a frozen (SIGSTOPped) child must hear the TERM
+            self._signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        _signal_group(self.pid, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
         try:
             self.popen.wait(10)
         except subprocess.TimeoutExpired:
@@ -120,9 +118,12 @@ class Child:
         self._log.close()
         return self.popen.returncode
 
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+    def _signal(self, sig: int) -> None:
+        """``sig`` to its process group (it leads one), or to it alone if it shares ours."""
+        try:
+            if self._own_group:
+                os.killpg(self.pid, sig)
+            else:
+                self.popen.send_signal(sig)
+        except (ProcessLookupError, PermissionError):
+            pass

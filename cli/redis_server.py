@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from cli.procs import Child
+
 
 class RedisBinaryNotFound(RuntimeError):
     """No redis-server binary on this machine."""
@@ -75,7 +77,12 @@ class RedisServer:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.log_path = self.directory / log_name
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The running redis-server, if started."""
+        return self.child.popen if self.child else None
 
     @property
     def url(self) -> str:
@@ -110,15 +117,14 @@ class RedisServer:
         ``new_session`` puts it out of reach of the terminal's Ctrl-C, so its owner can
         stop it last, after everything that writes to it.
         """
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=new_session,
+        # It writes its own log (--logfile); the child's output file catches a crash at start.
+        output = self.log_path.with_suffix(".out")
+        self.child = Child(
+            "redis-server", self.command(), os.environ, output, new_session=new_session
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if not self.child.alive():
                 raise RuntimeError(f"redis-server exited at start; see {self.log_path}")
             if self._pings():
                 return self
@@ -135,20 +141,15 @@ class RedisServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut down cleanly (SIGTERM: the AOF is flushed)."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.child is not None:
+            self.child.stop(timeout)
 
     def kill(self) -> None:
         """kill -9: whatever was not fsynced is gone."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        if self.child is not None and self.child.alive():
+            self.child.popen.kill()
+            self.child.popen.wait()
+            self.child.stop(timeout=1.0)  # nothing left to signal; closes its output file
 
     def restart(self) -> None:
         """Stop and start again on the same port and data directory."""
