@@ -12,19 +12,7 @@ from types import TracebackType
 
 import redis
 
-_RECLAIM = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+from fulfillment.scripts import lua_source
 
 
 class RedisLock:
@@ -40,8 +28,8 @@ class RedisLock:
         # token may not.
         self.token = owner or secrets.token_hex(16)
         self.held = False
-        self._release = client.register_script(_RELEASE)
-        self._reclaim = client.register_script(_RECLAIM)
+        self._release = client.register_script(lua_source("lock_release", record=False))
+        self._reclaim = client.register_script(lua_source("lock_acquire", record=False))
 
     def acquire(self) -> bool:
         """Take the lock if free, or if it is already ours; True if we hold it now."""

@@ -1,0 +1,64 @@
+-- accept: record a notification; push its task message when it must be provisioned.
+--
+-- KEYS: the record's keys (common.lua), then
+--   KEYS[12]  the task's queue (list), used only when ARGV[11] is a message
+-- ARGV:
+--   [1] member   [2] now        [3] id         [4] source   [5] type
+--   [6] simulation ('1'|'0')    [7] detail id  [8] attempt id ('' = none to report)
+--   [9] webhook id              [10] payload (the notification's JSON)
+--   [11] message: the raw Celery message to push ('' = the caller publishes the task)
+-- Returns {action, previous state}: action is one of fulfillment.states.Accepted
+--   queued (pushed here), provision (the caller publishes), report, inflight, duplicate.
+local now, id, source, kind, simulation = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local detail, attempt, webhook, payload, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+
+-- Record and enqueue are atomic when the message is given.
+local function provision(previous)
+  if message == '' then return {'provision', previous} end
+  redis.call('LPUSH', KEYS[12], message)
+  set_state('queued', now, 'enqueued', '')
+  return {'queued', previous}
+end
+
+local state = redis.call('HGET', RECORD, 'state')
+local fresh = 0
+if attempt ~= '' then
+  fresh = redis.call('HSETNX', ATTEMPTS, attempt,
+    cjson.encode({detail = detail, status = 'pending', at = now}))
+  if fresh == 1 then redis.call('HSET', RECORD, 'attempt_id', attempt, 'webhook_id', webhook) end
+end
+if not state then
+  redis.call('HSET', RECORD, 'id', id, 'source', source, 'type', kind,
+    'simulation', simulation, 'detail_id', detail, 'attempt_id', attempt, 'webhook_id', webhook,
+    'payload', payload, 'created_at', now, 'retries', 0, 'claims', 0, 'generation', 0)
+  set_state('received', now, 'notified', attempt)
+  return provision('')
+end
+if detail ~= redis.call('HGET', RECORD, 'detail_id') then
+  redis.call('HSET', RECORD, 'detail_id', detail, 'payload', payload, 'type', kind,
+    'retries', 0, 'report_retries', 0, 'claims', 0, 'claim_task', '', 'error', '')
+  set_state('received', now, 'new-detail', detail)
+  return provision(state)
+end
+if state == 'received' then
+  return provision(state)
+end
+if state == 'queued' or state == 'provisioning' then
+  return {'inflight', state}
+end
+if state == 'dead' then
+  if fresh == 1 then
+    redis.call('HSET', RECORD, 'retries', 0, 'claims', 0, 'claim_task', '', 'payload', payload)
+    set_state('received', now, 'new-attempt', attempt)
+    return provision(state)
+  end
+  return {'duplicate', state}
+end
+if fresh == 1 then
+  if state == 'reported' then
+    local outcome = redis.call('HGET', RECORD, 'outcome')
+    set_state(outcome == 'Fail' and 'failed' or 'provisioned', now, 'new-attempt', attempt)
+  end
+  return {'report', state}
+end
+return {'duplicate', state}

@@ -1,0 +1,56 @@
+-- common: the prelude of every ledger script that changes one record (Python prepends it).
+--
+-- KEYS (the same layout in every such script; a script's own keys follow from KEYS[12]):
+--   KEYS[1]      the record            hash   (fields of fulfillment.ledger.Record)
+--   KEYS[2]      its attempts          hash   attempt id -> {detail, status, at, result}
+--   KEYS[3]      its history           list   the last 100 changes, newest first
+--   KEYS[4]      the index             zset   member by last update (recent orders)
+--   KEYS[5..11]  the state sets        zsets  member by the time it entered the state, in
+--                                             the order of STATES below
+-- ARGV[1] is always the record's member name in those sets (its id).
+--
+-- STATES must list fulfillment.states.State in its order (a unit test checks it).
+local STATES = {'received', 'queued', 'provisioning', 'provisioned', 'failed', 'reported', 'dead'}
+local RECORD, ATTEMPTS, HISTORY, INDEX = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local STATE_SET = {}
+for i, name in ipairs(STATES) do STATE_SET[name] = KEYS[4 + i] end
+local MEMBER = ARGV[1]
+
+local function push_history(now, state, event, text)
+  redis.call('LPUSH', HISTORY,
+    cjson.encode({at = now, state = state, event = event, note = text or ''}))
+  redis.call('LTRIM', HISTORY, 0, 99)
+end
+
+-- Move the record to state ``new``: its state sets, the index, the hash and the history.
+local function set_state(new, now, event, text)
+  local old = redis.call('HGET', RECORD, 'state')
+  if old and STATE_SET[old] then redis.call('ZREM', STATE_SET[old], MEMBER) end
+  redis.call('ZADD', STATE_SET[new], now, MEMBER)
+  redis.call('ZADD', INDEX, now, MEMBER)
+  redis.call('HSET', RECORD, 'state', new, 'updated_at', now, 'state_at', now)
+  push_history(now, new, event, text)
+end
+
+-- A history entry that keeps the state (an event worth an operator's eye, not a transition).
+local function note(now, event, text)
+  push_history(now, redis.call('HGET', RECORD, 'state') or '', event, text)
+end
+
+-- Whether ``task`` still holds the record's claim for ``detail``.
+local function holds(state, detail, task)
+  return state == 'provisioning' and redis.call('HGET', RECORD, 'claim_task') == task
+    and redis.call('HGET', RECORD, 'detail_id') == detail
+end
+
+-- Set one attempt's status (and result id); the attempt's table, or false if unknown.
+local function attempt_status(attempt, status, now, result)
+  local raw = redis.call('HGET', ATTEMPTS, attempt)
+  if not raw then return false end
+  local a = cjson.decode(raw)
+  a.status = status
+  a.at = now
+  if result then a.result = result end
+  redis.call('HSET', ATTEMPTS, attempt, cjson.encode(a))
+  return a
+end
