@@ -28,7 +28,8 @@ from bench.common import Bench, Comparison, best, new_stack
 from config.settings import build_settings
 from fulfillment.clients import pax8_client
 from fulfillment.ledger import Ledger, Notice
-from fulfillment.reconcile import policy_from, reconcile
+from fulfillment.policies import reconcile_policy
+from fulfillment.reconcile import reconcile
 from pax8.models import ProvisionRequest
 from tests.support.stack import Stack
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             os.environ.update(stack.env)
             settings = build_settings()
-            policy = policy_from(settings)
+            policy = reconcile_policy(settings)
             times: dict[str, list[float]] = {"project": [], "bare": []}
             calls: dict[str, list[int]] = {"project": [], "bare": []}
             for round_number in range(1, bench.args.rounds + 1):

@@ -13,21 +13,21 @@ import redis
 
 from cli.errors import ConfigurationError, redis_unreachable
 from config.settings import ConfigError, Settings, build_settings
-from fulfillment.clients import pax8_client, redis_client
+from fulfillment.clients import REDIS_UNAVAILABLE, RedisUse
+from fulfillment.intake import Publisher
 from fulfillment.ledger import Ledger
+from fulfillment.services import Services
 from pax8.client import Pax8Client
-from worker.publish import CeleryPublisher
+from worker.services import build_services
 
 
 class Runtime:
-    """Settings and lazily built clients of one ``fulfill`` invocation."""
+    """Settings and lazily built services of one ``fulfill`` invocation."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
-        self._redis: redis.Redis | None = None
-        self._ledger: Ledger | None = None
-        self._pax8: Pax8Client | None = None
-        self._publisher: CeleryPublisher | None = None
+        self._services: Services | None = None
+        self._checked = False
 
     @property
     def loaded(self) -> Settings | None:
@@ -41,23 +41,28 @@ class Runtime:
             self._settings = build_settings()
         return self._settings
 
+    @property
+    def services(self) -> Services:
+        """The command's services (built from :attr:`settings`, Redis timed for the CLI)."""
+        if self._services is None:
+            self._services = build_services(self.settings, RedisUse.CLI)
+        return self._services
+
     def redis(self) -> redis.Redis:
         """A Redis client that has answered a PING."""
-        if self._redis is None:
-            client = redis_client(self.settings, socket_timeout=5.0)
+        client = self.services.redis
+        if not self._checked:
             try:
                 client.ping()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                client.close()
+            except REDIS_UNAVAILABLE as exc:
                 raise redis_unreachable(self.settings.redis_url, exc) from None
-            self._redis = client
-        return self._redis
+            self._checked = True
+        return client
 
     def ledger(self) -> Ledger:
         """The ledger on :meth:`redis`."""
-        if self._ledger is None:
-            self._ledger = Ledger(self.redis())
-        return self._ledger
+        self.redis()
+        return self.services.ledger
 
     def pax8(self, simulation: bool | None = None) -> Pax8Client:
         """The Pax8 client; with ``simulation`` given, that credential set must be configured."""
@@ -73,25 +78,16 @@ class Runtime:
                 settings.require("pax8")
             except ConfigError as exc:
                 raise ConfigurationError(str(exc)) from None
-        if self._pax8 is None:
-            self._pax8 = pax8_client(settings)
-        return self._pax8
+        return self.services.pax8
 
-    def publisher(self) -> CeleryPublisher:
-        """A publisher on the worker's own Celery app (tasks are sent by name)."""
-        if self._publisher is None:
-            _ = self.settings  # a malformed setting is exit 2 here, before worker.app loads
-            from worker.app import app
-
-            self._publisher = CeleryPublisher(app)
-        return self._publisher
+    def publisher(self) -> Publisher:
+        """A publisher on a Celery app of these settings (tasks are sent by name)."""
+        return self.services.publisher
 
     def close(self) -> None:
         """Release every client built."""
-        if self._pax8 is not None:
-            self._pax8.close()
-        if self._redis is not None:
-            self._redis.close()
+        if self._services is not None:
+            self._services.close()
 
 
 def runtime() -> Runtime:

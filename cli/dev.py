@@ -43,7 +43,7 @@ from cli.procs import (
 )
 from cli.redis_server import RedisBinaryNotFound, RedisServer
 from config.settings import Settings, build_settings
-from fulfillment.clients import pax8_client, redis_client
+from fulfillment.clients import RedisUse, pax8_client, redis_client
 from fulfillment.ledger import Ledger
 from pax8.client import Pax8Client
 
@@ -240,12 +240,9 @@ class DevStack:
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until the receiver is ready, a worker answers a ping and Flower listens."""
         assert self.settings is not None
-        from celery import Celery
+        from worker.factory import create_celery
 
-        from worker.config import celery_config
-
-        celery = Celery("fulfill-dev", set_as_current=False)
-        celery.conf.update(celery_config(self.settings))
+        celery = create_celery(self.settings)
         deadline = time.monotonic() + timeout
         waiting = {"receiver": True, "worker": True, "flower": True}
         try:
@@ -281,7 +278,7 @@ class DevStack:
             f"\nDemo: {len(orders)} simulated orders through the sandbox, the receiver and the "
             "worker (the example vendor), each followed to the result Pax8 receives:"
         )
-        client = redis_client(self.settings, socket_timeout=5.0)
+        client = redis_client(self.settings, RedisUse.CLI)
         follower = Follower(Ledger(client), echo=self.echo)
         follower.width = len(f"#{len(orders)} ") + max(len(o.type) for o in orders)
         pax8: Pax8Client = pax8_client(self.settings)

@@ -18,10 +18,9 @@ from __future__ import annotations
 from typing import IO, Any
 
 import click
-import redis.exceptions
-from kombu.exceptions import OperationalError
 
 from config.settings import ConfigError, Settings
+from fulfillment.clients import REDIS_UNAVAILABLE
 from pax8.errors import AuthenticationError, CredentialsMissing, Pax8Error, TransientError
 from sandbox.config import ConfigError as SandboxConfigError
 
@@ -77,10 +76,7 @@ def translate(exc: BaseException, settings: Settings | None) -> click.ClickExcep
     if isinstance(exc, SandboxConfigError):
         return ConfigurationError(str(exc))
     redis_url = settings.redis_url if settings else "(unset)"
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return redis_unreachable(redis_url, exc)
-    if isinstance(exc, OperationalError):
-        # kombu's error when the broker (the same Redis) refuses a publish.
+    if isinstance(exc, REDIS_UNAVAILABLE):  # also kombu's, when a publish is refused
         return redis_unreachable(redis_url, exc)
     if isinstance(exc, Pax8Error):
         return _pax8(exc, settings)

@@ -16,6 +16,8 @@ import click
 
 from cli.output import clip, external_ids, styled_outcome
 from fulfillment.ledger import Ledger, Record
+from fulfillment.states import State
+from pax8.models import ResultStatus
 
 FINAL_STATES = ("reported", "dead")
 
@@ -40,16 +42,18 @@ class Followed:
         """``Success`` or ``Fail`` once reported, ``dead`` if given up, else ``""``."""
         if not self.done or self.record is None:
             return ""
-        return "dead" if self.record.state == "dead" else self.record.outcome
+        if self.record.state is State.DEAD:
+            return "dead"
+        return str(self.record.outcome or "")
 
     @property
     def message(self) -> str:
         """The Fail message (or why it died)."""
         if self.record is None:
             return ""
-        if self.record.state == "dead":
+        if self.record.state is State.DEAD:
             return self.record.error
-        return self.record.result_message if self.record.outcome == "Fail" else ""
+        return self.record.result_message if self.record.outcome is ResultStatus.FAIL else ""
 
     def result(self) -> dict[str, Any]:
         """JSON-ready result."""

@@ -7,7 +7,8 @@ import click
 from cli.context import runtime
 from cli.errors import CommandFailed
 from cli.output import echo_json
-from fulfillment.reconcile import ReconcileSummary, policy_from, reconcile
+from fulfillment.policies import reconcile_policy
+from fulfillment.reconcile import ReconcileSummary, reconcile
 
 _LINES = (
     ("seen", "unfulfilled requests listed by Pax8"),
@@ -63,7 +64,7 @@ def reconcile_command(as_json: bool) -> None:
         if pax8.has_credentials(simulation):
             # A token up front: an unreachable Pax8 is exit 3, not a list of errors.
             pax8.tokens(simulation).token()
-    summary = reconcile(ledger, pax8, rt.publisher(), policy_from(settings), force=True)
+    summary = reconcile(ledger, pax8, rt.publisher(), reconcile_policy(settings), force=True)
     if as_json:
         echo_json(summary.as_dict())
     else:

@@ -27,8 +27,10 @@ from cli.context import runtime
 from cli.errors import CommandFailed
 from cli.output import echo_json
 from fulfillment.intake import Publisher
-from fulfillment.ledger import IN_FLIGHT, Ledger, Record
+from fulfillment.ledger import Ledger, Record
+from fulfillment.states import IN_FLIGHT, Changed, State
 from pax8.client import Pax8Client
+from pax8.models import ResultStatus
 
 
 class ReplayRefused(Exception):
@@ -64,8 +66,8 @@ def replay(
             f"{request_id} is in flight ({state}): the worker has it; replaying would race it. "
             "Wait for it (fulfill status), or let reconciliation requeue it if it is stuck."
         )
-    if state == "dead":
-        generation = _restart(ledger, publisher, record, "dead", new_generation=False)
+    if state is State.DEAD:
+        generation = _restart(ledger, publisher, record, state, new_generation=False)
         return Replayed(
             request_id,
             state,
@@ -73,8 +75,8 @@ def replay(
             f"{record.type} {request_id} was dead; enqueued it again (same Idempotency-Key)",
             generation=generation,
         )
-    if state == "failed":
-        generation = _restart(ledger, publisher, record, "failed", new_generation=True)
+    if state is State.FAILED:
+        generation = _restart(ledger, publisher, record, state, new_generation=True)
         return Replayed(
             request_id,
             state,
@@ -83,7 +85,7 @@ def replay(
             f"a new try (generation {generation}, a new Idempotency-Key)",
             generation=generation,
         )
-    if state == "provisioned":
+    if state is State.PROVISIONED:
         publisher.report(request_id)
         return Replayed(
             request_id,
@@ -93,7 +95,7 @@ def replay(
             "the report to Pax8",
             generation=record.generation,
         )
-    if state == "reported":
+    if state is State.REPORTED:
         return _replay_reported(ledger, publisher, pax8, record, force)
     raise ReplayRefused(f"{request_id} is in an unknown state {state!r}")
 
@@ -105,7 +107,7 @@ def _replay_reported(
     record: Record,
     force: bool,
 ) -> Replayed:
-    if record.outcome != "Fail" and not force:
+    if record.outcome is not ResultStatus.FAIL and not force:
         raise ReplayRefused(
             f"{record.id} was reported {record.outcome or 'done'} already; a replay would run "
             "it at the vendor again. Pass --force to do that deliberately."
@@ -124,7 +126,7 @@ def _replay_reported(
             "provision the new detail"
         )
     ledger.add_attempt(record.id, attempt.id, record.detail_id)
-    generation = _restart(ledger, publisher, record, "reported", new_generation=True)
+    generation = _restart(ledger, publisher, record, State.REPORTED, new_generation=True)
     return Replayed(
         record.id,
         "reported",
@@ -138,7 +140,7 @@ def _replay_reported(
 
 
 def _restart(
-    ledger: Ledger, publisher: Publisher, record: Record, state: str, new_generation: bool
+    ledger: Ledger, publisher: Publisher, record: Record, state: State, new_generation: bool
 ) -> int:
     """Reset the record from ``state`` and enqueue its task; the generation after."""
     change = ledger.reset(
@@ -148,7 +150,7 @@ def _restart(
         new_generation=new_generation,
         only_from=(state,),
     )
-    if change.action != "ok":
+    if change.action is not Changed.OK:
         raise ReplayRefused(
             f"{record.id} changed from {state} to {change.previous or 'nothing'} meanwhile; "
             "look again with fulfill status"

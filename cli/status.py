@@ -11,6 +11,7 @@ from cli.context import runtime
 from cli.errors import CommandFailed
 from cli.output import age, clip, echo_json, external_ids, table, when
 from fulfillment.ledger import STATES, Ledger
+from fulfillment.states import State
 
 
 def describe(ledger: Ledger, request_id: str) -> dict[str, Any] | None:
@@ -38,7 +39,10 @@ def overview(ledger: Ledger, state: str | None, limit: int) -> dict[str, Any]:
     """Counts by state and the most recently updated orders."""
     return {
         "counts": ledger.counts(),
-        "recent": [record.summary() for record in ledger.recent(limit=limit, state=state)],
+        "recent": [
+            record.summary()
+            for record in ledger.recent(limit=limit, state=State(state) if state else None)
+        ],
     }
 
 
@@ -115,7 +119,9 @@ def _indent(text: str) -> str:
 
 @click.command(short_help="Show the orders in the ledger, or one in full.")
 @click.argument("request_id", required=False)
-@click.option("--state", type=click.Choice(STATES), help="Only orders in this state.")
+@click.option(
+    "--state", type=click.Choice([s.value for s in State]), help="Only orders in this state."
+)
 @click.option(
     "--limit",
     type=click.IntRange(1, 10_000),

@@ -189,12 +189,18 @@ class Settings(BaseSettings):
         return self.simulation_vendor_adapter or self.vendor_adapter
 
     @property
+    def claim_lease_seconds(self) -> float:
+        """How long a claim or a lock lasts if its holder dies: past the hard limit, when
+        the holder is surely gone."""
+        return self.task_time_limit_seconds + 30
+
+    @property
     def reconcile_lock_ttl(self) -> float:
         """How long a reconcile lock lives if its holder dies."""
         if self.reconcile_lock_seconds is not None:
             return self.reconcile_lock_seconds
         # Long enough that a run never outlives its lock (the hard limit kills it first).
-        return max(2 * self.reconcile_interval_seconds, self.task_time_limit_seconds + 30)
+        return max(2 * self.reconcile_interval_seconds, self.claim_lease_seconds)
 
     @property
     def reconcile_budget_seconds(self) -> float:

@@ -6,12 +6,13 @@ import logging
 from typing import Any
 
 from fulfillment.ledger import Record
+from fulfillment.states import State
 
 log = logging.getLogger("fulfillment.state")
 
 
 def log_state(
-    state: str,
+    state: State | None,
     record: Record | None = None,
     *,
     request_id: str | None = None,

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Notice
+from fulfillment.states import Accepted, State
 
 
 class Publisher(Protocol):
@@ -36,8 +37,8 @@ class Publisher(Protocol):
 class Intake:
     """What accepting one notification did."""
 
-    action: str
-    previous: str
+    action: Accepted
+    previous: State | None
 
 
 def accept(ledger: Ledger, publisher: Publisher, notice: Notice) -> Intake:
@@ -51,12 +52,12 @@ def accept(ledger: Ledger, publisher: Publisher, notice: Notice) -> Intake:
         notice.type, notice.request_id, notice.detail_id, notice.simulation
     )
     change = ledger.accept(notice, message)
-    if change.action == "provision":
+    if change.action is Accepted.PROVISION:
         publisher.provision(notice.type, notice.request_id, notice.detail_id, notice.simulation)
         ledger.mark_queued(notice.request_id, notice.detail_id)
-    if change.action in ("provision", "queued"):
+    if change.action in (Accepted.PROVISION, Accepted.QUEUED):
         log_state(
-            "queued",
+            State.QUEUED,
             request_id=notice.request_id,
             attempt_id=notice.attempt_id,
             request_type=notice.type,
@@ -64,6 +65,6 @@ def accept(ledger: Ledger, publisher: Publisher, notice: Notice) -> Intake:
             event="enqueued",
             source=notice.source,
         )
-    elif change.action == "report":
+    elif change.action is Accepted.REPORT:
         publisher.report(notice.request_id)
     return Intake(change.action, change.previous)

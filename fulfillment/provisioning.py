@@ -1,7 +1,8 @@
 """Provision one (request, detail) through the vendor adapter and record the outcome.
 
-The task calls :func:`provision` and turns the returned :class:`Step` into Celery terms
-(report, retry with a countdown, or nothing). The adapter's outcome maps to:
+:func:`provision` claims the record, calls the adapter once and stores what it answered;
+:func:`fulfil` is what the per-type task runs: :func:`provision`, then the report right
+away in the same task (one task per order when all goes well). The adapter's answer maps to:
 
 * :class:`~vendors.base.Provisioned` → ``provisioned`` (then report ``Success``)
 * :class:`~vendors.errors.PermanentVendorError` → ``failed`` (then report ``Fail``)
@@ -14,62 +15,42 @@ The task calls :func:`provision` and turns the returned :class:`Step` into Celer
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Literal
 
-from fulfillment.backoff import backoff_delay
 from fulfillment.events import log_state
-from fulfillment.ledger import Ledger
+from fulfillment.names import REPORT
 from fulfillment.orders import order_from_record
+from fulfillment.outcomes import Next, Outcome
+from fulfillment.reporting import report
+from fulfillment.services import Services
+from fulfillment.states import Changed, Claimed, State
+from pax8.models import ResultStatus
 from vendors.errors import PermanentVendorError, TransientVendorError
-from vendors.loader import Adapters
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep trying, and how a claim expires."""
-
-    max_retries: int
-    backoff_base: float
-    backoff_cap: float
-    lease_seconds: float
-    max_claims: int
-    countdown_limit: float | None = None
-
-
-@dataclass(frozen=True)
-class Step:
-    """What the task should do next."""
-
-    kind: Literal["report", "retry", "dead", "skip"]
-    reason: str = ""
-    countdown: float = 0.0
-    error: BaseException | None = None
-
-
 def provision(
-    ledger: Ledger,
-    adapters: Adapters,
+    services: Services,
     request_id: str,
     detail_id: str,
     task_id: str,
-    policy: RetryPolicy,
     transient: tuple[type[BaseException], ...] = (),
-) -> Step:
+) -> Outcome:
     """Claim, call the vendor once, store the outcome; see the module docstring."""
-    claim = ledger.claim(request_id, detail_id, task_id, policy.lease_seconds, policy.max_claims)
-    if claim.action == "done":
-        if claim.previous == "reported":
-            return Step("skip", "already reported")
-        return Step("report", "outcome stored earlier")
-    if claim.action == "dead_now":
+    ledger, policies = services.ledger, services.policies
+    claim = ledger.claim(
+        request_id, detail_id, task_id, policies.lease_seconds, policies.max_claims
+    )
+    if claim.action is Claimed.DONE:
+        if claim.previous is State.REPORTED:
+            return Outcome.done("already reported", State.REPORTED)
+        return Outcome(Next.REPORT, "outcome stored earlier")
+    if claim.action is Claimed.DEAD_NOW:
         record = ledger.get(request_id)
         reason = record.error if record else "lost with its worker too often"
-        log_state("dead", record, event="worker-lost", level=logging.ERROR, error=reason)
-        return Step("dead", reason)
-    if claim.action != "claimed":
+        log_state(State.DEAD, record, event="worker-lost", level=logging.ERROR, error=reason)
+        return Outcome.dead(reason)
+    if claim.action is not Claimed.CLAIMED:
         log.info(
             "request=%s detail=%s: nothing to do (%s, %s)",
             request_id,
@@ -77,42 +58,39 @@ def provision(
             claim.action,
             claim.previous,
         )
-        return Step("skip", f"{claim.action} ({claim.previous})")
+        return Outcome.done(f"{claim.action} ({claim.previous})", claim.previous)
 
     record = ledger.get(request_id)
     if record is None:
-        return Step("skip", "record vanished")
+        return Outcome.done("record vanished")
     retryable: tuple[type[BaseException], ...] = (TransientVendorError, *transient)
-    log_state("provisioning", record, event="claimed", task=task_id)
+    log_state(State.PROVISIONING, record, event="claimed", task=task_id)
     try:
         order = order_from_record(record)
-        adapter = adapters.for_order(order.is_simulation)
+        adapter = services.adapters.for_order(order.is_simulation)
         result = adapter.handle(order)
         external_ids = result.external_ids()
     except PermanentVendorError as exc:
-        change = ledger.finish(request_id, detail_id, task_id, "Fail", message=exc.message)
-        if change.action != "ok":
-            return Step("skip", f"claim lost before the outcome was stored ({change.previous})")
-        log_state("failed", record, event="vendor-refused", error=exc.message)
-        return Step("report", exc.message)
+        change = ledger.finish(
+            request_id, detail_id, task_id, ResultStatus.FAIL, message=exc.message
+        )
+        if change.action is not Changed.OK:
+            return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
+        log_state(State.FAILED, record, event="vendor-refused", error=exc.message)
+        return Outcome(Next.REPORT, exc.message, state=State.FAILED)
     except retryable as exc:
         message = str(exc) or type(exc).__name__
-        if record.retries >= policy.max_retries:
+        if policies.provision.exhausted(record.retries):
             reason = f"vendor still failing after {record.retries} retries: {message}"
             ledger.mark_dead(request_id, reason, task_id, event="retries-exhausted")
-            log_state("dead", record, event="retries-exhausted", level=logging.ERROR, error=reason)
-            return Step("dead", reason, error=exc)
-        retry_after = getattr(exc, "retry_after", None)
-        delay = backoff_delay(
-            record.retries,
-            policy.backoff_base,
-            policy.backoff_cap,
-            retry_after,
-            limit=policy.countdown_limit,
-        )
+            log_state(
+                State.DEAD, record, event="retries-exhausted", level=logging.ERROR, error=reason
+            )
+            return Outcome.dead(reason, exc)
+        delay = policies.provision.delay(record.retries, getattr(exc, "retry_after", None))
         ledger.release_for_retry(request_id, detail_id, task_id, message)
         log_state(
-            "queued",
+            State.QUEUED,
             record,
             event="retry",
             level=logging.WARNING,
@@ -120,15 +98,43 @@ def provision(
             retry=record.retries + 1,
             countdown=round(delay, 2),
         )
-        return Step("retry", message, countdown=delay)
+        return Outcome.retry(delay, message)
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not loop or report Fail
         reason = f"adapter error: {type(exc).__name__}: {exc}"
         ledger.mark_dead(request_id, reason, task_id, event="adapter-error")
-        log_state("dead", record, event="adapter-error", level=logging.ERROR, error=reason)
-        return Step("dead", reason, error=exc)
+        log_state(State.DEAD, record, event="adapter-error", level=logging.ERROR, error=reason)
+        return Outcome.dead(reason, exc)
 
-    change = ledger.finish(request_id, detail_id, task_id, "Success", external_ids, result.metadata)
-    if change.action != "ok":
-        return Step("skip", f"claim lost before the outcome was stored ({change.previous})")
-    log_state("provisioned", record, event="vendor-ok", external_ids=external_ids)
-    return Step("report")
+    change = ledger.finish(
+        request_id, detail_id, task_id, ResultStatus.SUCCESS, external_ids, result.metadata
+    )
+    if change.action is not Changed.OK:
+        return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
+    log_state(State.PROVISIONED, record, event="vendor-ok", external_ids=external_ids)
+    return Outcome(Next.REPORT, state=State.PROVISIONED)
+
+
+def fulfil(
+    services: Services,
+    request_id: str,
+    detail_id: str,
+    task_id: str,
+    transient: tuple[type[BaseException], ...] = (),
+) -> Outcome:
+    """Provision, then report in the same task; a report Pax8 cannot take now is handed to
+    ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again."""
+    outcome = provision(services, request_id, detail_id, task_id, transient)
+    if outcome.next is not Next.REPORT:
+        return outcome
+    reported = report(services, request_id, owner=task_id, transient=transient, counted=False)
+    if reported.next is Next.RETRY:
+        log.info(
+            "request_id=%s not reported yet (%s): %s retries it in %.1fs",
+            request_id,
+            reported.reason,
+            REPORT,
+            reported.countdown,
+        )
+        services.publisher.report(request_id, countdown=reported.countdown)
+        return Outcome.done(f"report handed to {REPORT}", reported.state)
+    return reported

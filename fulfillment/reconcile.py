@@ -25,46 +25,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from config.settings import Settings
 from fulfillment.intake import Publisher, accept
-from fulfillment.ledger import IN_FLIGHT, Ledger
+from fulfillment.ledger import Ledger
 from fulfillment.locks import RedisLock
 from fulfillment.notifications import InvalidNotification, parse_pax8
+from fulfillment.policies import ReconcilePolicy
+from fulfillment.states import FINISHED, IN_FLIGHT, Accepted, AttemptState, Changed, State
 from pax8.client import Pax8Client
 from pax8.errors import NotFound, Pax8Error
 from pax8.models import AttemptStatus, ProvisionAttempt, ProvisionRequest, to_wire
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ReconcilePolicy:
-    """Timing of a reconciliation run."""
-
-    interval: float
-    lock_seconds: float
-    stuck_after: float
-    received_grace: float = 30.0
-    page_size: int = 100
-    budget: float | None = None
-    retention: float | None = None
-
-    @property
-    def report_grace(self) -> float:
-        """A finished record unreported for this long is reported again."""
-        return self.interval
-
-
-def policy_from(settings: Settings) -> ReconcilePolicy:
-    """The reconciliation timing the settings ask for."""
-    return ReconcilePolicy(
-        interval=settings.reconcile_interval_seconds,
-        lock_seconds=settings.reconcile_lock_ttl,
-        stuck_after=settings.stuck_after_seconds,
-        page_size=settings.reconcile_page_size,
-        budget=settings.reconcile_budget_seconds,
-        retention=settings.ledger_retention_days * 86400 or None,
-    )
 
 
 @dataclass
@@ -157,35 +128,36 @@ class Reconciler:
             )
             for page in pages:
                 self.summary.pages += 1
-                states = self.ledger.states([request.id for request in page.content])
+                scan = self.ledger.states([request.id for request in page.content])
                 for request in page.content:
                     if self._out_of_time():
                         return
                     self.summary.seen += 1
-                    self._one(request, simulation, states.get(request.id))
+                    if request.id in scan.corrupt:
+                        self.summary.errors.append(f"{request.id}: the ledger key is not a record")
+                        continue
+                    self._one(request, simulation, scan.states.get(request.id))
         except Pax8Error as exc:
             which = "simulation" if simulation else "production"
             self.summary.errors.append(f"listing {which} unfulfilled requests: {exc}")
             log.warning("reconciliation could not list %s requests: %s", which, exc)
 
     def _one(
-        self, request: ProvisionRequest, simulation: bool, known: tuple[str, float] | None
+        self, request: ProvisionRequest, simulation: bool, known: tuple[State, float] | None
     ) -> None:
         now = time.time()
         if known is None:
             self._recover(request, simulation)
             return
         state, since = known
-        if state == "corrupt":
-            self.summary.errors.append(f"{request.id}: the ledger key is not a record")
-        elif state in IN_FLIGHT:
+        if state in IN_FLIGHT:
             if now - since > self._stuck_after(state):
                 self._requeue(request.id, state)
             else:
                 self.summary.in_flight += 1
-        elif state == "dead":
+        elif state is State.DEAD:
             self.summary.dead += 1
-        elif state == "reported":
+        elif state is State.REPORTED:
             self._check_reported(request, simulation)
         else:
             self.summary.unchanged += 1  # provisioned/failed: the ledger scan reports it
@@ -201,7 +173,7 @@ class Reconciler:
         attempts = self.ledger.attempts(request.id)
         known = {attempt.id for attempt in attempts}
         if latest is not None and latest.id in known:
-            rejected = [a.id for a in attempts if a.status == "rejected"]
+            rejected = [a.id for a in attempts if a.status is AttemptState.REJECTED]
             if not (rejected and self._reopen(request.id, simulation, rejected, latest)):
                 self.summary.unchanged += 1
             return
@@ -227,7 +199,7 @@ class Reconciler:
             if attempt.status != AttemptStatus.ACKNOWLEDGED:
                 continue
             note = "Pax8 counts it acknowledged and still lists the request as unfulfilled"
-            if self.ledger.reopen(request_id, attempt_id, note) in ("provisioned", "failed"):
+            if self.ledger.reopen(request_id, attempt_id, note) in FINISHED:
                 reopened = True
         if reopened:
             self.publisher.report(request_id)
@@ -277,21 +249,21 @@ class Reconciler:
         except InvalidNotification as exc:  # e.g. a type this version does not know
             self.summary.errors.append(f"{request.id}: {exc}")
             return
-        if intake.action in ("provision", "queued", "report"):
+        if intake.action in (Accepted.PROVISION, Accepted.QUEUED, Accepted.REPORT):
             self.summary.enqueued += 1
         else:
             self.summary.in_flight += 1
 
     # -- the ledger's view ---------------------------------------------------------------
 
-    def _stuck_after(self, state: str) -> float:
-        return self.policy.received_grace if state == "received" else self.policy.stuck_after
+    def _stuck_after(self, state: State) -> float:
+        return self.policy.received_grace if state is State.RECEIVED else self.policy.stuck_after
 
-    def _requeue(self, request_id: str, state: str) -> None:
+    def _requeue(self, request_id: str, state: State) -> None:
         change = self.ledger.reset(
             request_id, event="requeued", note=f"stuck in {state}", only_from=IN_FLIGHT
         )
-        if change.action != "ok":
+        if change.action is not Changed.OK:
             return
         record = self.ledger.get(request_id)
         if record is None:
@@ -302,7 +274,7 @@ class Reconciler:
 
     def _ledger_scan(self) -> None:
         now = time.time()
-        for state in ("provisioned", "failed"):
+        for state in FINISHED:
             for request_id in self.ledger.in_state(
                 state, older_than=now - self.policy.report_grace
             ):

@@ -20,17 +20,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Record
 from fulfillment.locks import RedisLock
-from pax8.client import Pax8Client
-from pax8.errors import AuthenticationError, ClientError, Conflict, NotFound
+from fulfillment.outcomes import Next, Outcome
+from fulfillment.states import FINISHED, OWED, AttemptState, State
+from pax8.errors import (
+    AuthenticationError,
+    ClientError,
+    Conflict,
+    CredentialsMissing,
+    NotFound,
+    PermanentError,
+    TransientError,
+)
 from pax8.models import AttemptStatus, ProvisionResult, ResultStatus
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from fulfillment.services import Services
+    from pax8.client import Pax8Client
 
-OWED = ("pending", "posting")
+log = logging.getLogger(__name__)
 
 
 class NotAcknowledgedYet(Exception):
@@ -45,10 +57,10 @@ class NotAcknowledgedYet(Exception):
 
 
 @dataclass
-class ReportOutcome:
-    """What one report run did."""
+class ReportRun:
+    """What one report run did, attempt by attempt (folded into an Outcome by report())."""
 
-    state: str
+    state: State | None
     posted: list[str] = field(default_factory=list)
     found: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
@@ -58,7 +70,7 @@ class ReportOutcome:
 
 def build_result(record: Record, attempt_id: str) -> ProvisionResult:
     """The ProvisionResult for ``attempt_id`` from the record's stored outcome."""
-    if record.outcome == "Fail":
+    if record.outcome is ResultStatus.FAIL:
         return ProvisionResult.fail(attempt_id, record.result_message)
     ids = {
         "external_provisioner_subscription_id": record.external_ids.get(
@@ -86,120 +98,196 @@ def _existing_result(pax8: Pax8Client, record: Record, attempt_id: str) -> str |
 
 
 def report(
+    services: Services,
+    request_id: str,
+    owner: str | None = None,
+    transient: tuple[type[BaseException], ...] = (),
+    counted: bool = True,
+) -> Outcome:
+    """Post what ``request_id`` owes Pax8, and say what should happen next.
+
+    RETRY (with the report policy's backoff, counted in the ledger's ``report_retries``
+    unless not ``counted``: the try the provisioning task makes right away is not one of
+    the report task's) when Pax8 cannot take it now or has not counted an attempt yet;
+    DONE when reported,
+    nothing owed, or left for reconciliation (budget spent, or our credentials are refused:
+    ``alert``); DEAD when Pax8 refuses for good. ``owner`` (the task id) lets a report task
+    redelivered after a crash take its lock back instead of waiting for it to expire.
+    """
+    ledger = services.ledger
+    retryable: tuple[type[BaseException], ...] = (TransientError, *transient)
+    try:
+        run = report_run(ledger, services.pax8, request_id, services.policies.lease_seconds, owner)
+    except retryable as exc:
+        return _later(services, request_id, exc, counted)
+    except (AuthenticationError, CredentialsMissing) as exc:
+        # A credentials problem: the outcome stays safe in the ledger, reconciliation
+        # reports it once an operator fixed the settings; Sentry says what to fix.
+        log_state(
+            State.PROVISIONED,
+            request_id=request_id,
+            event="report-unauthorized",
+            level=logging.ERROR,
+            error=str(exc),
+        )
+        return Outcome(Next.DONE, "unauthorized", error=exc, alert=True)
+    except PermanentError as exc:
+        reason = f"reporting failed: {exc}"
+        ledger.mark_dead(request_id, reason, event="report-refused")
+        log_state(
+            State.DEAD, request_id=request_id, event="report-refused", level=logging.ERROR,
+            error=str(exc),
+        )  # fmt: skip
+        return Outcome.dead(reason, exc)
+    if run.busy:
+        # Another report run holds this request; look again shortly for what it missed.
+        return Outcome.retry(services.policies.busy_countdown, "another report run holds it")
+    if run.waiting:
+        # Results Pax8 refused only because it has not counted the attempts yet.
+        return _later(services, request_id, NotAcknowledgedYet(run.waiting), counted)
+    return Outcome.done(state=run.state)
+
+
+def _later(services: Services, request_id: str, error: BaseException, counted: bool) -> Outcome:
+    """Retry the report within its budget; past it, leave the order to reconciliation."""
+    policy = services.policies.report
+    retry_after = getattr(error, "retry_after", None)
+    if not counted:
+        return Outcome.retry(policy.delay(0, retry_after), str(error), error)
+    retries = services.ledger.count_report_retry(request_id)
+    if policy.exhausted(retries - 1):
+        # Not dead: the outcome is safe in the ledger; reconciliation reports it later,
+        # with a fresh budget.
+        services.ledger.reset_report_retries(request_id)
+        log_state(
+            State.PROVISIONED,
+            request_id=request_id,
+            event="report-deferred",
+            level=logging.WARNING,
+            error=str(error),
+            retries=retries - 1,
+        )
+        return Outcome.done(f"deferred: {error}")
+    delay = policy.delay(retries - 1, retry_after)
+    log.warning(
+        "request_id=%s report failed (%s); retry %d in %.1fs", request_id, error, retries, delay
+    )
+    return Outcome.retry(delay, str(error), error)
+
+
+def report_run(
     ledger: Ledger,
     pax8: Pax8Client,
     request_id: str,
     lock_seconds: float = 120.0,
     owner: str | None = None,
-) -> ReportOutcome:
-    """Post what ``request_id`` owes; raises Pax8's transient errors for the task to retry."""
+) -> ReportRun:
+    """One report run under the order's report lock; Pax8's errors propagate."""
     record = ledger.get(request_id)
     if record is None:
-        return ReportOutcome(state="missing")
-    if record.state not in ("provisioned", "failed"):
-        return ReportOutcome(state=record.state)
-    # ``owner`` (the task id): a report task redelivered after a crash takes its lock back
-    # instead of waiting for it to expire.
+        return ReportRun(state=None)
+    if record.state not in FINISHED:
+        return ReportRun(state=record.state)
     lock = RedisLock(
         ledger.redis, ledger.key(request_id) + ":report-lock", lock_seconds, owner=owner
     )
     if not lock.acquire():
-        return ReportOutcome(state=record.state, busy=True)
+        return ReportRun(state=record.state, busy=True)
     try:
         return _report_locked(ledger, pax8, record)
     finally:
         lock.release()
 
 
-def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportOutcome:
-    outcome = ReportOutcome(state=record.state)
+def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportRun:
+    outcome = ReportRun(state=record.state)
     attempts = ledger.attempts(record.id)
     for attempt in attempts:
         if attempt.status in OWED and attempt.detail_id != record.outcome_detail_id:
             # An attempt for a detail that a newer one replaced: its result is moot.
-            ledger.settle(record.id, attempt.id, None, status="superseded")
+            ledger.settle(record.id, attempt.id, None, status=AttemptState.SUPERSEDED)
     owed = [a for a in attempts if a.status in OWED and a.detail_id == record.outcome_detail_id]
     if record.source != "pax8" or not owed:
         # CloudBlue has no result callback; a Pax8 record with nothing owed is settled.
         outcome.state = ledger.settle(record.id, "", None)
-        if outcome.state == "reported":
-            log_state("reported", record, event="nothing-owed")
+        if outcome.state is State.REPORTED:
+            log_state(State.REPORTED, record, event="nothing-owed")
         return outcome
     for attempt in owed:
-        if attempt.status == "posting":
+        if attempt.status is AttemptState.POSTING:
             existing = _existing_result(pax8, record, attempt.id)
             if existing is not None:
                 outcome.found.append(attempt.id)
                 outcome.state = ledger.settle(record.id, attempt.id, existing)
                 continue
-        result = build_result(record, attempt.id)
-        ledger.mark_posting(record.id, attempt.id)
-        try:
-            created = pax8.create_result(record.id, result, simulation=record.simulation)
-            result_id: str | None = created.id
-        except Conflict:
-            result_id = _existing_result(pax8, record, attempt.id) or "conflict"
-            outcome.found.append(attempt.id)
-        except AuthenticationError:
-            # Our credentials, not this attempt, are the problem: nothing is settled.
-            raise
-        except ClientError as exc:
-            final = _final_refusal(ledger, pax8, record, attempt.id, exc)
-            if final is None:
-                outcome.waiting.append(attempt.id)
-            else:
-                outcome.rejected.append(attempt.id)
-                outcome.state = ledger.settle(
-                    record.id, attempt.id, None, status="rejected", note=final
-                )
-            continue
-        else:
-            outcome.posted.append(attempt.id)
-        outcome.state = ledger.settle(record.id, attempt.id, result_id)
-        log_state(
-            "reported" if outcome.state == "reported" else record.state,
-            record,
-            event="result-posted",
-            result=record.outcome,
-            result_attempt=attempt.id,
-        )
+        _post(ledger, pax8, record, attempt.id, outcome)
     return outcome
 
 
-def _final_refusal(
-    ledger: Ledger, pax8: Pax8Client, record: Record, attempt_id: str, error: ClientError
-) -> str | None:
-    """Why Pax8's refusal of a result for ``attempt_id`` is final, or None if it is not.
+def _post(
+    ledger: Ledger,
+    pax8: Pax8Client,
+    record: Record,
+    attempt_id: str,
+    run: ReportRun,
+    again: bool = False,
+) -> None:
+    """POST the result owed to one attempt and settle what Pax8 answered (see the module).
 
-    Not final while the attempt is still ``Issued``: Pax8 has not counted the receiver's 202
-    yet, and the same result is accepted once it has (the attempt goes back to ``pending``).
-    Pax8's transient errors on the look-up propagate (the report is retried, nothing settled).
+    A refusal is checked against the attempt's status: still ``Issued`` means Pax8 has not
+    counted the receiver's 202 yet (the attempt stays owed, the report is retried);
+    ``Acknowledged`` may mean it counted it between the POST and the look-up, so the POST is
+    made once more at once; anything else, or a second refusal, is final (``rejected``).
+    Pax8's transient errors propagate: nothing is settled, the report is retried.
     """
+    ledger.mark_posting(record.id, attempt_id)
     try:
-        found = pax8.get_attempt(record.id, attempt_id, simulation=record.simulation)
-        status: str | None = found.status
-    except NotFound:
-        status = None
-    if status == AttemptStatus.ISSUED:
-        why = f"Pax8 refused the result while the attempt is still Issued: {error.message}"
-        ledger.mark_pending(record.id, attempt_id, "result-not-acknowledged", why)
-        log_state(
-            record.state,
-            record,
-            event="result-not-acknowledged",
-            level=logging.WARNING,
-            attempt_id=attempt_id,
-            error=error.message,
+        created = pax8.create_result(
+            record.id, build_result(record, attempt_id), simulation=record.simulation
         )
-        return None
-    where = "no longer exists at Pax8" if status is None else f"is {status} at Pax8"
-    reason = f"{error.message} (the attempt {where})"
+        result_id: str | None = created.id
+        run.posted.append(attempt_id)
+    except Conflict:
+        result_id = _existing_result(pax8, record, attempt_id) or "conflict"
+        run.found.append(attempt_id)
+    except AuthenticationError:
+        # Our credentials, not this attempt, are the problem: nothing is settled.
+        raise
+    except ClientError as exc:
+        try:
+            status: str | None = pax8.get_attempt(
+                record.id, attempt_id, simulation=record.simulation
+            ).status
+        except NotFound:
+            status = None
+        if status == AttemptStatus.ISSUED:
+            why = f"Pax8 refused the result while the attempt is still Issued: {exc.message}"
+            ledger.mark_pending(record.id, attempt_id, "result-not-acknowledged", why)
+            log_state(
+                record.state, record, event="result-not-acknowledged", level=logging.WARNING,
+                attempt_id=attempt_id, error=exc.message,
+            )  # fmt: skip
+            run.waiting.append(attempt_id)
+            return
+        if status == AttemptStatus.ACKNOWLEDGED and not again:
+            _post(ledger, pax8, record, attempt_id, run, again=True)
+            return
+        where = "no longer exists at Pax8" if status is None else f"is {status} at Pax8"
+        reason = f"{exc.message} (the attempt {where})"
+        log_state(
+            record.state, record, event="result-rejected", level=logging.ERROR,
+            attempt_id=attempt_id, error=reason,
+        )  # fmt: skip
+        run.rejected.append(attempt_id)
+        run.state = ledger.settle(
+            record.id, attempt_id, None, status=AttemptState.REJECTED, note=reason
+        )
+        return
+    run.state = ledger.settle(record.id, attempt_id, result_id)
     log_state(
-        record.state,
+        run.state or record.state,
         record,
-        event="result-rejected",
-        level=logging.ERROR,
-        attempt_id=attempt_id,
-        error=reason,
+        event="result-posted",
+        result=record.outcome,
+        result_attempt=attempt_id,
     )
-    return reason

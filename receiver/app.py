@@ -1,4 +1,4 @@
-"""The receiver's app factory: ``create_app(settings)``."""
+"""The receiver's app factory: ``create_app(settings, services)``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from flask import Flask
 
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
-from fulfillment.clients import redis_client
-from fulfillment.intake import Publisher
-from fulfillment.ledger import Ledger
+from fulfillment.clients import RedisUse
+from fulfillment.services import Services
 from receiver.auth import SecretChecker
 from receiver.errors import register_error_handlers
 from receiver.webhooks import Receiver
@@ -16,21 +15,25 @@ from receiver.webhooks import Receiver
 MAX_BODY = 256 * 1024
 
 
-def create_app(settings: Settings | None = None, publisher: Publisher | None = None) -> Flask:
-    """Build the receiver for ``settings`` (read from the environment when omitted)."""
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    """Build the receiver for ``settings`` (read from the environment when omitted).
+
+    ``services`` defaults to ones built from ``settings`` (a ledger and a publisher on the
+    Redis of ``REDIS_URL``); tests pass their own.
+    """
     settings = settings or load_settings("receiver")
+    if services is None:
+        from worker.services import build_services
+
+        services = build_services(settings, RedisUse.RECEIVER)
+    # Built now, not at the first webhook: with gunicorn's --preload the workers share it.
+    _ = services.publisher
     app = Flask("receiver")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    if publisher is None:
-        from worker.app import app as celery_app
-        from worker.publish import CeleryPublisher
-
-        publisher = CeleryPublisher(celery_app)
     app.extensions["fulfillment"] = Receiver(
         settings=settings,
-        ledger=Ledger(redis_client(settings)),
-        publisher=publisher,
+        services=services,
         pax8_secrets=SecretChecker(
             settings.pax8_webhook_secrets, settings.pax8_simulation_webhook_secrets
         ),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
+from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.ledger import STATES
-from receiver.webhooks import UNAVAILABLE, receiver
+from receiver.webhooks import receiver
 
 bp = Blueprint("health", __name__)
 
@@ -21,8 +22,8 @@ def healthz() -> ResponseReturnValue:
 def readyz() -> ResponseReturnValue:
     """Readiness: 200 only when Redis answers a PING."""
     try:
-        receiver().ledger.redis.ping()
-    except UNAVAILABLE as exc:
+        receiver().services.redis.ping()
+    except REDIS_UNAVAILABLE as exc:
         return jsonify({"status": "unavailable", "redis": str(exc)}), 503
     return jsonify({"status": "ok", "redis": "ok"}), 200
 
@@ -30,11 +31,11 @@ def readyz() -> ResponseReturnValue:
 @bp.get("/metrics")
 def metrics() -> ResponseReturnValue:
     """Ledger counts by state and reconciliation runs, in Prometheus text format."""
-    ledger = receiver().ledger
+    ledger = receiver().services.ledger
     try:
         counts = ledger.counts()
         runs, last = ledger.reconcile_runs()
-    except UNAVAILABLE as exc:
+    except REDIS_UNAVAILABLE as exc:
         return jsonify({"status": "unavailable", "redis": str(exc)}), 503
     lines = [
         "# HELP fulfillment_orders Provision requests in the ledger, by state.",

@@ -12,31 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from kombu.exceptions import OperationalError
 
 from config.settings import Settings
-from fulfillment.intake import Intake, Publisher, accept
-from fulfillment.ledger import Ledger, Notice
+from fulfillment.clients import REDIS_UNAVAILABLE
+from fulfillment.intake import Intake, accept
+from fulfillment.ledger import Notice
 from fulfillment.notifications import InvalidNotification, parse_cloudblue, parse_pax8
+from fulfillment.services import Services
 from receiver.auth import Match, SecretChecker
 from receiver.errors import ApiError
 
 bp = Blueprint("webhooks", __name__)
 
-# Errors that mean "Redis cannot take this now" (503, Pax8 retries). Anything else from
-# Redis (a script error, a wrong type) is a bug: a 500 that Sentry reports.
-UNAVAILABLE = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.ReadOnlyError,
-    OperationalError,
-    OSError,
-    TimeoutError,
-)
+# Redis cannot take this now (fulfillment.clients.REDIS_UNAVAILABLE): 503, Pax8 retries.
+# Anything else from Redis (a script error, a wrong type) is a bug: a 500 Sentry reports.
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -45,8 +36,7 @@ class Receiver:
     """The receiver's collaborators, built once per process by the app factory."""
 
     settings: Settings
-    ledger: Ledger
-    publisher: Publisher
+    services: Services
     pax8_secrets: SecretChecker
     cloudblue_secrets: SecretChecker
 
@@ -80,10 +70,10 @@ def _body() -> bytes:
 
 
 def _accept(notice: Notice) -> ResponseReturnValue:
-    ctx = receiver()
+    services = receiver().services
     try:
-        intake: Intake = accept(ctx.ledger, ctx.publisher, notice)
-    except UNAVAILABLE as exc:
+        intake: Intake = accept(services.ledger, services.publisher, notice)
+    except REDIS_UNAVAILABLE as exc:
         current_app.logger.warning(
             "request_id=%s not accepted, Redis unavailable: %s", notice.request_id, exc
         )

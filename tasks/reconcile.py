@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import shared_task
+
 from fulfillment.names import RECONCILE
-from fulfillment.reconcile import policy_from, reconcile
-from tasks.context import context
-from worker.app import app
+from fulfillment.reconcile import reconcile
+from tasks.base import FulfillmentTask
 
 
-@app.task(name=RECONCILE, queue=RECONCILE)
-def reconcile_task() -> dict[str, Any]:
+@shared_task(name=RECONCILE, bind=True, base=FulfillmentTask, queue=RECONCILE)
+def reconcile_task(self: FulfillmentTask) -> dict[str, Any]:
     """One reconciliation; returns its summary (also logged)."""
-    ctx = context()
-    summary = reconcile(ctx.ledger, ctx.pax8, ctx.publisher, policy_from(ctx.settings))
+    services = self.services
+    summary = reconcile(
+        services.ledger, services.pax8, services.publisher, services.policies.reconcile
+    )
     return summary.as_dict()

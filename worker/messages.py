@@ -8,7 +8,7 @@ about twice as fast as a kombu publish after a separate script.
 The message is what ``app.send_task(name, args, kwargs, queue=queue)`` puts on Redis:
 the headers, properties and body come from Celery's own ``as_task_v2``, serialized the
 way kombu's JSON serializer and Redis transport do (body base64-encoded, priority 0,
-the default exchange with the queue as routing key). ``tests/test_units.py`` checks it
+the default exchange with the queue as routing key). ``tests/unit/test_ledger.py`` checks it
 against a message kombu itself published.
 """
 

@@ -1,76 +1,67 @@
-"""Process start-up and shut-down hooks of worker and beat.
+"""Start-up and shut-down hooks of the worker and beat processes (``worker/app.py`` only).
 
 A worker or beat that lacks what its role needs (Pax8 credentials, a loadable vendor
 adapter) stops at start with one line naming the setting, rather than failing every
-order later.
+order later. The receiver and the CLI never connect these.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import signals
 
 from config.logging import configure_logging, log_start
 from config.settings import ConfigError, Role
-from worker.app import settings
+
+if TYPE_CHECKING:
+    from worker.factory import FulfillmentCelery
 
 
-def _require(role: Role) -> None:
-    try:
-        settings.require(role)
-        if role == "worker":
-            from vendors.loader import Adapters
+def connect(app: FulfillmentCelery) -> None:
+    """Connect the hooks of ``app``'s worker and beat processes."""
+    settings = app.settings
 
-            Adapters(settings).check()
-    except ConfigError as exc:
-        print(f"fulfillment: configuration error: {exc}", file=sys.stderr, flush=True)
-        # os._exit: Celery catches SystemExit raised inside some signal handlers.
-        os._exit(2)
+    def require(role: Role) -> None:
+        try:
+            settings.require(role)
+            if role == "worker":
+                from vendors.loader import Adapters
 
+                Adapters(settings).check()
+        except ConfigError as exc:
+            print(f"fulfillment: configuration error: {exc}", file=sys.stderr, flush=True)
+            # os._exit: Celery catches SystemExit raised inside some signal handlers.
+            os._exit(2)
 
-@signals.setup_logging.connect
-def _setup_logging(**_: Any) -> None:
-    configure_logging(settings.log_level, settings.log_format)
+    def start(role: Role) -> None:
+        # worker_init comes before Celery's setup_logging: configure now, so the first
+        # line is ours.
+        configure_logging(settings.log_level, settings.log_format)
+        log_start(role)
+        require(role)
+        from sentry_sdk.integrations.celery import CeleryIntegration
 
+        from config.sentry import init_sentry
 
-@signals.worker_init.connect
-def _worker_init(**_: Any) -> None:
-    # worker_init comes before Celery's setup_logging: configure now, so the first line is ours.
-    configure_logging(settings.log_level, settings.log_format)
-    log_start("worker")
-    _require("worker")
-    from sentry_sdk.integrations.celery import CeleryIntegration
+        init_sentry(settings, role, [CeleryIntegration(monitor_beat_tasks=True)])
 
-    from config.sentry import init_sentry
+    def setup_logging(**_: Any) -> None:
+        configure_logging(settings.log_level, settings.log_format)
 
-    init_sentry(settings, "worker", [CeleryIntegration(monitor_beat_tasks=True)])
+    def worker_init(**_: Any) -> None:
+        start("worker")
 
+    def beat_init(**_: Any) -> None:
+        start("beat")
 
-@signals.beat_init.connect
-def _beat_init(**_: Any) -> None:
-    configure_logging(settings.log_level, settings.log_format)
-    log_start("beat")
-    _require("beat")
-    from sentry_sdk.integrations.celery import CeleryIntegration
+    def process_shutdown(**_: Any) -> None:
+        app.close_services()
 
-    from config.sentry import init_sentry
-
-    init_sentry(settings, "beat", [CeleryIntegration(monitor_beat_tasks=True)])
-
-
-@signals.worker_process_init.connect
-def _process_init(**_: Any) -> None:
-    # Clients are built lazily in each pool process; drop anything inherited from the parent.
-    from tasks.context import reset_context
-
-    reset_context()
-
-
-@signals.worker_process_shutdown.connect
-def _process_shutdown(**_: Any) -> None:
-    from tasks.context import reset_context
-
-    reset_context()
+    # weak=False: the handlers are closures that nothing else keeps alive.
+    signals.setup_logging.connect(setup_logging, weak=False)
+    signals.worker_init.connect(worker_init, weak=False)
+    signals.beat_init.connect(beat_init, weak=False)
+    signals.worker_process_shutdown.connect(process_shutdown, weak=False)

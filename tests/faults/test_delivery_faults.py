@@ -17,6 +17,7 @@ from tests.faults.conftest import (
     FAULT_ENV,
     bulk_notifications,
     count_and_check,
+    results_by_request,
     tally,
     wait_all_reported,
 )
@@ -40,6 +41,22 @@ def queue_lengths(stack: Stack) -> dict[str, int]:
     return {name: int(client.llen(name)) for name in ALL_QUEUES}
 
 
+def missing_results(stack: Stack, ids: list[str], each: int) -> str:
+    """What the ledger and the sandbox know of the orders that lack results (for a failure)."""
+    lines = []
+    for request_id, found in results_by_request(stack, ids).items():
+        if len(found) >= each:
+            continue
+        attempts = stack.sandbox.request(request_id)["attempts"]
+        lines.append(
+            f"{request_id}: {len(found)} result(s); ledger {stack.record(request_id)}\n"
+            f"  ledger attempts {stack.ledger.attempts(request_id)}\n"
+            f"  sandbox attempts {[(a['id'], a['status']) for a in attempts]}\n"
+            f"  history {stack.ledger.history(request_id)}"
+        )
+    return "\n".join(lines) + "\n" + stack.describe()
+
+
 def test_fault_09_duplicates_and_pax8_retries(tmp_path: Path) -> None:
     stack = Stack(tmp_path, env=FAULT_ENV)
     try:
@@ -60,6 +77,7 @@ def test_fault_09_duplicates_and_pax8_retries(tmp_path: Path) -> None:
                 == 2 * len(ids)
             ),
             60,
+            message=lambda: missing_results(stack, ids, 2),
         )
         wait_all_reported(stack, ids, timeout=30)
         count_and_check(

@@ -1,0 +1,52 @@
+"""The base class of every fulfilment task: its process's services, and one mapping of a
+domain :class:`~fulfillment.outcomes.Outcome` to Celery.
+
+A Redis outage inside a task (restarting, unreachable, loading its AOF, a replica after a
+failover) must not lose the order: with late acknowledgement a task that raises is
+acknowledged, i.e. its message is gone. So the message is rejected with requeue instead:
+put back at once if Redis answers again, otherwise left unacknowledged, and redelivered
+after the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sentry_sdk
+from celery import Task
+from celery.exceptions import Reject
+
+from config.sentry import capture_dead_order
+from fulfillment.clients import REDIS_UNAVAILABLE
+from fulfillment.outcomes import Next, Outcome
+from fulfillment.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
+    """Runs with its worker process's services; hands its message back on a Redis outage."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except REDIS_UNAVAILABLE as exc:
+            log.warning("%s%s: Redis unavailable (%s); message handed back", self.name, args, exc)
+            raise Reject(exc, requeue=True) from exc
+
+    @property
+    def services(self) -> Services:
+        """The services of this worker process (built after the fork)."""
+        services: Services = self.app.services
+        return services
+
+    def follow(self, outcome: Outcome, request_id: str) -> str:
+        """Do what ``outcome`` says: retry with its countdown, alert, or nothing."""
+        if outcome.next is Next.RETRY:
+            raise self.retry(countdown=outcome.countdown, max_retries=None, exc=outcome.error)
+        if outcome.next is Next.DEAD:
+            capture_dead_order(request_id, outcome.reason, outcome.error, task=self.name)
+        elif outcome.alert and outcome.error is not None:
+            sentry_sdk.capture_exception(outcome.error)
+        return str(outcome.next)
