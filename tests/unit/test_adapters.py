@@ -255,7 +255,7 @@ class Custom(VendorAdapter):
 def test_loader_resolves_specs(tmp_path: Path) -> None:
     assert adapter_class("example") is ExampleAdapter
     assert adapter_class("http") is HttpAdapter
-    assert adapter_class("tests.test_adapters:Custom") is Custom
+    assert adapter_class("tests.unit.test_adapters:Custom") is Custom
     with pytest.raises(ConfigError) as caught:
         adapter_class("nope", "SIMULATION_VENDOR_ADAPTER")
     assert caught.value.variable == "SIMULATION_VENDOR_ADAPTER"
@@ -274,7 +274,7 @@ def test_unsupported_types_fail_with_a_clear_message() -> None:
 
 def test_adapters_share_one_instance_per_spec(tmp_path: Path) -> None:
     settings = build_settings(
-        vendor_adapter="tests.test_adapters:Custom",
+        vendor_adapter="tests.unit.test_adapters:Custom",
         simulation_vendor_adapter="http",
         vendor_http_url="http://127.0.0.1:9/x",
     )
@@ -286,5 +286,5 @@ def test_adapters_share_one_instance_per_spec(tmp_path: Path) -> None:
         assert adapters.for_order(False) is adapters.for_order(False)
     finally:
         adapters.close()
-    same = Adapters(build_settings(vendor_adapter="tests.test_adapters:Custom"))
+    same = Adapters(build_settings(vendor_adapter="tests.unit.test_adapters:Custom"))
     assert same.for_order(True) is same.for_order(False)

@@ -1,0 +1,175 @@
+"""How the process's parts are built: from one Settings, in one place, with no import cycle.
+
+Two receivers built from two settings live in one process, each on its own Redis; the
+packages import each other only downwards (DESIGN §3); the Lua scripts and the Python enum
+agree on the states.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from celery import signals
+
+from cli.redis_server import RedisServer
+from fulfillment.clients import RedisUse
+from fulfillment.scripts import LUA
+from fulfillment.states import State
+from receiver import create_app
+from tests.support.procs import ROOT
+from tests.support.stack import notification
+from tests.unit.conftest import PROD_SECRET, make_settings
+from worker.services import build_services
+
+PACKAGES = ("config", "pax8", "sandbox", "receiver", "worker", "tasks", "vendors",
+            "fulfillment", "cli")  # fmt: skip
+
+# What a package must never import (DESIGN §3), besides the cycle check below.
+FORBIDDEN = {
+    "config": set(PACKAGES) - {"config"},
+    "pax8": {"flask", "celery", "receiver", "worker", "tasks", "fulfillment", "vendors", "cli"},
+    "vendors": {"flask", "celery", "receiver", "worker", "tasks", "cli"},
+    "fulfillment": {"flask", "celery", "receiver", "worker", "tasks", "cli"},
+    "receiver": {"tasks", "worker.signals", "worker.app", "vendors.example", "vendors.http"},
+    "worker": {"flask", "receiver", "cli"},
+    "tasks": {"flask", "receiver", "cli"},
+    "sandbox": {"receiver", "worker", "tasks", "vendors", "fulfillment", "cli"},
+}
+
+
+def _imports() -> dict[str, set[str]]:
+    """Every module each package imports (at any depth of its code, lazily or not)."""
+    found: dict[str, set[str]] = {package: set() for package in PACKAGES}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    found[package] |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found[package].add(node.module)
+    return found
+
+
+def test_no_package_imports_what_it_must_not() -> None:
+    imports = _imports()
+    broken = {
+        package: sorted(
+            name
+            for name in imports[package]
+            for banned in FORBIDDEN.get(package, set())
+            if name == banned or name.startswith(banned + ".")
+        )
+        for package in PACKAGES
+    }
+    assert {package: names for package, names in broken.items() if names} == {}
+
+
+def test_the_packages_import_each_other_without_a_cycle() -> None:
+    graph = {
+        package: {name.split(".")[0] for name in names} & set(PACKAGES) - {package}
+        for package, names in _imports().items()
+    }
+    # cli may use everything; nothing may use cli (it is the top).
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(package: str, path: tuple[str, ...]) -> None:
+        if package in order:
+            return
+        assert package not in visiting, f"import cycle: {' -> '.join((*path, package))}"
+        visiting.add(package)
+        for dependency in sorted(graph[package]):
+            visit(dependency, (*path, package))
+        visiting.discard(package)
+        order.append(package)
+
+    for package in PACKAGES:
+        visit(package, ())
+    assert order[-1] == "cli" or "cli" not in {d for deps in graph.values() for d in deps}
+
+
+def test_the_lua_prelude_lists_the_states_in_the_enum_order() -> None:
+    common = (LUA / "common.lua").read_text()
+    listed = re.search(r"local STATES = \{([^}]*)\}", common)
+    assert listed is not None
+    assert re.findall(r"'(\w+)'", listed.group(1)) == [state.value for state in State]
+
+
+def test_every_script_passes_its_keys_in_KEYS() -> None:
+    for path in LUA.glob("*.lua"):
+        source = path.read_text()
+        # A key is never built inside Lua from a prefix and an id.
+        assert "ARGV[1] .." not in source and "P .. " not in source, path.name
+        assert source.startswith(f"-- {path.stem}:"), f"{path.name} lacks its header"
+
+
+@pytest.fixture
+def two_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    servers = [
+        RedisServer(tmp_path_factory.mktemp(name), appendonly=False).start()
+        for name in ("redis-a", "redis-b")
+    ]
+    yield servers[0].url, servers[1].url
+    for server in servers:
+        server.stop()
+
+
+def headers(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    """The headers of the Celery messages waiting on ``queue``."""
+    return [json.loads(m)["headers"] for m in client.lrange(queue, 0, -1)]
+
+
+def test_two_apps_with_two_settings_each_use_their_own_redis(two_redis: tuple[str, str]) -> None:
+    before = len(signals.worker_init.receivers or [])
+    apps = {}
+    for url in two_redis:
+        settings = make_settings(url)
+        apps[url] = create_app(settings, build_services(settings, RedisUse.RECEIVER))
+    # The receiver connects none of the worker's process hooks.
+    assert len(signals.worker_init.receivers or []) == before
+    bodies = {url: notification() for url in two_redis}
+    for url, app in apps.items():
+        response = app.test_client().post(
+            "/webhooks/pax8",
+            data=json.dumps(bodies[url]).encode(),
+            headers={"pax8ApiTokenV1": PROD_SECRET},
+        )
+        assert response.status_code == 202
+        # The publisher (fulfillment.report goes through kombu, not the ledger's script).
+        app.extensions["fulfillment"].services.publisher.report(f"report-{url}")
+    for url in two_redis:
+        other = next(u for u in two_redis if u != url)
+        client = redis.Redis.from_url(url, decode_responses=True)
+        try:
+            assert client.exists(f"ff:req:{bodies[url]['provisionRequest']['id']}")
+            assert not client.exists(f"ff:req:{bodies[other]['provisionRequest']['id']}")
+            (task,) = [
+                json.loads(m)["headers"] for m in client.lrange("fulfillment.net_new", 0, -1)
+            ]
+            assert bodies[url]["provisionRequest"]["id"] in task["argsrepr"]
+            (report,) = [
+                json.loads(m)["headers"] for m in client.lrange("fulfillment.report", 0, -1)
+            ]
+            assert report["argsrepr"] == repr([f"report-{url}"])
+        finally:
+            client.close()
+    for app in apps.values():
+        app.extensions["fulfillment"].services.close()
+
+
+def test_the_worker_app_is_the_only_one_with_tasks_and_hooks() -> None:
+    tree = ast.parse((ROOT / "worker" / "app.py").read_text())
+    statements = [
+        ast.unparse(node)
+        for node in tree.body
+        if not isinstance(node, ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    ]
+    assert statements == ["app = create_celery(load_settings(), hooks=True)"], statements
+    assert not (ROOT / "tasks" / "context.py").exists()

@@ -1,0 +1,203 @@
+"""Every answer of the receiver (DESIGN §5), in-process: Flask's test client over
+``create_app(settings, services)`` with a real redis-server and the real Celery publisher
+(its messages land on the queues; no worker consumes them here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cli.redis_server import free_port
+from fulfillment.clients import RedisUse
+from fulfillment.ledger import Ledger
+from receiver import create_app
+from tests.support.stack import notification
+from tests.unit.conftest import PROD_SECRET, SIM_SECRET, make_settings
+from worker.services import build_services
+
+HEADER = "pax8ApiTokenV1"
+CLOUDBLUE = "unit-cloudblue-secret"
+
+
+def build(redis_url: str, **overrides: Any) -> Flask:
+    settings = make_settings(redis_url, **{"cloudblue_webhook_secrets": CLOUDBLUE, **overrides})
+    return create_app(settings, build_services(settings, RedisUse.RECEIVER))
+
+
+@pytest.fixture
+def app(redis_url: str) -> Iterator[Flask]:
+    app = build(redis_url)
+    yield app
+    app.extensions["fulfillment"].services.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+def post(client: FlaskClient, body: Any, secret: str | None = PROD_SECRET, **headers: str) -> Any:
+    if secret is not None:
+        headers[HEADER] = secret
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post("/webhooks/pax8", data=data, headers=headers)
+
+
+def queued(raw: redis.Redis, queue: str = "fulfillment.net_new") -> list[dict[str, Any]]:
+    """The Celery messages waiting on ``queue`` (headers say which task and arguments)."""
+    return [json.loads(m)["headers"] for m in raw.lrange(queue, 0, -1)]
+
+
+def test_a_valid_notification_is_recorded_enqueued_and_answered_202(
+    client: FlaskClient, raw: redis.Redis
+) -> None:
+    body = notification()
+    response = post(client, body)
+    assert response.status_code == 202
+    request_id = body["provisionRequest"]["id"]
+    assert response.json == {
+        "status": "accepted",
+        "provisionRequestId": request_id,
+        "action": "queued",
+        "provisionAttemptId": body["provisionAttempt"]["id"],
+    }
+    (message,) = queued(raw)
+    assert message["task"] == "fulfillment.net_new"
+    assert json.loads(message["argsrepr"].replace("'", '"')) == [
+        request_id,
+        body["provisionDetail"]["id"],
+    ]
+    record = Ledger(raw).get(request_id)
+    assert record is not None and record.state == "queued" and not record.simulation
+
+
+def test_a_redelivery_is_202_and_enqueues_nothing_more(
+    client: FlaskClient, raw: redis.Redis
+) -> None:
+    body = notification()
+    assert post(client, body).status_code == 202
+    again = post(client, body)
+    assert again.status_code == 202 and again.json["action"] == "inflight"
+    assert len(queued(raw)) == 1
+
+
+def test_a_new_attempt_for_a_finished_order_enqueues_its_report(
+    client: FlaskClient, raw: redis.Redis
+) -> None:
+    body = notification()
+    request_id, detail_id = body["provisionRequest"]["id"], body["provisionDetail"]["id"]
+    post(client, body)
+    ledger = Ledger(raw)
+    ledger.claim(request_id, detail_id, "t", 60, 5)
+    ledger.finish(request_id, detail_id, "t", "Success", {}, {})
+    retry = {**body, "provisionAttempt": {**body["provisionAttempt"], "id": "a-retry"}}
+    response = post(client, retry)
+    assert response.status_code == 202 and response.json["action"] == "report"
+    (message,) = queued(raw, "fulfillment.report")
+    assert message["task"] == "fulfillment.report" and request_id in message["argsrepr"]
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong", PROD_SECRET + "x"])
+def test_a_missing_or_wrong_secret_is_401_and_nothing_recorded(
+    client: FlaskClient, raw: redis.Redis, secret: str | None
+) -> None:
+    body = notification()
+    response = post(client, body, secret=secret)
+    assert response.status_code == 401 and HEADER in response.json["error"]
+    assert raw.keys("*") == []
+
+
+def test_a_simulation_secret_is_401_on_production_and_202_on_a_simulation(
+    client: FlaskClient, raw: redis.Redis
+) -> None:
+    response = post(client, notification(), secret=SIM_SECRET)
+    assert response.status_code == 401 and "isSimulation" in response.json["error"]
+    assert raw.keys("*") == []
+    assert post(client, notification(simulation=True), secret=SIM_SECRET).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{nope", "body"),
+        (b"[1, 2]", "body"),
+        (b'{"provisionAttempt": {"id": "a"}}', "provisionRequest"),
+        (b'{"provisionRequest": {"id": ""}, "provisionAttempt": {"id": "a"}}',
+         "provisionRequest.id"),
+        (b'{"provisionRequest": {"id": "r"}, "provisionAttempt": {}}', "provisionAttempt.id"),
+        (b'{"provisionRequest": {"id": "r", "type": "Nope"}, "provisionAttempt":'
+         b' {"id": "a", "provisionDetailId": "d"}}', "provisionRequest.type"),
+    ],
+)  # fmt: skip
+def test_a_malformed_body_is_400_naming_the_field(
+    client: FlaskClient, raw: redis.Redis, body: bytes, field: str
+) -> None:
+    response = post(client, body)
+    assert response.status_code == 400 and response.json["field"] == field
+    assert raw.keys("*") == []
+
+
+def test_a_body_over_256_kib_is_413(client: FlaskClient, raw: redis.Redis) -> None:
+    response = post(client, b"x" * (256 * 1024 + 1))
+    assert response.status_code == 413 and "256 KiB" in response.json["error"]
+    assert raw.keys("*") == []
+
+
+def test_redis_unreachable_is_503_with_retry_after(redis_url: str) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    app = build(closed, redis_socket_timeout_seconds=0.5)
+    client = app.test_client()
+    response = post(client, notification())
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200  # the process itself is fine
+
+
+def test_health_readiness_and_metrics(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    post(client, notification())
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'fulfillment_orders{state="queued"} 1' in text
+
+
+def test_unknown_paths_and_methods_are_json_errors(client: FlaskClient) -> None:
+    missing = client.get("/nope")
+    assert missing.status_code == 404 and missing.json["status"] == 404
+    assert client.get("/webhooks/pax8").status_code == 405
+
+
+def test_cloudblue_requests_are_authenticated_and_recorded(
+    client: FlaskClient, raw: redis.Redis, redis_url: str
+) -> None:
+    payload = {
+        "operation": "creation",
+        "subscriptionId": "s-1",
+        "tenantId": "t-1",
+        "tenant": {},
+        "products": [{"mpn": "P", "limit": 2}],
+        "requestId": "cb-1",
+    }
+    data = json.dumps(payload).encode()
+    header = "X-Fulfillment-Token"
+    refused = client.post("/webhooks/cloudblue", data=data, headers={header: "no"})
+    assert refused.status_code == 401
+    response = client.post("/webhooks/cloudblue", data=data, headers={header: CLOUDBLUE})
+    assert response.status_code == 202 and response.json["provisionRequestId"] == "cb-1"
+    record = Ledger(raw).get("cb-1")
+    assert record is not None and record.source == "cloudblue"
+    off = build(redis_url, cloudblue_webhook_secrets="")
+    assert off.test_client().post("/webhooks/cloudblue", data=data).status_code == 404
