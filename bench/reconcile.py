@@ -31,31 +31,8 @@ from fulfillment.ledger import Ledger, Notice
 from fulfillment.policies import reconcile_policy
 from fulfillment.reconcile import reconcile
 from pax8.models import ProvisionRequest
+from tests.support.publisher import RecordingPublisher
 from tests.support.stack import Stack
-
-
-class RecordingPublisher:
-    """A publisher that only remembers what it was asked to enqueue."""
-
-    def __init__(self) -> None:
-        self.provisions: list[str] = []
-        self.reports: list[str] = []
-
-    def provision(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> None:
-        """Remember a provisioning task."""
-        self.provisions.append(request_id)
-
-    def provision_message(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> None:
-        """No raw message: the ledger records, then :meth:`provision` is called."""
-        return None
-
-    def report(self, request_id: str, countdown: float | None = None) -> None:
-        """Remember a report task."""
-        self.reports.append(request_id)
 
 
 def prepare(bench: Bench, stack: Stack, total: int, known: int) -> None:
@@ -78,7 +55,7 @@ def prepare(bench: Bench, stack: Stack, total: int, known: int) -> None:
             webhook_id=str(uuid.uuid4()),
         )
         ledger.accept(notice)
-        ledger.mark_queued(item["id"], item["detailId"])
+        ledger.mark_queued(notice.ref, item["detailId"])
     ledger.redis.close()
     bench.log(
         f"backlog: {total:,} unfulfilled at the sandbox, {known:,} in the ledger "

@@ -25,9 +25,11 @@ import click
 
 from cli.context import runtime
 from cli.errors import CommandFailed
+from cli.orders import scope_option, which
 from cli.output import echo_json
 from fulfillment.intake import Publisher
-from fulfillment.ledger import Ledger, Record
+from fulfillment.ledger import AmbiguousId, Ledger, Record
+from fulfillment.refs import Ref
 from fulfillment.states import IN_FLIGHT, Changed, State
 from pax8.client import Pax8Client
 from pax8.models import ResultStatus
@@ -53,13 +55,18 @@ def replay(
     ledger: Ledger,
     publisher: Publisher,
     pax8: Callable[[bool], Pax8Client],
-    request_id: str,
+    which: Ref | str,
     force: bool = False,
 ) -> Replayed:
-    """Replay ``request_id`` (see the module docstring); raises :class:`ReplayRefused`."""
-    record = ledger.get(request_id)
+    """Replay ``which`` (a ref, or an id recorded in one scope: see the module docstring);
+    raises :class:`ReplayRefused`."""
+    try:
+        record = ledger.get(which)
+    except AmbiguousId as exc:
+        raise ReplayRefused(f"{exc}: pass --scope") from None
     if record is None:
-        raise ReplayRefused(f"no order {request_id} in the ledger")
+        raise ReplayRefused(f"no order {which} in the ledger")
+    request_id = record.id
     state = record.state
     if state in IN_FLIGHT:
         raise ReplayRefused(
@@ -86,7 +93,7 @@ def replay(
             generation=generation,
         )
     if state is State.PROVISIONED:
-        publisher.report(request_id)
+        publisher.report(record.ref)
         return Replayed(
             request_id,
             state,
@@ -125,7 +132,7 @@ def _replay_reported(
             f"({record.detail_id}); created attempt {attempt.id}: run fulfill reconcile to "
             "provision the new detail"
         )
-    ledger.add_attempt(record.id, attempt.id, record.detail_id)
+    ledger.add_attempt(record.ref, attempt.id, record.detail_id)
     generation = _restart(ledger, publisher, record, State.REPORTED, new_generation=True)
     return Replayed(
         record.id,
@@ -144,7 +151,7 @@ def _restart(
 ) -> int:
     """Reset the record from ``state`` and enqueue its task; the generation after."""
     change = ledger.reset(
-        record.id,
+        record.ref,
         event="replay",
         note="operator replay" + (" (new generation)" if new_generation else ""),
         new_generation=new_generation,
@@ -155,8 +162,8 @@ def _restart(
             f"{record.id} changed from {state} to {change.previous or 'nothing'} meanwhile; "
             "look again with fulfill status"
         )
-    publisher.provision(record.type, record.id, record.detail_id, record.simulation)
-    ledger.mark_queued(record.id, record.detail_id)
+    publisher.provision(record.ref, record.type, record.detail_id)
+    ledger.mark_queued(record.ref, record.detail_id)
     return record.generation + (1 if new_generation else 0)
 
 
@@ -167,8 +174,9 @@ def _restart(
     is_flag=True,
     help="Also replay an order reported Success (the vendor runs it again).",
 )
+@scope_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def replay_command(request_id: str, force: bool, as_json: bool) -> None:
+def replay_command(request_id: str, force: bool, scope: str | None, as_json: bool) -> None:
     """Send an order through the worker again, the safe way for its state.
 
     \b
@@ -189,7 +197,7 @@ def replay_command(request_id: str, force: bool, as_json: bool) -> None:
     rt = runtime()
     ledger = rt.ledger()
     try:
-        done = replay(ledger, rt.publisher(), rt.pax8, request_id, force)
+        done = replay(ledger, rt.publisher(), rt.pax8, which(request_id, scope), force)
     except ReplayRefused as exc:
         raise CommandFailed(str(exc)) from None
     if as_json:

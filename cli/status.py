@@ -9,14 +9,17 @@ import click
 
 from cli.context import runtime
 from cli.errors import CommandFailed
-from cli.output import age, clip, echo_json, external_ids, table, when
-from fulfillment.ledger import STATES, Ledger
+from cli.orders import scope_option, which
+from cli.output import age, clip, echo_json, external_ids, safe, table, when
+from fulfillment.ledger import STATES, AmbiguousId, Ledger
+from fulfillment.refs import Ref
 from fulfillment.states import State
 
 
-def describe(ledger: Ledger, request_id: str) -> dict[str, Any] | None:
-    """One order: its record summary, attempts and history (None if unknown)."""
-    record = ledger.get(request_id)
+def describe(ledger: Ledger, which: Ref | str) -> dict[str, Any] | None:
+    """One order: its record summary, attempts and history (None if unknown; a bare id
+    recorded in several scopes raises :class:`~fulfillment.ledger.AmbiguousId`)."""
+    record = ledger.get(which)
     if record is None:
         return None
     return {
@@ -29,9 +32,9 @@ def describe(ledger: Ledger, request_id: str) -> dict[str, Any] | None:
                 "at": attempt.at,
                 "resultId": attempt.result_id,
             }
-            for attempt in ledger.attempts(request_id)
+            for attempt in ledger.attempts(record.ref)
         ],
-        "history": ledger.history(request_id),
+        "history": ledger.history(record.ref),
     }
 
 
@@ -69,7 +72,7 @@ def _print_one(view: dict[str, Any]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         if value is not None:
-            click.echo(f"{name.ljust(width)}  {value}")
+            click.echo(f"{name.ljust(width)}  {safe(value)}")
     click.echo("\nAttempts (one result is owed per attempt):")
     attempts = [
         (a["id"], a["detailId"], a["status"], when(a["at"]), a["resultId"] or "-")
@@ -129,8 +132,11 @@ def _indent(text: str) -> str:
     show_default=True,
     help="How many recent orders to list.",
 )
+@scope_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def status(request_id: str | None, state: str | None, limit: int, as_json: bool) -> None:
+def status(
+    request_id: str | None, state: str | None, limit: int, scope: str | None, as_json: bool
+) -> None:
     """Show the ledger: counts by state and recent orders, or one order in full.
 
     With REQUEST_ID: the order's record, its attempts (one result is owed to Pax8 per
@@ -145,7 +151,10 @@ def status(request_id: str | None, state: str | None, limit: int, as_json: bool)
     """
     ledger = runtime().ledger()
     if request_id:
-        view = describe(ledger, request_id)
+        try:
+            view = describe(ledger, which(request_id, scope))
+        except AmbiguousId as exc:
+            raise CommandFailed(f"{exc}: pass --scope") from None
         if view is None:
             raise CommandFailed(f"no order {request_id} in the ledger")
         if as_json:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from typing import Any
 
+from fulfillment.refs import is_id
 from pax8.models import ProvisionDetail, ProvisionRequest, RequestType
 
 _OPERATIONS: dict[str, RequestType] = {}
@@ -63,7 +64,9 @@ def request_type_for(operation: str, trial: bool = False) -> RequestType:
     kind = _OPERATIONS.get(normalize_operation(operation))
     if kind is None:
         known = "creation, limit change, stop, start, renewal, removal"
-        raise CloudBlueError("operation", f"{operation!r} is not a known operation ({known})")
+        raise CloudBlueError(
+            "operation", f"{repr(operation)[:60]} is not a known operation ({known})"
+        )
     if kind is RequestType.NET_NEW and trial:
         return RequestType.TRIAL_CREATE
     return kind
@@ -74,6 +77,16 @@ def _required(data: dict[str, Any], name: str) -> Any:
     if value is None or value == "":
         raise CloudBlueError(name, "missing or empty")
     return value
+
+
+def _id(value: Any, field: str) -> str:
+    """An id (numbers are CloudBlue's usual form) as text, checked like every outside id."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not is_id(text):
+        raise CloudBlueError(
+            field, "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return str(text)
 
 
 def _account_name(account: Any) -> str | None:
@@ -97,8 +110,8 @@ def _parameters(tenant: dict[str, Any]) -> dict[str, Any]:
 def cloudblue_request(data: dict[str, Any]) -> ProvisionRequest:
     """The Pax8-shaped request for a ProvisioningRequestPayload (id, type, product…)."""
     operation = str(_required(data, "operation"))
-    subscription = str(_required(data, "subscriptionId"))
-    _required(data, "tenantId")
+    subscription = _id(_required(data, "subscriptionId"), "subscriptionId")
+    _id(_required(data, "tenantId"), "tenantId")
     tenant = _required(data, "tenant")
     if not isinstance(tenant, dict):
         raise CloudBlueError("tenant", "must be an object")
@@ -107,6 +120,10 @@ def cloudblue_request(data: dict[str, Any]) -> ProvisionRequest:
         raise CloudBlueError("products", "must be a non-empty list")
     kind = request_type_for(operation, bool(data.get("periodTrial")))
     request_id = data.get("requestId")
+    if request_id:
+        request_id = _id(request_id, "requestId")
+    if data.get("vendorSubscriptionId"):
+        _id(data["vendorSubscriptionId"], "vendorSubscriptionId")
     if not request_id:
         # No id from CloudBlue: derive one that is stable for a redelivered payload.
         seed = json.dumps(data, sort_keys=True).encode()

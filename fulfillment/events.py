@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from fulfillment.ledger import Record
+from fulfillment.refs import Ref
 from fulfillment.states import State
 
 log = logging.getLogger("fulfillment.state")
@@ -15,17 +16,20 @@ def log_state(
     state: State | None,
     record: Record | None = None,
     *,
-    request_id: str | None = None,
+    ref: Ref | None = None,
     event: str = "",
     level: int = logging.INFO,
     **extra: Any,
 ) -> None:
-    """Log ``state`` for a request: id, attempt, type and simulation flag, plus ``extra``."""
+    """Log ``state`` for a request (``record``, or only its ``ref``): id, attempt, type and
+    simulation flag, plus ``extra``. Ids are checked where they enter (fulfillment.refs), so
+    none can forge a line here."""
+    ref = ref or (record.ref if record else None)
     fields: dict[str, Any] = {
-        "request_id": request_id or (record.id if record else None),
+        "request_id": ref.id if ref else None,
         "attempt_id": record.attempt_id if record else extra.pop("attempt_id", None),
         "request_type": record.type if record else extra.pop("request_type", None),
-        "simulation": record.simulation if record else extra.pop("simulation", None),
+        "simulation": ref.simulation if ref else extra.pop("simulation", None),
         "state": state,
         "event": event,
         **extra,

@@ -13,23 +13,22 @@ from typing import Protocol
 
 from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Notice
+from fulfillment.refs import Ref
 from fulfillment.states import Accepted, State
 
 
 class Publisher(Protocol):
     """Sends tasks by name (the receiver never imports task code)."""
 
-    def provision(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> None:
+    def provision(self, ref: Ref, request_type: str, detail_id: str) -> None:
         """Enqueue the per-type provisioning task."""
 
     def provision_message(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
+        self, ref: Ref, request_type: str, detail_id: str
     ) -> tuple[str, str] | None:
         """(queue, raw message) of that task, for an atomic enqueue by the ledger; or None."""
 
-    def report(self, request_id: str, countdown: float | None = None) -> None:
+    def report(self, ref: Ref, countdown: float | None = None) -> None:
         """Enqueue the report task."""
 
 
@@ -48,17 +47,16 @@ def accept(ledger: Ledger, publisher: Publisher, notice: Notice) -> Intake:
     atomic script (action ``queued``); otherwise the task is published after the script
     (action ``provision``) and the record marked queued once that succeeded.
     """
-    message = publisher.provision_message(
-        notice.type, notice.request_id, notice.detail_id, notice.simulation
-    )
+    ref = notice.ref
+    message = publisher.provision_message(ref, notice.type, notice.detail_id)
     change = ledger.accept(notice, message)
     if change.action is Accepted.PROVISION:
-        publisher.provision(notice.type, notice.request_id, notice.detail_id, notice.simulation)
-        ledger.mark_queued(notice.request_id, notice.detail_id)
+        publisher.provision(ref, notice.type, notice.detail_id)
+        ledger.mark_queued(ref, notice.detail_id)
     if change.action in (Accepted.PROVISION, Accepted.QUEUED):
         log_state(
             State.QUEUED,
-            request_id=notice.request_id,
+            ref=ref,
             attempt_id=notice.attempt_id,
             request_type=notice.type,
             simulation=notice.simulation,
@@ -66,5 +64,5 @@ def accept(ledger: Ledger, publisher: Publisher, notice: Notice) -> Intake:
             source=notice.source,
         )
     elif change.action is Accepted.REPORT:
-        publisher.report(notice.request_id)
+        publisher.report(ref)
     return Intake(change.action, change.previous)

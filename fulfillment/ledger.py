@@ -1,14 +1,17 @@
 """The ledger: one Redis record per provision request, changed only by atomic scripts.
 
-States and transition answers are in :mod:`fulfillment.states`. Keys (``prefix`` defaults
-to ``ff:``)::
+States and transition answers are in :mod:`fulfillment.states`. A record is named by its
+:class:`~fulfillment.refs.Ref`, ``<scope>:<id>`` (``pax8``, ``pax8-sim`` or ``cloudblue``,
+and an id checked against :data:`~fulfillment.refs.ID_PATTERN`), so the same id in two
+scopes is two records and no notice of one scope can change another's. Keys (``prefix``
+defaults to ``ff:``)::
 
-    ff:req:<id>            hash   the record (fields of :class:`Record`)
-    ff:req:<id>:attempts   hash   attempt id → {detail, status, at, result}: one
-                                  ProvisionResult is owed per acknowledged attempt
-    ff:req:<id>:history    list   the last 100 state changes, newest first
-    ff:index               zset   id by last update (recent orders)
-    ff:state:<state>       zset   id by the time it entered the state (counts, stuck scans)
+    ff:req:<scope>:<id>            hash   the record (fields of :class:`Record`)
+    ff:req:<scope>:<id>:attempts   hash   attempt id → {detail, status, at, result}: one
+                                          ProvisionResult is owed per acknowledged attempt
+    ff:req:<scope>:<id>:history    list   the last 100 state changes, newest first
+    ff:index                       zset   <scope>:<id> by last update (recent orders)
+    ff:state:<state>               zset   <scope>:<id> by the time it entered the state
 
 Every transition is one Lua script (``fulfillment/lua/*.lua``, each with a header naming
 its keys and arguments; the record scripts share ``common.lua``), loaded once per client
@@ -29,6 +32,7 @@ from typing import Any, Generic, TypeVar, cast
 import redis
 from redis.commands.core import Script
 
+from fulfillment.refs import Ref, Scope, check_id
 from fulfillment.scripts import lua_source
 from fulfillment.states import (
     Accepted,
@@ -56,6 +60,11 @@ class Notice:
     payload: str
     source: str = "pax8"
     webhook_id: str = ""
+
+    @property
+    def ref(self) -> Ref:
+        """The record this notice is about (its id checked)."""
+        return Ref.of(self.source, self.simulation, self.request_id)
 
 
 @dataclass(frozen=True)
@@ -131,10 +140,16 @@ class Record:
             webhook_id=data.get("webhook_id", ""),
         )
 
+    @property
+    def ref(self) -> Ref:
+        """Which record this is."""
+        return Ref.of(self.source, self.simulation, self.id)
+
     def summary(self) -> dict[str, Any]:
         """A JSON-ready view without the raw payload."""
         return {
             "id": self.id,
+            "scope": self.ref.scope,
             "state": self.state,
             "type": self.type,
             "source": self.source,
@@ -164,10 +179,10 @@ class Change(Generic[A]):
 class Scan:
     """The states of many records, read in one round trip."""
 
-    states: dict[str, tuple[State, float]]
-    """id → (state, time it entered it), for the records that exist."""
-    corrupt: frozenset[str] = frozenset()
-    """ids whose key is not a record (written by hand, or by a bug)."""
+    states: dict[Ref, tuple[State, float]]
+    """ref → (state, time it entered it), for the records that exist."""
+    corrupt: frozenset[Ref] = frozenset()
+    """refs whose key is not a record (written by hand, or by a bug)."""
 
 
 class Ledger:
@@ -182,17 +197,17 @@ class Ledger:
 
     # -- keys and scripts ----------------------------------------------------------------
 
-    def key(self, request_id: str) -> str:
+    def key(self, ref: Ref) -> str:
         """The record's hash key."""
-        return f"{self.prefix}req:{request_id}"
+        return f"{self.prefix}req:{ref.member}"
 
     def state_key(self, state: State) -> str:
         """The zset of the records in ``state``."""
         return f"{self.prefix}state:{state}"
 
-    def record_keys(self, request_id: str) -> list[str]:
+    def record_keys(self, ref: Ref) -> list[str]:
         """The keys a record script touches, in the order ``common.lua`` expects."""
-        key = self.key(request_id)
+        key = self.key(ref)
         return [key, f"{key}:attempts", f"{key}:history", self._index, *self._state_sets]
 
     def _script(self, name: str, record: bool = True) -> Script:
@@ -201,10 +216,37 @@ class Ledger:
             script = self._scripts[name] = self.redis.register_script(lua_source(name, record))
         return script
 
-    def _run(self, name: str, request_id: str, *args: Any, keys: Sequence[str] = ()) -> Any:
-        """Run record script ``name`` on ``request_id`` (its member name is ARGV[1])."""
+    def _run(self, name: str, ref: Ref, *args: Any, keys: Sequence[str] = ()) -> Any:
+        """Run record script ``name`` on ``ref`` (its member name is ARGV[1])."""
         script = self._script(name)
-        return script(keys=[*self.record_keys(request_id), *keys], args=[request_id, *args])
+        return script(keys=[*self.record_keys(ref), *keys], args=[ref.member, *args])
+
+    def resolve(self, ref: Ref | str) -> Ref:
+        """``ref``, or for a bare id the one scope that has a record of it.
+
+        For reads by an operator or a test who knows only an id. An id recorded in several
+        scopes raises :class:`AmbiguousId` (say which one with a :class:`Ref`); an id
+        recorded nowhere resolves to its Pax8 production ref (which reads as missing).
+        """
+        if isinstance(ref, Ref):
+            return ref
+        check_id(ref, "id")
+        candidates = [Ref(scope, ref) for scope in Scope]
+        pipe = self.redis.pipeline(transaction=False)
+        for candidate in candidates:
+            pipe.exists(self.key(candidate))
+        found = [c for c, exists in zip(candidates, pipe.execute(), strict=True) if exists]
+        if len(found) > 1:
+            raise AmbiguousId(ref, [c.scope for c in found])
+        return found[0] if found else candidates[0]
+
+    def find(self, request_id: str) -> list[Record]:
+        """Every record of ``request_id``, one per scope that has it."""
+        check_id(request_id, "id")
+        pipe = self.redis.pipeline(transaction=False)
+        for scope in Scope:
+            pipe.hgetall(self.key(Ref(scope, request_id)))
+        return [_record(data) for data in pipe.execute() if data]
 
     @staticmethod
     def _change(action: type[A], reply: Any) -> Change[A]:
@@ -226,7 +268,7 @@ class Ledger:
         queue, raw = message if message else ("", "")
         reply = self._run(
             "accept",
-            notice.request_id,
+            notice.ref,
             now or time.time(),
             notice.request_id,
             notice.source,
@@ -241,22 +283,21 @@ class Ledger:
         )
         return self._change(Accepted, reply)
 
-    def mark_queued(
-        self, request_id: str, detail_id: str, now: float | None = None
-    ) -> State | None:
+    def mark_queued(self, ref: Ref, detail_id: str, now: float | None = None) -> State | None:
         """``received`` → ``queued`` once the task is published; returns the state after."""
-        after = _text(self._run("mark_queued", request_id, now or time.time(), detail_id))
+        after = _text(self._run("mark_queued", ref, now or time.time(), detail_id))
         return State(after) if after else None
 
-    def add_attempt(self, request_id: str, attempt_id: str, detail_id: str) -> bool:
+    def add_attempt(self, ref: Ref, attempt_id: str, detail_id: str) -> bool:
         """Owe a result to ``attempt_id`` (an attempt created by us); True if new."""
-        return bool(self._run("add_attempt", request_id, time.time(), attempt_id, detail_id))
+        check_id(attempt_id, "attempt id")
+        return bool(self._run("add_attempt", ref, time.time(), attempt_id, detail_id))
 
     # -- provisioning --------------------------------------------------------------------
 
     def claim(
         self,
-        request_id: str,
+        ref: Ref,
         detail_id: str,
         task_id: str,
         lease_seconds: float,
@@ -265,14 +306,12 @@ class Ledger:
     ) -> Change[Claimed]:
         """Take the record for provisioning ``detail_id`` (see :class:`Claimed`)."""
         now = now or time.time()
-        reply = self._run(
-            "claim", request_id, now, detail_id, task_id, now + lease_seconds, max_claims
-        )
+        reply = self._run("claim", ref, now, detail_id, task_id, now + lease_seconds, max_claims)
         return self._change(Claimed, reply)
 
     def finish(
         self,
-        request_id: str,
+        ref: Ref,
         detail_id: str,
         task_id: str,
         outcome: ResultStatus | str,
@@ -283,7 +322,7 @@ class Ledger:
         """Store the vendor's outcome (``Success`` / ``Fail``) if the claim still holds."""
         reply = self._run(
             "finish",
-            request_id,
+            ref,
             time.time(),
             detail_id,
             task_id,
@@ -295,22 +334,22 @@ class Ledger:
         return self._change(Changed, reply)
 
     def release_for_retry(
-        self, request_id: str, detail_id: str, task_id: str, error: str
+        self, ref: Ref, detail_id: str, task_id: str, error: str
     ) -> Change[Changed]:
         """``provisioning`` → ``queued`` before a countdown retry (the retry is counted)."""
-        reply = self._run("release", request_id, time.time(), detail_id, task_id, error)
+        reply = self._run("release", ref, time.time(), detail_id, task_id, error)
         return self._change(Changed, reply)
 
     def mark_dead(
-        self, request_id: str, error: str, task_id: str = "", event: str = "dead"
+        self, ref: Ref, error: str, task_id: str = "", event: str = "dead"
     ) -> Change[Changed]:
         """Give up on the request (only if ``task_id`` still holds it, when given)."""
-        reply = self._run("dead", request_id, time.time(), task_id, error, event)
+        reply = self._run("dead", ref, time.time(), task_id, error, event)
         return self._change(Changed, reply)
 
     def reset(
         self,
-        request_id: str,
+        ref: Ref,
         *,
         event: str,
         note: str = "",
@@ -320,7 +359,7 @@ class Ledger:
         """Back to ``received`` (replay, reconciliation); refused outside ``only_from``."""
         reply = self._run(
             "reset",
-            request_id,
+            ref,
             time.time(),
             "1" if new_generation else "0",
             event,
@@ -331,9 +370,9 @@ class Ledger:
 
     # -- reporting -----------------------------------------------------------------------
 
-    def attempts(self, request_id: str) -> list[Attempt]:
+    def attempts(self, ref: Ref | str) -> list[Attempt]:
         """Every attempt recorded for the request, oldest first."""
-        raw = cast(dict[Any, Any], self.redis.hgetall(self.key(request_id) + ":attempts"))
+        raw = cast(dict[Any, Any], self.redis.hgetall(self.key(self.resolve(ref)) + ":attempts"))
         out = []
         for attempt_id, value in raw.items():
             data = json.loads(_text(value))
@@ -348,19 +387,17 @@ class Ledger:
             )
         return sorted(out, key=lambda attempt: attempt.at)
 
-    def mark_posting(self, request_id: str, attempt_id: str) -> None:
+    def mark_posting(self, ref: Ref, attempt_id: str) -> None:
         """Note that a result POST for ``attempt_id`` is about to leave."""
-        self._run("mark_attempt", request_id, time.time(), attempt_id, AttemptState.POSTING, "", "")
+        self._run("mark_attempt", ref, time.time(), attempt_id, AttemptState.POSTING, "", "")
 
-    def mark_pending(self, request_id: str, attempt_id: str, event: str, note: str) -> None:
+    def mark_pending(self, ref: Ref, attempt_id: str, event: str, note: str) -> None:
         """The attempt is still owed (its POST surely stored nothing); noted in the history."""
-        self._run(
-            "mark_attempt", request_id, time.time(), attempt_id, AttemptState.PENDING, event, note
-        )
+        self._run("mark_attempt", ref, time.time(), attempt_id, AttemptState.PENDING, event, note)
 
     def settle(
         self,
-        request_id: str,
+        ref: Ref,
         attempt_id: str,
         result_id: str | None,
         status: AttemptState = AttemptState.REPORTED,
@@ -369,64 +406,63 @@ class Ledger:
         """Mark an attempt reported (or superseded, rejected: ``note`` says why, in the
         history); returns the record's state after."""
         after = _text(
-            self._run("settle", request_id, time.time(), attempt_id, status, result_id or "", note)
+            self._run("settle", ref, time.time(), attempt_id, status, result_id or "", note)
         )
         return State(after) if after else None
 
-    def count_report_retry(self, request_id: str) -> int:
+    def count_report_retry(self, ref: Ref) -> int:
         """Count one more failed try to report; how many since the budget last restarted."""
-        return int(self.redis.hincrby(self.key(request_id), "report_retries", 1))
+        return int(self.redis.hincrby(self.key(ref), "report_retries", 1))
 
-    def reset_report_retries(self, request_id: str) -> None:
+    def reset_report_retries(self, ref: Ref) -> None:
         """Restart the report budget (a report deferred to reconciliation starts afresh)."""
-        self.redis.hset(self.key(request_id), "report_retries", 0)
+        self.redis.hset(self.key(ref), "report_retries", 0)
 
-    def reopen(self, request_id: str, attempt_id: str, note: str) -> State | None:
+    def reopen(self, ref: Ref, attempt_id: str, note: str) -> State | None:
         """Owe ``attempt_id`` a result again after it was settled ``rejected``.
 
         Returns the record's state after (``provisioned``/``failed`` when a report is
         due), or None when the attempt was not rejected (nothing changed).
         """
-        after = _text(self._run("reopen", request_id, time.time(), attempt_id, note))
+        after = _text(self._run("reopen", ref, time.time(), attempt_id, note))
         return State(after) if after else None
 
     # -- reading -------------------------------------------------------------------------
 
-    def get(self, request_id: str) -> Record | None:
-        """The record, or None."""
-        data = cast(dict[Any, Any], self.redis.hgetall(self.key(request_id)))
-        if not data:
-            return None
-        return Record.from_hash({_text(k): _text(v) for k, v in data.items()})
+    def get(self, ref: Ref | str) -> Record | None:
+        """The record, or None (a bare id: see :meth:`resolve`)."""
+        data = cast(dict[Any, Any], self.redis.hgetall(self.key(self.resolve(ref))))
+        return _record(data) if data else None
 
-    def states(self, request_ids: Sequence[str]) -> Scan:
+    def states(self, refs: Sequence[Ref]) -> Scan:
         """(state, time in state) of many records in one round trip; unknown ones left out.
 
         A key that is not a record (corrupted by hand) is listed in ``corrupt`` rather than
         failing the whole batch.
         """
         pipe = self.redis.pipeline(transaction=False)
-        for request_id in request_ids:
-            pipe.hmget(self.key(request_id), "state", "state_at")
-        found: dict[str, tuple[State, float]] = {}
-        corrupt: set[str] = set()
+        for ref in refs:
+            pipe.hmget(self.key(ref), "state", "state_at")
+        found: dict[Ref, tuple[State, float]] = {}
+        corrupt: set[Ref] = set()
         replies = pipe.execute(raise_on_error=False)
-        for request_id, reply in zip(request_ids, replies, strict=True):
+        for ref, reply in zip(refs, replies, strict=True):
             if isinstance(reply, redis.exceptions.ResponseError):
-                corrupt.add(request_id)
+                corrupt.add(ref)
                 continue
             state, state_at = reply
             if state is None:
                 continue
             if _text(state) not in STATES:
-                corrupt.add(request_id)
+                corrupt.add(ref)
                 continue
-            found[request_id] = (State(_text(state)), float(_text(state_at) or 0))
+            found[ref] = (State(_text(state)), float(_text(state_at) or 0))
         return Scan(found, frozenset(corrupt))
 
-    def history(self, request_id: str) -> list[dict[str, Any]]:
+    def history(self, ref: Ref | str) -> list[dict[str, Any]]:
         """The record's state changes, oldest first."""
-        entries = cast(list[Any], self.redis.lrange(self.key(request_id) + ":history", 0, -1))
+        key = self.key(self.resolve(ref)) + ":history"
+        entries = cast(list[Any], self.redis.lrange(key, 0, -1))
         return [json.loads(_text(entry)) for entry in reversed(entries)]
 
     def counts(self) -> dict[State, int]:
@@ -438,24 +474,26 @@ class Ledger:
 
     def in_state(
         self, state: State, older_than: float | None = None, limit: int = 1000
-    ) -> list[str]:
-        """Ids in ``state``, oldest first; only those that entered it before ``older_than``."""
+    ) -> list[Ref]:
+        """Records in ``state``, oldest first; only those that entered it before
+        ``older_than``. A member that names no valid ref (written by hand) is skipped."""
         high = "+inf" if older_than is None else f"({older_than}"
-        ids = cast(
+        members = cast(
             list[Any], self.redis.zrangebyscore(self.state_key(state), "-inf", high, 0, limit)
         )
-        return [_text(i) for i in ids]
+        return _refs(members)
 
     def purge_reported(self, older_than: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` records reported before ``older_than``; how many went."""
-        ids = self.in_state(State.REPORTED, older_than=older_than, limit=limit)
-        if not ids:
+        refs = self.in_state(State.REPORTED, older_than=older_than, limit=limit)
+        if not refs:
             return 0
         keys = [self._index, self.state_key(State.REPORTED)]
-        for request_id in ids:
-            key = self.key(request_id)
+        for ref in refs:
+            key = self.key(ref)
             keys += [key, f"{key}:attempts", f"{key}:history", f"{key}:report-lock"]
-        return int(self._script("purge", record=False)(keys=keys, args=[older_than, *ids]))
+        members = [ref.member for ref in refs]
+        return int(self._script("purge", record=False)(keys=keys, args=[older_than, *members]))
 
     def record_reconcile_run(self, summary: dict[str, Any]) -> None:
         """Count a reconciliation run and keep its summary (for operators and /metrics)."""
@@ -475,15 +513,38 @@ class Ledger:
     def recent(self, limit: int = 20, state: State | None = None) -> list[Record]:
         """The most recently updated records (optionally in one state)."""
         index = self.state_key(state) if state else self._index
-        ids = [_text(i) for i in cast(list[Any], self.redis.zrevrange(index, 0, limit - 1))]
+        refs = _refs(cast(list[Any], self.redis.zrevrange(index, 0, limit - 1)))
         pipe = self.redis.pipeline(transaction=False)
-        for request_id in ids:
-            pipe.hgetall(self.key(request_id))
-        records = []
-        for data in pipe.execute():
-            if data:
-                records.append(Record.from_hash({_text(k): _text(v) for k, v in data.items()}))
-        return records
+        for ref in refs:
+            pipe.hgetall(self.key(ref))
+        return [_record(data) for data in pipe.execute() if data]
+
+
+class AmbiguousId(LookupError):
+    """A bare id names records in several scopes; a :class:`Ref` must say which."""
+
+    def __init__(self, request_id: str, scopes: list[Scope]) -> None:
+        super().__init__(request_id, scopes)
+        self.request_id = request_id
+        self.scopes = scopes
+
+    def __str__(self) -> str:
+        names = ", ".join(str(scope) for scope in self.scopes)
+        return f"{self.request_id} is recorded in several scopes ({names}): say which"
+
+
+def _record(data: dict[Any, Any]) -> Record:
+    return Record.from_hash({_text(k): _text(v) for k, v in data.items()})
+
+
+def _refs(members: list[Any]) -> list[Ref]:
+    refs = []
+    for member in members:
+        try:
+            refs.append(Ref.parse(_text(member)))
+        except ValueError:
+            continue  # not a record's name (written by hand): nothing to act on
+    return refs
 
 
 def _text(value: Any) -> str:

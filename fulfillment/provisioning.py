@@ -20,6 +20,7 @@ from fulfillment.events import log_state
 from fulfillment.names import REPORT
 from fulfillment.orders import order_from_record
 from fulfillment.outcomes import Next, Outcome
+from fulfillment.refs import Ref
 from fulfillment.reporting import report
 from fulfillment.services import Services
 from fulfillment.states import Changed, Claimed, State
@@ -31,36 +32,34 @@ log = logging.getLogger(__name__)
 
 def provision(
     services: Services,
-    request_id: str,
+    ref: Ref,
     detail_id: str,
     task_id: str,
     transient: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Claim, call the vendor once, store the outcome; see the module docstring."""
     ledger, policies = services.ledger, services.policies
-    claim = ledger.claim(
-        request_id, detail_id, task_id, policies.lease_seconds, policies.max_claims
-    )
+    claim = ledger.claim(ref, detail_id, task_id, policies.lease_seconds, policies.max_claims)
     if claim.action is Claimed.DONE:
         if claim.previous is State.REPORTED:
             return Outcome.done("already reported", State.REPORTED)
         return Outcome(Next.REPORT, "outcome stored earlier")
     if claim.action is Claimed.DEAD_NOW:
-        record = ledger.get(request_id)
+        record = ledger.get(ref)
         reason = record.error if record else "lost with its worker too often"
         log_state(State.DEAD, record, event="worker-lost", level=logging.ERROR, error=reason)
         return Outcome.dead(reason)
     if claim.action is not Claimed.CLAIMED:
         log.info(
             "request=%s detail=%s: nothing to do (%s, %s)",
-            request_id,
+            ref,
             detail_id,
             claim.action,
             claim.previous,
         )
         return Outcome.done(f"{claim.action} ({claim.previous})", claim.previous)
 
-    record = ledger.get(request_id)
+    record = ledger.get(ref)
     if record is None:
         return Outcome.done("record vanished")
     retryable: tuple[type[BaseException], ...] = (TransientVendorError, *transient)
@@ -71,9 +70,7 @@ def provision(
         result = adapter.handle(order)
         external_ids = result.external_ids()
     except PermanentVendorError as exc:
-        change = ledger.finish(
-            request_id, detail_id, task_id, ResultStatus.FAIL, message=exc.message
-        )
+        change = ledger.finish(ref, detail_id, task_id, ResultStatus.FAIL, message=exc.message)
         if change.action is not Changed.OK:
             return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
         log_state(State.FAILED, record, event="vendor-refused", error=exc.message)
@@ -82,13 +79,13 @@ def provision(
         message = str(exc) or type(exc).__name__
         if policies.provision.exhausted(record.retries):
             reason = f"vendor still failing after {record.retries} retries: {message}"
-            ledger.mark_dead(request_id, reason, task_id, event="retries-exhausted")
+            ledger.mark_dead(ref, reason, task_id, event="retries-exhausted")
             log_state(
                 State.DEAD, record, event="retries-exhausted", level=logging.ERROR, error=reason
             )
             return Outcome.dead(reason, exc)
         delay = policies.provision.delay(record.retries, getattr(exc, "retry_after", None))
-        ledger.release_for_retry(request_id, detail_id, task_id, message)
+        ledger.release_for_retry(ref, detail_id, task_id, message)
         log_state(
             State.QUEUED,
             record,
@@ -101,12 +98,12 @@ def provision(
         return Outcome.retry(delay, message)
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not loop or report Fail
         reason = f"adapter error: {type(exc).__name__}: {exc}"
-        ledger.mark_dead(request_id, reason, task_id, event="adapter-error")
+        ledger.mark_dead(ref, reason, task_id, event="adapter-error")
         log_state(State.DEAD, record, event="adapter-error", level=logging.ERROR, error=reason)
         return Outcome.dead(reason, exc)
 
     change = ledger.finish(
-        request_id, detail_id, task_id, ResultStatus.SUCCESS, external_ids, result.metadata
+        ref, detail_id, task_id, ResultStatus.SUCCESS, external_ids, result.metadata
     )
     if change.action is not Changed.OK:
         return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
@@ -116,25 +113,25 @@ def provision(
 
 def fulfil(
     services: Services,
-    request_id: str,
+    ref: Ref,
     detail_id: str,
     task_id: str,
     transient: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Provision, then report in the same task; a report Pax8 cannot take now is handed to
     ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again."""
-    outcome = provision(services, request_id, detail_id, task_id, transient)
+    outcome = provision(services, ref, detail_id, task_id, transient)
     if outcome.next is not Next.REPORT:
         return outcome
-    reported = report(services, request_id, owner=task_id, transient=transient, counted=False)
+    reported = report(services, ref, owner=task_id, transient=transient, counted=False)
     if reported.next is Next.RETRY:
         log.info(
             "request_id=%s not reported yet (%s): %s retries it in %.1fs",
-            request_id,
+            ref,
             reported.reason,
             REPORT,
             reported.countdown,
         )
-        services.publisher.report(request_id, countdown=reported.countdown)
+        services.publisher.report(ref, countdown=reported.countdown)
         return Outcome.done(f"report handed to {REPORT}", reported.state)
     return reported

@@ -30,6 +30,7 @@ from fulfillment.ledger import Ledger
 from fulfillment.locks import RedisLock
 from fulfillment.notifications import InvalidNotification, parse_pax8
 from fulfillment.policies import ReconcilePolicy
+from fulfillment.refs import Ref, is_id
 from fulfillment.states import FINISHED, IN_FLIGHT, Accepted, AttemptState, Changed, State
 from pax8.client import Pax8Client
 from pax8.errors import NotFound, Pax8Error
@@ -128,60 +129,65 @@ class Reconciler:
             )
             for page in pages:
                 self.summary.pages += 1
-                scan = self.ledger.states([request.id for request in page.content])
+                refs: dict[str, Ref] = {}
+                for request in page.content:
+                    if is_id(request.id):
+                        refs[request.id] = Ref.of("pax8", simulation, request.id)
+                    else:  # never a key, a path or a log field: say so, without its value
+                        self.summary.errors.append("Pax8 listed a request with an invalid id")
+                scan = self.ledger.states(list(refs.values()))
                 for request in page.content:
                     if self._out_of_time():
                         return
-                    self.summary.seen += 1
-                    if request.id in scan.corrupt:
-                        self.summary.errors.append(f"{request.id}: the ledger key is not a record")
+                    ref = refs.get(request.id)
+                    if ref is None:
                         continue
-                    self._one(request, simulation, scan.states.get(request.id))
+                    self.summary.seen += 1
+                    if ref in scan.corrupt:
+                        self.summary.errors.append(f"{ref}: the ledger key is not a record")
+                        continue
+                    self._one(request, ref, scan.states.get(ref))
         except Pax8Error as exc:
             which = "simulation" if simulation else "production"
             self.summary.errors.append(f"listing {which} unfulfilled requests: {exc}")
             log.warning("reconciliation could not list %s requests: %s", which, exc)
 
-    def _one(
-        self, request: ProvisionRequest, simulation: bool, known: tuple[State, float] | None
-    ) -> None:
+    def _one(self, request: ProvisionRequest, ref: Ref, known: tuple[State, float] | None) -> None:
         now = time.time()
         if known is None:
-            self._recover(request, simulation)
+            self._recover(request, ref.simulation)
             return
         state, since = known
         if state in IN_FLIGHT:
             if now - since > self._stuck_after(state):
-                self._requeue(request.id, state)
+                self._requeue(ref, state)
             else:
                 self.summary.in_flight += 1
         elif state is State.DEAD:
             self.summary.dead += 1
         elif state is State.REPORTED:
-            self._check_reported(request, simulation)
+            self._check_reported(request, ref)
         else:
             self.summary.unchanged += 1  # provisioned/failed: the ledger scan reports it
 
-    def _check_reported(self, request: ProvisionRequest, simulation: bool) -> None:
+    def _check_reported(self, request: ProvisionRequest, ref: Ref) -> None:
         try:
-            latest = self.pax8.get_latest_attempt(request.id, simulation=simulation)
+            latest = self.pax8.get_latest_attempt(ref.id, simulation=ref.simulation)
         except NotFound:
             latest = None
         except Pax8Error as exc:
-            self.summary.errors.append(f"{request.id}: {exc}")
+            self.summary.errors.append(f"{ref}: {exc}")
             return
-        attempts = self.ledger.attempts(request.id)
+        attempts = self.ledger.attempts(ref)
         known = {attempt.id for attempt in attempts}
         if latest is not None and latest.id in known:
             rejected = [a.id for a in attempts if a.status is AttemptState.REJECTED]
-            if not (rejected and self._reopen(request.id, simulation, rejected, latest)):
+            if not (rejected and self._reopen(ref, rejected, latest)):
                 self.summary.unchanged += 1
             return
-        self._recover(request, simulation, latest, latest_known=True)
+        self._recover(request, ref.simulation, latest, latest_known=True)
 
-    def _reopen(
-        self, request_id: str, simulation: bool, rejected: list[str], latest: ProvisionAttempt
-    ) -> bool:
+    def _reopen(self, ref: Ref, rejected: list[str], latest: ProvisionAttempt) -> bool:
         """Report again the attempts settled without a result that Pax8 counts acknowledged."""
         reopened = False
         for attempt_id in rejected:
@@ -189,20 +195,21 @@ class Reconciler:
                 attempt = (
                     latest
                     if attempt_id == latest.id
-                    else self.pax8.get_attempt(request_id, attempt_id, simulation=simulation)
+                    else self.pax8.get_attempt(ref.id, attempt_id, simulation=ref.simulation)
                 )
             except NotFound:
                 continue
             except Pax8Error as exc:
-                self.summary.errors.append(f"{request_id}: {exc}")
+                self.summary.errors.append(f"{ref}: {exc}")
                 continue
             if attempt.status != AttemptStatus.ACKNOWLEDGED:
                 continue
             note = "Pax8 counts it acknowledged and still lists the request as unfulfilled"
-            if self.ledger.reopen(request_id, attempt_id, note) in FINISHED:
+            after = self.ledger.reopen(ref, attempt_id, note)
+            if after is not None and after in FINISHED:
                 reopened = True
         if reopened:
-            self.publisher.report(request_id)
+            self.publisher.report(ref)
             self.summary.reopened += 1
         return reopened
 
@@ -259,31 +266,29 @@ class Reconciler:
     def _stuck_after(self, state: State) -> float:
         return self.policy.received_grace if state is State.RECEIVED else self.policy.stuck_after
 
-    def _requeue(self, request_id: str, state: State) -> None:
+    def _requeue(self, ref: Ref, state: State) -> None:
         change = self.ledger.reset(
-            request_id, event="requeued", note=f"stuck in {state}", only_from=IN_FLIGHT
+            ref, event="requeued", note=f"stuck in {state}", only_from=IN_FLIGHT
         )
         if change.action is not Changed.OK:
             return
-        record = self.ledger.get(request_id)
+        record = self.ledger.get(ref)
         if record is None:
             return
-        self.publisher.provision(record.type, record.id, record.detail_id, record.simulation)
-        self.ledger.mark_queued(record.id, record.detail_id)
+        self.publisher.provision(ref, record.type, record.detail_id)
+        self.ledger.mark_queued(ref, record.detail_id)
         self.summary.requeued += 1
 
     def _ledger_scan(self) -> None:
         now = time.time()
         for state in FINISHED:
-            for request_id in self.ledger.in_state(
-                state, older_than=now - self.policy.report_grace
-            ):
-                self.publisher.report(request_id)
+            for ref in self.ledger.in_state(state, older_than=now - self.policy.report_grace):
+                self.publisher.report(ref)
                 self.summary.rereported += 1
         for state in IN_FLIGHT:
             older_than = now - self._stuck_after(state)
-            for request_id in self.ledger.in_state(state, older_than=older_than):
-                self._requeue(request_id, state)
+            for ref in self.ledger.in_state(state, older_than=older_than):
+                self._requeue(ref, state)
         if self.policy.retention:
             # Records do not grow without bound: reported ones go after the retention.
             self.summary.purged = self.ledger.purge_reported(now - self.policy.retention)

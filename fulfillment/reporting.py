@@ -26,6 +26,7 @@ from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Record
 from fulfillment.locks import RedisLock
 from fulfillment.outcomes import Next, Outcome
+from fulfillment.refs import Ref
 from fulfillment.states import FINISHED, OWED, AttemptState, State
 from pax8.errors import (
     AuthenticationError,
@@ -99,7 +100,7 @@ def _existing_result(pax8: Pax8Client, record: Record, attempt_id: str) -> str |
 
 def report(
     services: Services,
-    request_id: str,
+    ref: Ref,
     owner: str | None = None,
     transient: tuple[type[BaseException], ...] = (),
     counted: bool = True,
@@ -117,15 +118,15 @@ def report(
     ledger = services.ledger
     retryable: tuple[type[BaseException], ...] = (TransientError, *transient)
     try:
-        run = report_run(ledger, services.pax8, request_id, services.policies.lease_seconds, owner)
+        run = report_run(ledger, services.pax8, ref, services.policies.lease_seconds, owner)
     except retryable as exc:
-        return _later(services, request_id, exc, counted)
+        return _later(services, ref, exc, counted)
     except (AuthenticationError, CredentialsMissing) as exc:
         # A credentials problem: the outcome stays safe in the ledger, reconciliation
         # reports it once an operator fixed the settings; Sentry says what to fix.
         log_state(
             State.PROVISIONED,
-            request_id=request_id,
+            ref=ref,
             event="report-unauthorized",
             level=logging.ERROR,
             error=str(exc),
@@ -133,9 +134,9 @@ def report(
         return Outcome(Next.DONE, "unauthorized", error=exc, alert=True)
     except PermanentError as exc:
         reason = f"reporting failed: {exc}"
-        ledger.mark_dead(request_id, reason, event="report-refused")
+        ledger.mark_dead(ref, reason, event="report-refused")
         log_state(
-            State.DEAD, request_id=request_id, event="report-refused", level=logging.ERROR,
+            State.DEAD, ref=ref, event="report-refused", level=logging.ERROR,
             error=str(exc),
         )  # fmt: skip
         return Outcome.dead(reason, exc)
@@ -144,24 +145,24 @@ def report(
         return Outcome.retry(services.policies.busy_countdown, "another report run holds it")
     if run.waiting:
         # Results Pax8 refused only because it has not counted the attempts yet.
-        return _later(services, request_id, NotAcknowledgedYet(run.waiting), counted)
+        return _later(services, ref, NotAcknowledgedYet(run.waiting), counted)
     return Outcome.done(state=run.state)
 
 
-def _later(services: Services, request_id: str, error: BaseException, counted: bool) -> Outcome:
+def _later(services: Services, ref: Ref, error: BaseException, counted: bool) -> Outcome:
     """Retry the report within its budget; past it, leave the order to reconciliation."""
     policy = services.policies.report
     retry_after = getattr(error, "retry_after", None)
     if not counted:
         return Outcome.retry(policy.delay(0, retry_after), str(error), error)
-    retries = services.ledger.count_report_retry(request_id)
+    retries = services.ledger.count_report_retry(ref)
     if policy.exhausted(retries - 1):
         # Not dead: the outcome is safe in the ledger; reconciliation reports it later,
         # with a fresh budget.
-        services.ledger.reset_report_retries(request_id)
+        services.ledger.reset_report_retries(ref)
         log_state(
             State.PROVISIONED,
-            request_id=request_id,
+            ref=ref,
             event="report-deferred",
             level=logging.WARNING,
             error=str(error),
@@ -169,28 +170,24 @@ def _later(services: Services, request_id: str, error: BaseException, counted: b
         )
         return Outcome.done(f"deferred: {error}")
     delay = policy.delay(retries - 1, retry_after)
-    log.warning(
-        "request_id=%s report failed (%s); retry %d in %.1fs", request_id, error, retries, delay
-    )
+    log.warning("request_id=%s report failed (%s); retry %d in %.1fs", ref, error, retries, delay)
     return Outcome.retry(delay, str(error), error)
 
 
 def report_run(
     ledger: Ledger,
     pax8: Pax8Client,
-    request_id: str,
+    ref: Ref,
     lock_seconds: float = 120.0,
     owner: str | None = None,
 ) -> ReportRun:
     """One report run under the order's report lock; Pax8's errors propagate."""
-    record = ledger.get(request_id)
+    record = ledger.get(ref)
     if record is None:
         return ReportRun(state=None)
     if record.state not in FINISHED:
         return ReportRun(state=record.state)
-    lock = RedisLock(
-        ledger.redis, ledger.key(request_id) + ":report-lock", lock_seconds, owner=owner
-    )
+    lock = RedisLock(ledger.redis, ledger.key(ref) + ":report-lock", lock_seconds, owner=owner)
     if not lock.acquire():
         return ReportRun(state=record.state, busy=True)
     try:
@@ -201,15 +198,15 @@ def report_run(
 
 def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportRun:
     outcome = ReportRun(state=record.state)
-    attempts = ledger.attempts(record.id)
+    attempts = ledger.attempts(record.ref)
     for attempt in attempts:
         if attempt.status in OWED and attempt.detail_id != record.outcome_detail_id:
             # An attempt for a detail that a newer one replaced: its result is moot.
-            ledger.settle(record.id, attempt.id, None, status=AttemptState.SUPERSEDED)
+            ledger.settle(record.ref, attempt.id, None, status=AttemptState.SUPERSEDED)
     owed = [a for a in attempts if a.status in OWED and a.detail_id == record.outcome_detail_id]
     if record.source != "pax8" or not owed:
         # CloudBlue has no result callback; a Pax8 record with nothing owed is settled.
-        outcome.state = ledger.settle(record.id, "", None)
+        outcome.state = ledger.settle(record.ref, "", None)
         if outcome.state is State.REPORTED:
             log_state(State.REPORTED, record, event="nothing-owed")
         return outcome
@@ -218,7 +215,7 @@ def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportRu
             existing = _existing_result(pax8, record, attempt.id)
             if existing is not None:
                 outcome.found.append(attempt.id)
-                outcome.state = ledger.settle(record.id, attempt.id, existing)
+                outcome.state = ledger.settle(record.ref, attempt.id, existing)
                 continue
         _post(ledger, pax8, record, attempt.id, outcome)
     return outcome
@@ -240,7 +237,7 @@ def _post(
     made once more at once; anything else, or a second refusal, is final (``rejected``).
     Pax8's transient errors propagate: nothing is settled, the report is retried.
     """
-    ledger.mark_posting(record.id, attempt_id)
+    ledger.mark_posting(record.ref, attempt_id)
     try:
         created = pax8.create_result(
             record.id, build_result(record, attempt_id), simulation=record.simulation
@@ -262,7 +259,7 @@ def _post(
             status = None
         if status == AttemptStatus.ISSUED:
             why = f"Pax8 refused the result while the attempt is still Issued: {exc.message}"
-            ledger.mark_pending(record.id, attempt_id, "result-not-acknowledged", why)
+            ledger.mark_pending(record.ref, attempt_id, "result-not-acknowledged", why)
             log_state(
                 record.state, record, event="result-not-acknowledged", level=logging.WARNING,
                 attempt_id=attempt_id, error=exc.message,
@@ -280,10 +277,10 @@ def _post(
         )  # fmt: skip
         run.rejected.append(attempt_id)
         run.state = ledger.settle(
-            record.id, attempt_id, None, status=AttemptState.REJECTED, note=reason
+            record.ref, attempt_id, None, status=AttemptState.REJECTED, note=reason
         )
         return
-    run.state = ledger.settle(record.id, attempt_id, result_id)
+    run.state = ledger.settle(record.ref, attempt_id, result_id)
     log_state(
         run.state or record.state,
         record,

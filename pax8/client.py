@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -234,7 +235,9 @@ class Pax8Client:
 
     def get_provisioner(self, provisioner_id: str, *, simulation: bool = False) -> Provisioner:
         """``GET /provisioners/{id}``."""
-        return self._get(f"/provisioners/{provisioner_id}", Provisioner, simulation=simulation)
+        return self._get(
+            f"/provisioners/{_seg(provisioner_id)}", Provisioner, simulation=simulation
+        )
 
     def provisioner(self, *, simulation: bool = False) -> Provisioner:
         """The credential set's (first) provisioner."""
@@ -245,7 +248,7 @@ class Pax8Client:
     def list_webhooks(self, provisioner_id: str, *, simulation: bool = False) -> Iterator[Webhook]:
         """``GET /provisioners/{id}/webhooks``: every webhook configuration."""
         return self._list(
-            f"/provisioners/{provisioner_id}/webhooks", Webhook, simulation=simulation
+            f"/provisioners/{_seg(provisioner_id)}/webhooks", Webhook, simulation=simulation
         )
 
     def get_webhook(
@@ -253,13 +256,15 @@ class Pax8Client:
     ) -> Webhook:
         """``GET /provisioners/{id}/webhooks/{webhookId}``."""
         return self._get(
-            f"/provisioners/{provisioner_id}/webhooks/{webhook_id}", Webhook, simulation=simulation
+            f"/provisioners/{_seg(provisioner_id)}/webhooks/{_seg(webhook_id)}",
+            Webhook,
+            simulation=simulation,
         )
 
     def get_latest_webhook(self, provisioner_id: str, *, simulation: bool = False) -> Webhook:
         """``GET /provisioners/{id}/webhooks/latest``: the configuration Pax8 delivers to."""
         return self._get(
-            f"/provisioners/{provisioner_id}/webhooks/latest", Webhook, simulation=simulation
+            f"/provisioners/{_seg(provisioner_id)}/webhooks/latest", Webhook, simulation=simulation
         )
 
     def create_webhook(
@@ -275,7 +280,7 @@ class Pax8Client:
             url=url, shared_secret=SharedSecretCreate(header=header) if header else None
         )
         return self._post(
-            f"/provisioners/{provisioner_id}/webhooks",
+            f"/provisioners/{_seg(provisioner_id)}/webhooks",
             CreatedWebhook,
             simulation=simulation,
             body=to_wire(body),
@@ -315,7 +320,7 @@ class Pax8Client:
     ) -> ProvisionRequest:
         """``GET /provision-requests/{id}``."""
         return self._get(
-            f"/provision-requests/{request_id}", ProvisionRequest, simulation=simulation
+            f"/provision-requests/{_seg(request_id)}", ProvisionRequest, simulation=simulation
         )
 
     # -- details -----------------------------------------------------------------------
@@ -325,7 +330,9 @@ class Pax8Client:
     ) -> Iterator[ProvisionDetail]:
         """``GET /provision-requests/{id}/details``."""
         return self._list(
-            f"/provision-requests/{request_id}/details", ProvisionDetail, simulation=simulation
+            f"/provision-requests/{_seg(request_id)}/details",
+            ProvisionDetail,
+            simulation=simulation,
         )
 
     def get_detail(
@@ -333,7 +340,7 @@ class Pax8Client:
     ) -> ProvisionDetail:
         """``GET /provision-requests/{id}/details/{detailId}``."""
         return self._get(
-            f"/provision-requests/{request_id}/details/{detail_id}",
+            f"/provision-requests/{_seg(request_id)}/details/{_seg(detail_id)}",
             ProvisionDetail,
             simulation=simulation,
         )
@@ -341,7 +348,7 @@ class Pax8Client:
     def get_latest_detail(self, request_id: str, *, simulation: bool = False) -> ProvisionDetail:
         """``GET /provision-requests/{id}/details/latest``."""
         return self._get(
-            f"/provision-requests/{request_id}/details/latest",
+            f"/provision-requests/{_seg(request_id)}/details/latest",
             ProvisionDetail,
             simulation=simulation,
         )
@@ -353,7 +360,7 @@ class Pax8Client:
     ) -> Iterator[ProvisionAttempt]:
         """``GET /provision-requests/{id}/attempts``, optionally for one detail."""
         return self._list(
-            f"/provision-requests/{request_id}/attempts",
+            f"/provision-requests/{_seg(request_id)}/attempts",
             ProvisionAttempt,
             simulation=simulation,
             provisionDetailId=detail_id,
@@ -364,7 +371,7 @@ class Pax8Client:
     ) -> ProvisionAttempt:
         """``GET /provision-requests/{id}/attempts/{attemptId}``."""
         return self._get(
-            f"/provision-requests/{request_id}/attempts/{attempt_id}",
+            f"/provision-requests/{_seg(request_id)}/attempts/{_seg(attempt_id)}",
             ProvisionAttempt,
             simulation=simulation,
         )
@@ -372,7 +379,7 @@ class Pax8Client:
     def get_latest_attempt(self, request_id: str, *, simulation: bool = False) -> ProvisionAttempt:
         """``GET /provision-requests/{id}/attempts/latest``."""
         return self._get(
-            f"/provision-requests/{request_id}/attempts/latest",
+            f"/provision-requests/{_seg(request_id)}/attempts/latest",
             ProvisionAttempt,
             simulation=simulation,
         )
@@ -380,7 +387,9 @@ class Pax8Client:
     def create_attempt(self, request_id: str, *, simulation: bool = False) -> ProvisionAttempt:
         """``POST /provision-requests/{id}/attempts``: a new, already Acknowledged attempt."""
         return self._post(
-            f"/provision-requests/{request_id}/attempts", ProvisionAttempt, simulation=simulation
+            f"/provision-requests/{_seg(request_id)}/attempts",
+            ProvisionAttempt,
+            simulation=simulation,
         )
 
     # -- results -----------------------------------------------------------------------
@@ -390,7 +399,7 @@ class Pax8Client:
     ) -> Iterator[ProvisionResult]:
         """``GET /provision-requests/{id}/results``, optionally for one attempt."""
         return self._list(
-            f"/provision-requests/{request_id}/results",
+            f"/provision-requests/{_seg(request_id)}/results",
             ProvisionResult,
             simulation=simulation,
             provisionAttemptId=attempt_id,
@@ -401,7 +410,7 @@ class Pax8Client:
     ) -> ProvisionResult:
         """``GET /provision-requests/{id}/results/{resultId}``."""
         return self._get(
-            f"/provision-requests/{request_id}/results/{result_id}",
+            f"/provision-requests/{_seg(request_id)}/results/{_seg(result_id)}",
             ProvisionResult,
             simulation=simulation,
         )
@@ -409,7 +418,7 @@ class Pax8Client:
     def get_latest_result(self, request_id: str, *, simulation: bool = False) -> ProvisionResult:
         """``GET /provision-requests/{id}/results/latest``."""
         return self._get(
-            f"/provision-requests/{request_id}/results/latest",
+            f"/provision-requests/{_seg(request_id)}/results/latest",
             ProvisionResult,
             simulation=simulation,
         )
@@ -419,11 +428,17 @@ class Pax8Client:
     ) -> ProvisionResult:
         """``POST /provision-requests/{id}/results``: one result per acknowledged attempt."""
         return self._post(
-            f"/provision-requests/{request_id}/results",
+            f"/provision-requests/{_seg(request_id)}/results",
             ProvisionResult,
             simulation=simulation,
             body=to_wire(result),
         )
+
+
+def _seg(value: str) -> str:
+    """One path segment, percent-encoded: an id is data, never structure (``../`` or ``?``
+    in an id must not change which URL is called)."""
+    return quote(str(value), safe="")
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:

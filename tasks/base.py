@@ -20,6 +20,7 @@ from celery.exceptions import Reject
 from config.sentry import capture_dead_order
 from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.outcomes import Next, Outcome
+from fulfillment.refs import Ref
 from fulfillment.services import Services
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,14 @@ class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
         services: Services = self.app.services
         return services
 
-    def follow(self, outcome: Outcome, request_id: str) -> str:
+    def follow(self, outcome: Outcome, ref: Ref) -> str:
         """Do what ``outcome`` says: retry with its countdown, alert, or nothing."""
         if outcome.next is Next.RETRY:
             raise self.retry(countdown=outcome.countdown, max_retries=None, exc=outcome.error)
         if outcome.next is Next.DEAD:
-            capture_dead_order(request_id, outcome.reason, outcome.error, task=self.name)
+            capture_dead_order(
+                ref.id, outcome.reason, outcome.error, task=self.name, scope=ref.scope
+            )
         elif outcome.alert and outcome.error is not None:
             sentry_sdk.capture_exception(outcome.error)
         return str(outcome.next)

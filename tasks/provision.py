@@ -14,6 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from fulfillment.names import PROVISION_TASKS
 from fulfillment.provisioning import fulfil
+from fulfillment.refs import Ref
 from pax8.models import RequestType
 from tasks.base import FulfillmentTask
 
@@ -21,15 +22,23 @@ from tasks.base import FulfillmentTask
 def _define(request_type: RequestType) -> Any:
     name = PROVISION_TASKS[request_type]
 
-    def provision_task(self: FulfillmentTask, request_id: str, detail_id: str, **_: Any) -> str:
+    def provision_task(
+        self: FulfillmentTask,
+        request_id: str,
+        detail_id: str,
+        simulation: bool = False,
+        source: str = "pax8",
+        **_: Any,
+    ) -> str:
+        ref = Ref.of(source, simulation, request_id)
         outcome = fulfil(
             self.services,
-            request_id,
+            ref,
             detail_id,
             self.request.id,
             transient=(SoftTimeLimitExceeded,),
         )
-        return self.follow(outcome, request_id)
+        return self.follow(outcome, ref)
 
     provision_task.__name__ = request_type.snake
     provision_task.__doc__ = f"Provision a {request_type.value} request through the vendor adapter."

@@ -11,14 +11,16 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from fulfillment.names import REPORT
+from fulfillment.refs import Ref
 from fulfillment.reporting import report
 from tasks.base import FulfillmentTask
 
 
 @shared_task(name=REPORT, bind=True, base=FulfillmentTask, queue=REPORT, max_retries=None)
-def report_task(self: FulfillmentTask, request_id: str) -> str:
+def report_task(
+    self: FulfillmentTask, request_id: str, simulation: bool = False, source: str = "pax8"
+) -> str:
     """Report ``request_id``'s outcome; retry Pax8's transient errors within the budget."""
-    outcome = report(
-        self.services, request_id, owner=self.request.id, transient=(SoftTimeLimitExceeded,)
-    )
-    return self.follow(outcome, request_id)
+    ref = Ref.of(source, simulation, request_id)
+    outcome = report(self.services, ref, owner=self.request.id, transient=(SoftTimeLimitExceeded,))
+    return self.follow(outcome, ref)

@@ -16,6 +16,8 @@ from tests.support.procs import free_port, wait_until
 from tests.support.sentry_server import SentryServer
 from tests.support.stack import Stack
 
+METRICS_TOKEN = "observability-metrics-token"
+
 
 @pytest.fixture(scope="module")
 def sentry() -> Iterator[SentryServer]:
@@ -27,7 +29,12 @@ def sentry() -> Iterator[SentryServer]:
 def stack(tmp_path_factory: pytest.TempPathFactory, sentry: SentryServer) -> Iterator[Stack]:
     running = Stack(
         tmp_path_factory.mktemp("observability"),
-        env={"SENTRY_DSN": sentry.dsn, "LOG_FORMAT": "json", "RECONCILE_INTERVAL_SECONDS": "2"},
+        env={
+            "SENTRY_DSN": sentry.dsn,
+            "LOG_FORMAT": "json",
+            "RECONCILE_INTERVAL_SECONDS": "2",
+            "METRICS_TOKEN": METRICS_TOKEN,
+        },
     )
     try:
         running.start_receiver()
@@ -75,7 +82,7 @@ def test_an_unexpected_receiver_error_is_a_json_500_and_a_sentry_event(
     body = stack.sandbox_notification()
     request_id = body["provisionRequest"]["id"]
     stack.redis().set(
-        f"ff:req:{request_id}", "not a hash"
+        f"ff:req:pax8:{request_id}", "not a hash"
     )  # a corrupt record: a bug, not an outage
     response = stack.post_webhook(body)
     assert response.status_code == 500
@@ -194,7 +201,12 @@ def test_flower_from_the_procfile_shows_workers_and_orders(stack: Stack, tmp_pat
 
 
 def test_metrics_count_orders_by_state(stack: Stack) -> None:
-    text = httpx.get(f"{stack.receiver_url}/metrics", timeout=5).text
+    url = f"{stack.receiver_url}/metrics"
+    # Not on the webhook port for anyone without the token: the route does not exist.
+    assert httpx.get(url, timeout=5).status_code == 404
+    assert httpx.get(url, headers={"Authorization": "Bearer nope"}, timeout=5).status_code == 404
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    text = httpx.get(url, headers=auth, timeout=5).text
     counts = {
         line.split('"')[1]: int(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,8 @@ from fulfillment.locks import RedisLock
 from fulfillment.reconcile import ReconcilePolicy, last_run, reconcile
 from pax8.client import Pax8Client
 from tests.support.procs import wait_until
+from tests.support.publisher import RecordingPublisher
 from tests.support.stack import Stack, unique_domain
-
-
-@dataclass
-class RecordingPublisher:
-    """Collects what reconciliation would enqueue."""
-
-    provisioned: list[tuple[str, str, str, bool]] = field(default_factory=list)
-    reported: list[str] = field(default_factory=list)
-
-    def provision(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> None:
-        self.provisioned.append((request_type, request_id, detail_id, simulation))
-
-    def provision_message(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> None:
-        return None  # no raw message: the ledger leaves the publishing to provision()
-
-    def report(self, request_id: str, countdown: float | None = None) -> None:
-        self.reported.append(request_id)
 
 
 def policy(**overrides: Any) -> ReconcilePolicy:
@@ -138,10 +117,10 @@ def test_stuck_and_unreported_records_are_picked_up(world: tuple[Stack, Pax8Clie
     finished = Notice("done-1", "d2", "a2", "Update", True, "{}")
     for notice in (queued, finished):
         stack.ledger.accept(notice)
-        stack.ledger.mark_queued(notice.request_id, notice.detail_id)
-    claim = stack.ledger.claim("done-1", "d2", "task-1", 60, 5)
+        stack.ledger.mark_queued(stack.ledger.resolve(notice.request_id), notice.detail_id)
+    claim = stack.ledger.claim(stack.ledger.resolve("done-1"), "d2", "task-1", 60, 5)
     assert claim.action == "claimed"
-    stack.ledger.finish("done-1", "d2", "task-1", "Success", {}, {})
+    stack.ledger.finish(stack.ledger.resolve("done-1"), "d2", "task-1", "Success", {}, {})
     publisher = RecordingPublisher()
 
     # Thresholds of zero: every record counts as old enough.
@@ -166,12 +145,20 @@ def test_a_result_refused_for_an_attempt_pax8_acknowledges_is_owed_again(
         notice = Notice(created["id"], created["detailId"], created["attemptId"], "NetNew", False,
                         "{}")  # fmt: skip
         stack.ledger.accept(notice)
-        claim = stack.ledger.claim(created["id"], created["detailId"], "t", 60, 5)
+        claim = stack.ledger.claim(
+            stack.ledger.resolve(created["id"]), created["detailId"], "t", 60, 5
+        )
         assert claim.action == "claimed"
-        stack.ledger.finish(created["id"], created["detailId"], "t", "Success", {}, {})
+        stack.ledger.finish(
+            stack.ledger.resolve(created["id"]), created["detailId"], "t", "Success", {}, {}
+        )
         # Settled without a result, as when Pax8 refused it before counting the attempt.
         state = stack.ledger.settle(
-            created["id"], created["attemptId"], None, status="rejected", note="400 Issued"
+            stack.ledger.resolve(created["id"]),
+            created["attemptId"],
+            None,
+            status="rejected",
+            note="400 Issued",
         )
         assert state == "reported"
     publisher = RecordingPublisher()

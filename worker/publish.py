@@ -1,4 +1,9 @@
-"""Send fulfilment tasks by name (what the receiver, reconciliation and the CLI use)."""
+"""Send fulfilment tasks by name (what the receiver, reconciliation and the CLI use).
+
+A task's arguments are the request id (and the detail id) and, as keyword arguments, the
+order's ``source`` and ``simulation`` flag: together the record's scope
+(:class:`~fulfillment.refs.Ref`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 from celery import Celery
 
 from fulfillment.names import REPORT, task_name
+from fulfillment.refs import Ref
 from pax8.models import RequestType
 from worker.messages import task_message
 
@@ -18,37 +24,38 @@ class CeleryPublisher:
         self.app = app
         self.retry_policy = retry_policy or dict(app.conf.task_publish_retry_policy)
 
-    def provision(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> None:
+    def provision(self, ref: Ref, request_type: str, detail_id: str) -> None:
         """Enqueue ``fulfillment.<type>(request_id, detail_id)``."""
         name = task_name(RequestType(request_type))
         self.app.send_task(
             name,
-            args=[request_id, detail_id],
-            kwargs={"simulation": simulation},
+            args=[ref.id, detail_id],
+            kwargs=_scope(ref),
             queue=name,
             routing_key=name,
             retry=True,
             retry_policy=self.retry_policy,
         )
 
-    def provision_message(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> tuple[str, str]:
+    def provision_message(self, ref: Ref, request_type: str, detail_id: str) -> tuple[str, str]:
         """(queue, message) of the per-type task, for the ledger to enqueue atomically."""
         name = task_name(RequestType(request_type))
-        args = [request_id, detail_id]
-        return name, task_message(self.app, name, args, {"simulation": simulation}, name)
+        return name, task_message(self.app, name, [ref.id, detail_id], _scope(ref), name)
 
-    def report(self, request_id: str, countdown: float | None = None) -> None:
+    def report(self, ref: Ref, countdown: float | None = None) -> None:
         """Enqueue ``fulfillment.report(request_id)``."""
         self.app.send_task(
             REPORT,
-            args=[request_id],
+            args=[ref.id],
+            kwargs=_scope(ref),
             queue=REPORT,
             routing_key=REPORT,
             countdown=countdown,
             retry=True,
             retry_policy=self.retry_policy,
         )
+
+
+def _scope(ref: Ref) -> dict[str, Any]:
+    """The keyword arguments that say which scope a task's request id is in."""
+    return {"simulation": ref.simulation, "source": ref.source}

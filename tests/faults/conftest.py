@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fulfillment.refs import Ref, Scope
 from tests.support.adapters import calls
 from tests.support.procs import wait_until
 from tests.support.stack import Stack, unique_domain
@@ -152,8 +153,9 @@ def wait_all_reported(stack: Stack, ids: list[str], timeout: float) -> None:
     """Wait until every request in ``ids`` is reported."""
 
     def done() -> bool:
-        states = stack.ledger.states(ids).states
-        return all(states.get(i, ("",))[0] == "reported" for i in ids)
+        refs = [Ref(Scope.PAX8, i) for i in ids]
+        states = stack.ledger.states(refs).states
+        return all(states.get(ref, ("",))[0] == "reported" for ref in refs)
 
     wait_until(
         done,

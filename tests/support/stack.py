@@ -21,6 +21,7 @@ import redis
 
 from cli.redis_server import RedisServer
 from fulfillment.ledger import Ledger, Record
+from fulfillment.refs import Ref
 from tests.support.procs import ROOT, Proc, free_port, procfile_command, wait_until
 from tests.support.sandbox import SandboxHandle, start_sandbox
 
@@ -166,11 +167,11 @@ class Stack:
 
     # -- observing ---------------------------------------------------------------------
 
-    def record(self, request_id: str) -> Record | None:
-        """The ledger record of a request."""
+    def record(self, request_id: Ref | str) -> Record | None:
+        """The ledger record of a request (a bare id: the one scope that has it)."""
         return self.ledger.get(request_id)
 
-    def wait_state(self, request_id: str, *states: str, timeout: float = 30.0) -> Record:
+    def wait_state(self, request_id: Ref | str, *states: str, timeout: float = 30.0) -> Record:
         """Wait until the record is in one of ``states``."""
 
         def check() -> Record | None:

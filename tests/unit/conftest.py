@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -26,6 +26,7 @@ from pax8.auth import Credentials
 from pax8.client import Pax8Client
 from sandbox.app import close_app
 from sandbox.app import create_app as create_sandbox
+from tests.support.publisher import RecordingPublisher
 from vendors.loader import Adapters
 
 PAX8 = "http://pax8.test"
@@ -67,27 +68,6 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return build_settings(**values)
-
-
-@dataclass
-class RecordingPublisher:
-    """A publisher that records what would be enqueued (and can build no raw message)."""
-
-    provisioned: list[tuple[str, str, str, bool]] = field(default_factory=list)
-    reported: list[tuple[str, float | None]] = field(default_factory=list)
-
-    def provision(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> None:
-        self.provisioned.append((request_type, request_id, detail_id, simulation))
-
-    def provision_message(
-        self, request_type: str, request_id: str, detail_id: str, simulation: bool
-    ) -> None:
-        return None
-
-    def report(self, request_id: str, countdown: float | None = None) -> None:
-        self.reported.append((request_id, countdown))
 
 
 @dataclass

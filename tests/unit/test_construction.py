@@ -19,9 +19,10 @@ from celery import signals
 
 from cli.redis_server import RedisServer
 from fulfillment.clients import RedisUse
+from fulfillment.refs import Ref, Scope
 from fulfillment.scripts import LUA
 from fulfillment.states import State
-from receiver import create_app
+from receiver.app import create_app
 from tests.support.procs import ROOT
 from tests.support.stack import notification
 from tests.unit.conftest import PROD_SECRET, make_settings
@@ -134,6 +135,7 @@ def test_two_apps_with_two_settings_each_use_their_own_redis(two_redis: tuple[st
     # The receiver connects none of the worker's process hooks.
     assert len(signals.worker_init.receivers or []) == before
     bodies = {url: notification() for url in two_redis}
+    reports: dict[str, str] = {}
     for url, app in apps.items():
         response = app.test_client().post(
             "/webhooks/pax8",
@@ -142,13 +144,15 @@ def test_two_apps_with_two_settings_each_use_their_own_redis(two_redis: tuple[st
         )
         assert response.status_code == 202
         # The publisher (fulfillment.report goes through kombu, not the ledger's script).
-        app.extensions["fulfillment"].services.publisher.report(f"report-{url}")
+        report_ref = Ref(Scope.PAX8, f"report-{len(apps)}-{url.rsplit(':', 1)[1][:-2]}")
+        app.extensions["fulfillment"].services.publisher.report(report_ref)
+        reports[url] = report_ref.id
     for url in two_redis:
         other = next(u for u in two_redis if u != url)
         client = redis.Redis.from_url(url, decode_responses=True)
         try:
-            assert client.exists(f"ff:req:{bodies[url]['provisionRequest']['id']}")
-            assert not client.exists(f"ff:req:{bodies[other]['provisionRequest']['id']}")
+            assert client.exists(f"ff:req:pax8:{bodies[url]['provisionRequest']['id']}")
+            assert not client.exists(f"ff:req:pax8:{bodies[other]['provisionRequest']['id']}")
             (task,) = [
                 json.loads(m)["headers"] for m in client.lrange("fulfillment.net_new", 0, -1)
             ]
@@ -156,7 +160,7 @@ def test_two_apps_with_two_settings_each_use_their_own_redis(two_redis: tuple[st
             (report,) = [
                 json.loads(m)["headers"] for m in client.lrange("fulfillment.report", 0, -1)
             ]
-            assert report["argsrepr"] == repr([f"report-{url}"])
+            assert report["argsrepr"] == repr([reports[url]])
         finally:
             client.close()
     for app in apps.values():

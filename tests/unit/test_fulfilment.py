@@ -17,6 +17,7 @@ from fulfillment.intake import accept
 from fulfillment.notifications import parse_pax8
 from fulfillment.outcomes import Next
 from fulfillment.provisioning import fulfil, provision
+from fulfillment.refs import Ref, Scope
 from fulfillment.reporting import report
 from fulfillment.services import Services
 from fulfillment.states import Accepted, AttemptState, State
@@ -83,14 +84,14 @@ def test_fulfil_provisions_once_and_posts_success(
     services = make_services()
     request_id, detail_id, attempt_id = order_at_pax8(pax8, services)
 
-    outcome = fulfil(services, request_id, detail_id, "task-1")
+    outcome = fulfil(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
 
     assert outcome.next is Next.DONE and outcome.state is State.REPORTED
     (result,) = pax8.results(request_id)
     assert result["status"] == "Success" and result["provisionAttemptId"] == attempt_id
     assert result["externalProvisionerSubscriptionId"].startswith("sub-")
     # The same task again (a redelivery) provisions nothing and posts nothing.
-    assert fulfil(services, request_id, detail_id, "task-1").next is Next.DONE
+    assert fulfil(services, Ref(Scope.PAX8, request_id), detail_id, "task-1").next is Next.DONE
     assert len(pax8.results(request_id)) == 1
 
 
@@ -100,7 +101,7 @@ def test_a_vendor_refusal_is_a_fail_with_its_message(
     services = scripted(make_services, PermanentVendorError("The domain is taken."))
     request_id, detail_id, _ = order_at_pax8(pax8, services)
 
-    outcome = fulfil(services, request_id, detail_id, "task-1")
+    outcome = fulfil(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
 
     assert outcome.next is Next.DONE and outcome.state is State.REPORTED
     (result,) = pax8.results(request_id)
@@ -114,11 +115,11 @@ def test_a_transient_vendor_error_is_retried_with_backoff_until_the_budget_is_sp
     services = scripted(make_services, busy, busy, busy, provision_max_retries=2)
     request_id, detail_id, _ = order_at_pax8(pax8, services)
 
-    first = provision(services, request_id, detail_id, "task-1")
+    first = provision(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
     assert first.next is Next.RETRY and first.countdown >= 0.5  # Retry-After is a floor
     assert services.ledger.get(request_id).state is State.QUEUED  # type: ignore[union-attr]
-    assert provision(services, request_id, detail_id, "task-1").next is Next.RETRY
-    last = provision(services, request_id, detail_id, "task-1")
+    assert provision(services, Ref(Scope.PAX8, request_id), detail_id, "task-1").next is Next.RETRY
+    last = provision(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
 
     assert last.next is Next.DEAD and "after 2 retries" in last.reason
     record = services.ledger.get(request_id)
@@ -132,7 +133,7 @@ def test_an_adapter_bug_is_dead_at_once_with_the_exception(
     services = scripted(make_services, KeyError("tenant_id"))
     request_id, detail_id, _ = order_at_pax8(pax8, services)
 
-    outcome = fulfil(services, request_id, detail_id, "task-1")
+    outcome = fulfil(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
 
     assert outcome.next is Next.DEAD and isinstance(outcome.error, KeyError)
     assert "adapter error: KeyError" in outcome.reason
@@ -144,9 +145,12 @@ def test_a_claim_held_by_another_live_task_is_left_alone(
 ) -> None:
     services = make_services()
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    assert services.ledger.claim(request_id, detail_id, "other", 60, 5).action == "claimed"
+    assert (
+        services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "other", 60, 5).action
+        == "claimed"
+    )
 
-    outcome = provision(services, request_id, detail_id, "task-1")
+    outcome = provision(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
 
     assert outcome.next is Next.DONE and "busy" in outcome.reason
 
@@ -156,20 +160,23 @@ def test_a_report_refused_while_the_attempt_is_issued_is_retried_then_posted(
 ) -> None:
     services = make_services()
     request_id, detail_id, attempt_id = order_at_pax8(pax8, services)
-    assert services.ledger.claim(request_id, detail_id, "t", 60, 5).action == "claimed"
-    services.ledger.finish(request_id, detail_id, "t", "Success", {}, {})
+    assert (
+        services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5).action
+        == "claimed"
+    )
+    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
     # Pax8 has not counted the attempt yet (its 202 is still on the way): it is Issued.
     store = pax8.app.extensions["pax8_sandbox"].store
     store.set_attempt_status(attempt_id, "Issued", None)
 
-    waiting = report(services, request_id, owner="t")
+    waiting = report(services, Ref(Scope.PAX8, request_id), owner="t")
 
     assert waiting.next is Next.RETRY and waiting.countdown > 0
     assert [a.status for a in services.ledger.attempts(request_id)] == [AttemptState.PENDING]
     events = [h["event"] for h in services.ledger.history(request_id)]
     assert events[-1] == "result-not-acknowledged"
     store.set_attempt_status(attempt_id, "Acknowledged", None)
-    done = report(services, request_id, owner="t")
+    done = report(services, Ref(Scope.PAX8, request_id), owner="t")
     assert done.next is Next.DONE and done.state is State.REPORTED
     assert [r["provisionAttemptId"] for r in pax8.results(request_id)] == [attempt_id]
 
@@ -179,11 +186,11 @@ def test_a_report_refused_for_a_failed_attempt_is_settled_with_the_reason(
 ) -> None:
     services = make_services()
     request_id, detail_id, attempt_id = order_at_pax8(pax8, services)
-    services.ledger.claim(request_id, detail_id, "t", 60, 5)
-    services.ledger.finish(request_id, detail_id, "t", "Success", {}, {})
+    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
+    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
     pax8.app.extensions["pax8_sandbox"].store.set_attempt_status(attempt_id, "Failed", "lost")
 
-    outcome = report(services, request_id, owner="t")
+    outcome = report(services, Ref(Scope.PAX8, request_id), owner="t")
 
     assert outcome.next is Next.DONE and outcome.state is State.REPORTED
     assert [a.status for a in services.ledger.attempts(request_id)] == [AttemptState.REJECTED]
@@ -196,11 +203,11 @@ def test_pax8_errors_on_the_result_post_retry_within_the_budget_then_defer(
 ) -> None:
     services = make_services(report_max_retries=2)
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    services.ledger.claim(request_id, detail_id, "t", 60, 5)
-    services.ledger.finish(request_id, detail_id, "t", "Success", {}, {})
+    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
+    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
     pax8.fault(method="POST", path="/v2/provision-requests/*/results", action="error", status=503)
 
-    outcomes = [report(services, request_id, owner="t") for _ in range(3)]
+    outcomes = [report(services, Ref(Scope.PAX8, request_id), owner="t") for _ in range(3)]
 
     assert [o.next for o in outcomes] == [Next.RETRY, Next.RETRY, Next.DONE]
     assert "deferred" in outcomes[-1].reason
@@ -214,11 +221,11 @@ def test_refused_credentials_leave_the_outcome_for_later_and_alert(
 ) -> None:
     services = make_services()
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    services.ledger.claim(request_id, detail_id, "t", 60, 5)
-    services.ledger.finish(request_id, detail_id, "t", "Success", {}, {})
+    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
+    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
     pax8.fault(method="POST", path="/v2/provision-requests/*/results", action="error", status=401)
 
-    outcome = report(services, request_id, owner="t")
+    outcome = report(services, Ref(Scope.PAX8, request_id), owner="t")
 
     assert outcome.next is Next.DONE and outcome.alert and outcome.error is not None
     assert services.ledger.get(request_id).state is State.PROVISIONED  # type: ignore[union-attr]
@@ -229,11 +236,15 @@ def test_a_report_lock_held_elsewhere_is_retried_shortly(
 ) -> None:
     services = make_services()
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    services.ledger.claim(request_id, detail_id, "t", 60, 5)
-    services.ledger.finish(request_id, detail_id, "t", "Success", {}, {})
-    services.redis.set(services.ledger.key(request_id) + ":report-lock", "someone-else", px=60000)
+    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
+    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
+    services.redis.set(
+        services.ledger.key(Ref(Scope.PAX8, request_id)) + ":report-lock",
+        "someone-else",
+        px=60000,
+    )
 
-    outcome = report(services, request_id, owner="t")
+    outcome = report(services, Ref(Scope.PAX8, request_id), owner="t")
 
     assert outcome.next is Next.RETRY and outcome.countdown == services.policies.busy_countdown
 
@@ -246,11 +257,12 @@ def test_fulfil_hands_a_report_pax8_cannot_take_to_the_report_task(
     request_id, detail_id, _ = order_at_pax8(pax8, services)
     pax8.fault(method="POST", path="/v2/provision-requests/*/results", action="error", status=500)
 
-    outcome = fulfil(services, request_id, detail_id, "task-1")
+    outcome = fulfil(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
 
     assert outcome.next is Next.DONE and "handed to fulfillment.report" in outcome.reason
-    ((reported, countdown),) = publisher.reported
-    assert reported == request_id and countdown is not None and countdown > 0
+    assert publisher.reported == [request_id]
+    (countdown,) = publisher.countdowns
+    assert countdown is not None and countdown > 0
 
 
 @pytest.mark.parametrize("attempt", ["same", "new"])
@@ -260,7 +272,7 @@ def test_accept_of_a_redelivery_provisions_nothing_again(
     publisher = RecordingPublisher()
     services = make_services(publisher=publisher)
     request_id, detail_id, attempt_id = order_at_pax8(pax8, services)
-    fulfil(services, request_id, detail_id, "task-1")
+    fulfil(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
     dump = pax8.request(request_id)
     body = {
         "isSimulation": False,
@@ -276,7 +288,7 @@ def test_accept_of_a_redelivery_provisions_nothing_again(
     expected = Accepted.DUPLICATE if attempt == "same" else Accepted.REPORT
     assert intake.action is expected and intake.previous is State.REPORTED
     assert len(publisher.provisioned) == 1  # only the first notification's
-    assert [r for r, _ in publisher.reported] == ([] if attempt == "same" else [request_id])
+    assert publisher.reported == ([] if attempt == "same" else [request_id])
 
 
 @pytest.mark.parametrize(("refusals", "posted"), [(1, True), (2, False)])
@@ -287,14 +299,14 @@ def test_a_refusal_for_an_acknowledged_attempt_is_posted_once_more(
     refused again while acknowledged, the refusal is final."""
     services = make_services()
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    services.ledger.claim(request_id, detail_id, "t", 60, 5)
-    services.ledger.finish(request_id, detail_id, "t", "Success", {}, {})
+    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
+    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
     pax8.fault(
         method="POST", path="/v2/provision-requests/*/results", action="error", status=400,
         times=refusals,
     )  # fmt: skip
 
-    outcome = report(services, request_id, owner="t")
+    outcome = report(services, Ref(Scope.PAX8, request_id), owner="t")
 
     assert outcome.next is Next.DONE and outcome.state is State.REPORTED
     assert len(pax8.results(request_id)) == (1 if posted else 0)

@@ -20,6 +20,7 @@ from fulfillment.cloudblue import request_type_for
 from fulfillment.ledger import Ledger, Notice
 from fulfillment.locks import RedisLock
 from fulfillment.notifications import InvalidNotification, parse_cloudblue, parse_pax8
+from fulfillment.refs import Ref, Scope
 from fulfillment.reporting import build_result
 from pax8.models import RequestType
 from tests.support.stack import notification
@@ -128,6 +129,11 @@ def ledger(client: redis.Redis) -> Ledger:
     return Ledger(client, prefix=f"t{uuid.uuid4().hex[:6]}:")
 
 
+def pax8(request_id: str) -> Ref:
+    """The ref of a Pax8 production request (what :func:`notice` records)."""
+    return Ref(Scope.PAX8, request_id)
+
+
 def notice(request_id: str = "r1", detail: str = "d1", attempt: str = "a1") -> Notice:
     return Notice(request_id, detail, attempt, "NetNew", False, "{}")
 
@@ -135,12 +141,12 @@ def notice(request_id: str = "r1", detail: str = "d1", attempt: str = "a1") -> N
 def test_accept_decides_what_to_enqueue(ledger: Ledger) -> None:
     assert ledger.accept(notice()).action == "provision"
     assert ledger.accept(notice()).action == "provision"  # not yet confirmed queued
-    assert ledger.mark_queued("r1", "d1") == "queued"
+    assert ledger.mark_queued(pax8("r1"), "d1") == "queued"
     assert ledger.accept(notice()).action == "inflight"
     assert ledger.accept(notice(attempt="a2")).action == "inflight"
     assert [a.id for a in ledger.attempts("r1")] == ["a1", "a2"]
-    assert ledger.claim("r1", "d1", "t1", 60, 5).action == "claimed"
-    assert ledger.finish("r1", "d1", "t1", "Success", {"x": "1"}, {}).action == "ok"
+    assert ledger.claim(pax8("r1"), "d1", "t1", 60, 5).action == "claimed"
+    assert ledger.finish(pax8("r1"), "d1", "t1", "Success", {"x": "1"}, {}).action == "ok"
     assert ledger.accept(notice()).action == "duplicate"
     assert ledger.accept(notice(attempt="a3")).action == "report"
     assert ledger.accept(notice(detail="d2", attempt="a4")).action == "provision"
@@ -152,35 +158,35 @@ def test_claim_is_exclusive_and_recovers_a_lost_holder(ledger: Ledger) -> None:
     ledger.accept(notice())
     with ThreadPoolExecutor(8) as pool:
         actions = list(
-            pool.map(lambda i: ledger.claim("r1", "d1", f"t{i}", 60, 5).action, range(8))
+            pool.map(lambda i: ledger.claim(pax8("r1"), "d1", f"t{i}", 60, 5).action, range(8))
         )
     assert actions.count("claimed") == 1 and actions.count("busy") == 7
     holder = next(f"t{i}" for i, a in enumerate(actions) if a == "claimed")
-    assert ledger.claim("r1", "d1", holder, 60, 5).action == "claimed"  # its redelivery
-    assert ledger.claim("r1", "d1", "other", -1, 5, now=10**10).action == "claimed"  # expired
-    assert ledger.claim("r1", "stale-detail", "x", 60, 5).action == "stale"
+    assert ledger.claim(pax8("r1"), "d1", holder, 60, 5).action == "claimed"  # its redelivery
+    assert ledger.claim(pax8("r1"), "d1", "other", -1, 5, now=10**10).action == "claimed"  # expired
+    assert ledger.claim(pax8("r1"), "stale-detail", "x", 60, 5).action == "stale"
 
 
 def test_a_task_that_keeps_dying_is_declared_dead(ledger: Ledger) -> None:
     ledger.accept(notice())
     for _ in range(3):
-        assert ledger.claim("r1", "d1", "t", 60, 3).action == "claimed"
-    assert ledger.claim("r1", "d1", "t", 60, 3).action == "dead_now"
+        assert ledger.claim(pax8("r1"), "d1", "t", 60, 3).action == "claimed"
+    assert ledger.claim(pax8("r1"), "d1", "t", 60, 3).action == "dead_now"
     record = ledger.get("r1")
     assert record is not None and record.state == "dead" and "3 times" in record.error
-    assert ledger.claim("r1", "d1", "t", 60, 3).action == "dead"
+    assert ledger.claim(pax8("r1"), "d1", "t", 60, 3).action == "dead"
 
 
 def test_retry_and_settle(ledger: Ledger) -> None:
     ledger.accept(notice())
-    ledger.claim("r1", "d1", "t", 60, 5)
-    assert ledger.release_for_retry("r1", "d1", "t", "vendor 503").action == "ok"
-    assert ledger.finish("r1", "d1", "t", "Success").action == "stale"  # claim released
-    ledger.claim("r1", "d1", "t", 60, 5)
-    ledger.finish("r1", "d1", "t", "Fail", message="No.")
+    ledger.claim(pax8("r1"), "d1", "t", 60, 5)
+    assert ledger.release_for_retry(pax8("r1"), "d1", "t", "vendor 503").action == "ok"
+    assert ledger.finish(pax8("r1"), "d1", "t", "Success").action == "stale"  # claim released
+    ledger.claim(pax8("r1"), "d1", "t", 60, 5)
+    ledger.finish(pax8("r1"), "d1", "t", "Fail", message="No.")
     ledger.accept(notice(attempt="a2"))
-    assert ledger.settle("r1", "a1", "res-1") == "failed"  # a2 still owed
-    assert ledger.settle("r1", "a2", "res-2") == "reported"
+    assert ledger.settle(pax8("r1"), "a1", "res-1") == "failed"  # a2 still owed
+    assert ledger.settle(pax8("r1"), "a2", "res-2") == "reported"
     record = ledger.get("r1")
     assert record is not None and record.retries == 1 and record.outcome == "Fail"
     assert [h["state"] for h in ledger.history("r1")] == [
@@ -197,9 +203,9 @@ def test_retry_and_settle(ledger: Ledger) -> None:
 
 def test_build_result_from_the_record(ledger: Ledger) -> None:
     ledger.accept(notice())
-    ledger.claim("r1", "d1", "t", 60, 5)
+    ledger.claim(pax8("r1"), "d1", "t", 60, 5)
     ids = {"externalProvisionerSubscriptionId": "sub-1"}
-    ledger.finish("r1", "d1", "t", "Success", ids, {"seats": 3})
+    ledger.finish(pax8("r1"), "d1", "t", "Success", ids, {"seats": 3})
     record = ledger.get("r1")
     assert record is not None
     success = build_result(record, "a1")
@@ -282,9 +288,9 @@ def test_accept_can_enqueue_atomically(ledger: Ledger, client: redis.Redis) -> N
 def test_reported_records_are_purged_after_the_retention(ledger: Ledger) -> None:
     for request_id in ("old", "kept"):
         ledger.accept(notice(request_id))
-        ledger.claim(request_id, "d1", "t", 60, 5)
-        ledger.finish(request_id, "d1", "t", "Success")
-        assert ledger.settle(request_id, "a1", "res") == "reported"
+        ledger.claim(pax8(request_id), "d1", "t", 60, 5)
+        ledger.finish(pax8(request_id), "d1", "t", "Success")
+        assert ledger.settle(pax8(request_id), "a1", "res") == "reported"
     ledger.accept(notice("busy"))
     cutoff = ledger.get("kept").state_at  # type: ignore[union-attr]
     assert ledger.purge_reported(older_than=cutoff) == 1  # only "old" reported before it
