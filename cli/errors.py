@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import click
 
+from config.logging import escape_controls
+from config.scrub import Scrubber, mask_url
 from config.settings import ConfigError, Settings
 from fulfillment.clients import REDIS_UNAVAILABLE
 from pax8.errors import AuthenticationError, CredentialsMissing, Pax8Error, TransientError
@@ -47,7 +49,7 @@ class CommandFailed(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         """One line on stderr."""
-        click.echo(f"{self.prefix}{self.format_message()}", err=True)
+        click.echo(f"{self.prefix}{escape_controls(self.format_message())}", err=True)
 
 
 class ConfigurationError(CommandFailed):
@@ -65,12 +67,20 @@ class Unreachable(CommandFailed):
 
 
 def redis_unreachable(url: str, exc: BaseException) -> Unreachable:
-    """The exit-3 error for a Redis that does not answer at ``url``."""
-    return Unreachable(f"Redis at REDIS_URL={url} does not answer: {exc}")
+    """The exit-3 error for a Redis that does not answer at ``url`` (its password masked)."""
+    return Unreachable(f"Redis at REDIS_URL={mask_url(url)} does not answer: {exc}")
 
 
 def translate(exc: BaseException, settings: Settings | None) -> click.ClickException | None:
-    """The exit-coded error for ``exc``, or None if it is not one the CLI knows."""
+    """The exit-coded error for ``exc`` (no credential in its text), or None if it is not one
+    the CLI knows."""
+    mapped = _translate(exc, settings)
+    if mapped is not None and settings is not None:
+        mapped.message = Scrubber.from_settings(settings).text(mapped.message)
+    return mapped
+
+
+def _translate(exc: BaseException, settings: Settings | None) -> click.ClickException | None:
     if isinstance(exc, ConfigError):
         return ConfigurationError(str(exc))
     if isinstance(exc, SandboxConfigError):

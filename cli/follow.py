@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from cli.output import clip, external_ids, styled_outcome
+from cli.output import clip, external_ids, safe, styled_outcome
 from fulfillment.ledger import Ledger, Record
 from fulfillment.states import State
 from pax8.models import ResultStatus
@@ -73,10 +73,11 @@ def result_line(order: Followed) -> str:
     """``Success  subscription sub-…, company tn-…`` or ``Fail  <message>``."""
     outcome = order.outcome
     if outcome == "Success":
-        ids = external_ids(order.record.external_ids) if order.record else ""
+        ids = safe(external_ids(order.record.external_ids)) if order.record else ""
         return f"{styled_outcome('Success')}  {ids or '(no external ids)'}"
     if outcome:
-        return f"{styled_outcome(outcome)}  {order.message}"
+        # The message is the vendor's (or Pax8's) text: escaped, then styled around.
+        return f"{styled_outcome(outcome)}  {safe(order.message)}"
     state = order.record.state if order.record else "not in the ledger"
     return f"{styled_outcome('no result')}  still {state}"
 
@@ -161,5 +162,5 @@ def _describe(entry: dict[str, Any]) -> str:
     note = str(entry.get("note") or "")
     text = click.style(state, bold=True)
     if event and event not in _ROUTINE:
-        text += f" ({event}: {clip(note, 120)})" if note else f" ({event})"
+        text += f" ({safe(event)}: {safe(clip(note, 120))})" if note else f" ({safe(event)})"
     return text

@@ -1,4 +1,9 @@
-"""Small text helpers shared by the commands: tables, ages, JSON, masking, result lines."""
+"""Small text helpers shared by the commands: tables, ages, JSON, masking, result lines.
+
+Everything a table or a line shows that came from outside (a vendor's message, an id, a
+note) passes :func:`safe`: control characters are shown as escapes, so a value can neither
+forge a line nor send an escape sequence to the operator's terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
+
+from config.logging import escape_controls
 
 # The ProvisionResult's external id fields, by the word an operator reads.
 EXTERNAL_ID_LABELS = {
@@ -25,7 +32,7 @@ def echo_json(data: Any) -> None:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain aligned text table (the last column is never padded)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [[safe(h) for h in headers]] + [["" if c is None else safe(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for row in cells:
@@ -50,6 +57,11 @@ def when(timestamp: float) -> str:
     if not timestamp:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def safe(value: Any) -> str:
+    """``value`` as text with control characters escaped (``\\n``, ``\\x1b``)."""
+    return escape_controls(str(value))
 
 
 def clip(text: str, width: int) -> str:

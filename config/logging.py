@@ -1,4 +1,10 @@
-"""Logging set-up: plain text or one JSON object per line (``LOG_FORMAT=json``)."""
+"""Logging set-up: plain text or one JSON object per line (``LOG_FORMAT=json``).
+
+Either way a line cannot be forged and carries no credential: the text format escapes
+control characters in the message (a newline in a value cannot start a line of its own; a
+terminal escape cannot reach the operator's terminal), JSON escapes by construction, and a
+:class:`~config.scrub.ScrubbingFilter` removes every configured secret from every record.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+from config.scrub import Scrubber, ScrubbingFilter
 from config.version import DISTRIBUTION, __version__
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -32,19 +39,37 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and key != "fields" and not key.startswith("_"):
                 data.setdefault(key, value)
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(data, default=str)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Send every logger to stderr in the chosen format (idempotent)."""
+class TextFormatter(logging.Formatter):
+    """``time LEVEL [process] logger: message``, control characters in the message escaped."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character (newline included) shown as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "text", scrubber: Scrubber | None = None
+) -> None:
+    """Send every logger to stderr in the chosen format (idempotent); with ``scrubber``,
+    every record loses the secrets it knows."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s")
-        )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if scrubber is not None:
+        handler.addFilter(ScrubbingFilter(scrubber))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -1,5 +1,9 @@
 """Sentry set-up (off when ``SENTRY_DSN`` is unset) and the event for a dead order.
 
+No event or breadcrumb leaves with a credential: local variables are off, request bodies
+are not sent, and :class:`~config.scrub.Scrubber` removes every configured secret (by
+value, in any case, under any key) plus anything under a sensitive key or after ``Bearer``.
+
 Callers pass their integrations (Flask for the receiver, Celery for the worker and
 beat), so this module never imports a web or task framework.
 """
@@ -12,6 +16,7 @@ from typing import Any
 import sentry_sdk
 from sentry_sdk.integrations import Integration
 
+from config.scrub import Scrubber
 from config.settings import Settings
 
 
@@ -21,15 +26,24 @@ def init_sentry(
     """Initialise Sentry for ``component``; False when no DSN is configured."""
     if settings.sentry_dsn is None:
         return False
+    scrubber = Scrubber.from_settings(settings)
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value(),
         environment=settings.sentry_environment,
         integrations=list(integrations),
         send_default_pii=False,
+        # Local variables carry clients, tokens and settings; the traceback is enough.
+        include_local_variables=False,
+        # Request bodies are webhooks: partners' personal data, no help with a stack trace.
+        max_request_body_size="never",
+        before_send=scrubber.before_send,  # type: ignore[arg-type]
+        before_breadcrumb=scrubber.before_breadcrumb,
         traces_sample_rate=0.0,
         server_name=component,
     )
-    sentry_sdk.set_tag("component", component)
+    # The global scope: a tag on the current scope would miss the requests that gevent runs
+    # in greenlets of their own (each with its own context).
+    sentry_sdk.get_global_scope().set_tag("component", component)
     return True
 
 

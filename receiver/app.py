@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from config.logging import configure_logging
+from config.scrub import Scrubber
 from config.settings import Settings, load_settings
 from fulfillment.clients import RedisUse
 from fulfillment.services import Services
@@ -57,4 +58,4 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 def configure_process(settings: Settings) -> None:
     """Process-wide set-up for a receiver started by gunicorn."""
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, Scrubber.from_settings(settings))

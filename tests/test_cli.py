@@ -149,6 +149,30 @@ def test_redis_unreachable_is_exit_3_naming_the_url(stack: Stack) -> None:
         assert f"REDIS_URL={closed}" in result.stderr
 
 
+def test_a_password_in_redis_url_is_never_printed(stack: Stack) -> None:
+    closed = f"redis://:S3cret-Redis-Pass@127.0.0.1:{free_port()}/0"
+    result = fulfill(stack, "status", REDIS_URL=closed)
+    assert result.returncode == 3, result
+    assert "S3cret-Redis-Pass" not in result.stderr + result.stdout
+    assert f"REDIS_URL=redis://:****@127.0.0.1:{closed.rsplit(':', 1)[1]}" in result.stderr
+
+
+def test_outside_text_cannot_forge_lines_or_reach_the_terminal(stack: Stack) -> None:
+    notice = sandbox_notice(stack)
+    ledger = stack.ledger
+    ledger.accept(notice)
+    assert ledger.claim(notice.ref, notice.detail_id, "t", 60, 5).action == "claimed"
+    evil = "\x1b]0;pwned\x07\x1b[31mred\nforged: line"
+    ledger.finish(notice.ref, notice.detail_id, "t", "Fail", message=evil)  # a vendor's text
+    for args in (["status"], ["status", notice.request_id]):
+        out = ok(fulfill(stack, *args))
+        assert "\x1b" not in out and "\x07" not in out, args  # no escape reaches the terminal
+        assert not any(line.startswith("forged") for line in out.splitlines()), args
+    assert "\\x1b[31mred\\nforged" in ok(fulfill(stack, "status", notice.request_id))
+    bad = fulfill(stack, "status", "r\x1b[2J")
+    assert bad.returncode == 2 and "REQUEST_ID" in bad.stderr and "\x1b" not in bad.stderr
+
+
 def test_pax8_unreachable_is_exit_3_naming_the_url(stack: Stack) -> None:
     port = free_port()
     result = fulfill(
@@ -288,7 +312,7 @@ def test_status_of_an_unknown_order_is_exit_1(stack: Stack) -> None:
 def test_replay_a_dead_order_provisions_it_again(stack: Stack) -> None:
     notice = sandbox_notice(stack)
     stack.ledger.accept(notice)
-    stack.ledger.mark_dead(notice.request_id, "the vendor was unreachable (test)")
+    stack.ledger.mark_dead(notice.ref, "the vendor was unreachable (test)")
 
     out = ok(fulfill(stack, "replay", notice.request_id))
     assert "was dead; enqueued it again" in out
@@ -305,8 +329,8 @@ def test_replay_a_failed_order_is_a_new_generation(stack: Stack) -> None:
     notice = sandbox_notice(stack)
     ledger = stack.ledger
     ledger.accept(notice)
-    assert ledger.claim(notice.request_id, notice.detail_id, "test-task", 60, 5).action == "claimed"
-    ledger.finish(notice.request_id, notice.detail_id, "test-task", "Fail", message="made up")
+    assert ledger.claim(notice.ref, notice.detail_id, "test-task", 60, 5).action == "claimed"
+    ledger.finish(notice.ref, notice.detail_id, "test-task", "Fail", message="made up")
     before = ledger.get(notice.request_id)
     assert before is not None and before.state == "failed"
 
@@ -324,9 +348,9 @@ def test_replay_a_provisioned_order_only_reports_it(stack: Stack) -> None:
     notice = sandbox_notice(stack)
     ledger = stack.ledger
     ledger.accept(notice)
-    ledger.claim(notice.request_id, notice.detail_id, "test-task", 60, 5)
+    ledger.claim(notice.ref, notice.detail_id, "test-task", 60, 5)
     ids = {"externalProvisionerSubscriptionId": "sub-replayed"}
-    ledger.finish(notice.request_id, notice.detail_id, "test-task", "Success", ids)
+    ledger.finish(notice.ref, notice.detail_id, "test-task", "Success", ids)
 
     out = ok(fulfill(stack, "replay", notice.request_id))
     assert "enqueued the report to Pax8" in out
@@ -381,7 +405,7 @@ def test_replay_refuses_an_order_in_flight(stack: Stack) -> None:
         record = stack.ledger.get(notice.request_id)
         assert record is not None and record.state == "received"
     finally:
-        stack.ledger.mark_dead(notice.request_id, "test over")
+        stack.ledger.mark_dead(notice.ref, "test over")
 
     unknown = fulfill(stack, "replay", str(uuid.uuid4()))
     assert unknown.returncode == 1

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 
 from config.logging import configure_logging, log_start
+from config.scrub import Scrubber
 from config.settings import ConfigError, Role
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 def connect(app: FulfillmentCelery) -> None:
     """Connect the hooks of ``app``'s worker and beat processes."""
     settings = app.settings
+    scrubber = Scrubber.from_settings(settings)
 
     def require(role: Role) -> None:
         try:
@@ -39,7 +41,7 @@ def connect(app: FulfillmentCelery) -> None:
     def start(role: Role) -> None:
         # worker_init comes before Celery's setup_logging: configure now, so the first
         # line is ours.
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(settings.log_level, settings.log_format, scrubber)
         log_start(role)
         require(role)
         from sentry_sdk.integrations.celery import CeleryIntegration
@@ -49,7 +51,7 @@ def connect(app: FulfillmentCelery) -> None:
         init_sentry(settings, role, [CeleryIntegration(monitor_beat_tasks=True)])
 
     def setup_logging(**_: Any) -> None:
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(settings.log_level, settings.log_format, scrubber)
 
     def worker_init(**_: Any) -> None:
         start("worker")

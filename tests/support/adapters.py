@@ -7,6 +7,7 @@ count calls across worker processes, restarts and kills.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import time
@@ -88,3 +89,14 @@ def calls(
         if (request_id is None or e["requestId"] == request_id)
         and (what is None or e["what"] == what)
     ]
+
+
+class LeakyAdapter(_Recording):
+    """Fails the way careless vendor SDKs do: the credential in the error text and the log."""
+
+    def handle(self, order: Order) -> Provisioned:
+        self._record(order, "leak")
+        token = self.settings.vendor_http_token if self.settings else None
+        secret = token.get_secret_value() if token else "none"
+        logging.getLogger("vendor.sdk").error("request failed; sent Authorization: %s", secret)
+        raise RuntimeError(f"vendor answered 500 to a call with Authorization: Bearer {secret}")

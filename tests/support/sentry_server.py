@@ -21,6 +21,7 @@ class SentryServer(LoopbackServer):
 
     def __init__(self) -> None:
         self.items: list[tuple[dict[str, Any], Any]] = []
+        self.envelopes: list[bytes] = []  # every envelope as received, decompressed
         self._lock = threading.Lock()
         collector = self
 
@@ -33,6 +34,8 @@ class SentryServer(LoopbackServer):
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
+                with collector._lock:
+                    collector.envelopes.append(body)
                 collector._parse(body)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
