@@ -1,5 +1,6 @@
-"""The webhook receiver: a thin Flask app that authenticates, records, enqueues, answers 202."""
+"""The webhook receiver: a thin Flask app that authenticates, records, enqueues, answers 202.
 
-from receiver.app import create_app
-
-__all__ = ["create_app"]
+``receiver.app.create_app`` is the factory. This package imports nothing itself, so
+``gunicorn -c python:receiver.gunicorn_conf`` can patch the standard library for gevent
+before anything (redis-py, kombu) is imported.
+"""

@@ -1,0 +1,23 @@
+"""gunicorn settings of the receiver (``gunicorn -c python:receiver.gunicorn_conf``).
+
+The receiver runs gevent workers: each connection is a greenlet, so clients that connect
+and stall (half-sent requests, idle keep-alives) cost a few kilobytes each instead of a
+worker or a thread, and a webhook is answered while hundreds of them sit; the CloudBlue
+route's wait for its outcome costs a greenlet too. gevent has to patch the standard
+library before anything imports it, and with ``--preload`` the app is imported in the
+master: so the patch happens here, in the config module gunicorn loads first.
+
+Everything else stays on the Procfile's command line, where an operator reads it.
+"""
+
+import warnings
+
+from gevent import monkey
+
+# gunicorn's own config module imports ssl before any config file runs; the receiver
+# terminates no TLS in gunicorn (a proxy or the platform does), so that warning says
+# nothing here. Every other module (redis-py, kombu, Flask) is imported after this patch.
+warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
+monkey.patch_all()
+
+worker_class = "gevent"
