@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     sentry_environment: str | None = Field(None, description="Sentry environment name.")
     log_level: str = Field("INFO", description="Python log level.")
     log_format: Literal["text", "json"] = Field("text", description="text or json log lines.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token a metrics scrape must carry; metrics are off without it."
+    )
     port: int = Field(8000, ge=1, le=65535, description="Receiver port (Procfile).")
 
     @field_validator(

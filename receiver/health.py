@@ -1,12 +1,16 @@
-"""``/healthz`` (the process runs), ``/readyz`` (Redis answers) and ``/metrics``."""
+"""``/healthz`` (the process runs), ``/readyz`` (Redis answers) and ``/metrics`` (with the
+metrics token only)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import hmac
+
+from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.ledger import STATES
+from receiver.errors import ApiError
 from receiver.webhooks import receiver
 
 bp = Blueprint("health", __name__)
@@ -23,20 +27,37 @@ def readyz() -> ResponseReturnValue:
     """Readiness: 200 only when Redis answers a PING."""
     try:
         receiver().services.redis.ping()
-    except REDIS_UNAVAILABLE as exc:
-        return jsonify({"status": "unavailable", "redis": str(exc)}), 503
-    return jsonify({"status": "ok", "redis": "ok"}), 200
+    except REDIS_UNAVAILABLE:
+        # Up or down, no error text: it would tell an outsider where Redis lives.
+        return jsonify({"status": "unavailable"}), 503
+    return jsonify({"status": "ok"}), 200
+
+
+def _scrape_allowed() -> bool:
+    """Whether this request carries ``Authorization: Bearer $METRICS_TOKEN`` (constant time)."""
+    token = receiver().settings.metrics_token
+    if token is None:
+        return False
+    presented = request.headers.get("Authorization", "")
+    expected = f"Bearer {token.get_secret_value()}"
+    return hmac.compare_digest(presented.encode(), expected.encode())
 
 
 @bp.get("/metrics")
 def metrics() -> ResponseReturnValue:
-    """Ledger counts by state and reconciliation runs, in Prometheus text format."""
+    """Ledger counts by state and reconciliation runs, in Prometheus text format.
+
+    Only for a scrape with ``Authorization: Bearer $METRICS_TOKEN``: without the token
+    configured, or with a wrong one, the route does not exist (404) on the webhook port.
+    """
+    if not _scrape_allowed():
+        raise ApiError(404, "not found")
     ledger = receiver().services.ledger
     try:
         counts = ledger.counts()
         runs, last = ledger.reconcile_runs()
-    except REDIS_UNAVAILABLE as exc:
-        return jsonify({"status": "unavailable", "redis": str(exc)}), 503
+    except REDIS_UNAVAILABLE:
+        return jsonify({"status": "unavailable"}), 503
     lines = [
         "# HELP fulfillment_orders Provision requests in the ledger, by state.",
         "# TYPE fulfillment_orders gauge",

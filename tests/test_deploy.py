@@ -27,7 +27,8 @@ PROCFILE_LINES = {
 def test_procfile_has_the_designed_processes() -> None:
     assert PROCFILE_LINES == {"web", "worker", "beat", "flower", "sandbox"}
     text = (ROOT / "Procfile").read_text()
-    assert "gunicorn receiver.wsgi:app" in text and "${PORT:-8000}" in text
+    assert "gunicorn -c python:receiver.gunicorn_conf receiver.wsgi:app" in text
+    assert "${PORT:-8000}" in text
     assert "celery -A worker.app worker" in text and "--pool prefork" in text
     assert "celery -A worker.app beat" in text and "celery -A worker.app flower" in text
 
@@ -139,3 +140,25 @@ def test_the_image_installs_the_lock_with_hashes_then_the_project_alone() -> Non
     install_project = dockerfile.index("pip install --no-deps .")
     assert install_lock < install_project
     assert "COPY LICENSE" in dockerfile or "LICENSE ./" in dockerfile
+
+
+# -- safe defaults -----------------------------------------------------------------------------
+
+
+def test_compose_ships_no_credential_and_publishes_only_the_receiver() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name, service in services.items():
+        for variable, value in (service.get("environment") or {}).items():
+            if re.search(r"SECRET|PASSWORD|TOKEN$|BASIC_AUTH|CLIENT_ID", variable):
+                # Required (${VAR:?...}) or empty: never a value anybody could read here.
+                assert re.fullmatch(r"\$\{\w+:(\?[^}]*|-)\}", str(value)), (name, variable)
+        for port in service.get("ports", []):
+            published = str(port)
+            if name == "web":
+                assert published == "8000:8000"
+            else:
+                assert published.startswith("127.0.0.1:"), (name, published)
+    assert "ports" not in services["redis"]
+    assert services["sandbox"]["profiles"] == ["dev"]  # never part of a production `up`
+    assert "change-me" not in (ROOT / "docker-compose.yml").read_text()

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from cli.redis_server import free_port
 from fulfillment.clients import RedisUse
 from fulfillment.ledger import Ledger
-from receiver import create_app
+from receiver.app import create_app
 from tests.support.stack import notification
 from tests.unit.conftest import PROD_SECRET, SIM_SECRET, make_settings
 from worker.services import build_services
@@ -101,8 +101,8 @@ def test_a_new_attempt_for_a_finished_order_enqueues_its_report(
     request_id, detail_id = body["provisionRequest"]["id"], body["provisionDetail"]["id"]
     post(client, body)
     ledger = Ledger(raw)
-    ledger.claim(request_id, detail_id, "t", 60, 5)
-    ledger.finish(request_id, detail_id, "t", "Success", {}, {})
+    ledger.claim(ledger.resolve(request_id), detail_id, "t", 60, 5)
+    ledger.finish(ledger.resolve(request_id), detail_id, "t", "Success", {}, {})
     retry = {**body, "provisionAttempt": {**body["provisionAttempt"], "id": "a-retry"}}
     response = post(client, retry)
     assert response.status_code == 202 and response.json["action"] == "report"
@@ -166,11 +166,15 @@ def test_redis_unreachable_is_503_with_retry_after(redis_url: str) -> None:
     assert client.get("/healthz").status_code == 200  # the process itself is fine
 
 
-def test_health_readiness_and_metrics(client: FlaskClient) -> None:
+def test_health_readiness_and_metrics(client: FlaskClient, redis_url: str) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").status_code == 200
+    assert client.get("/readyz").json == {"status": "ok"}
     post(client, notification())
-    text = client.get("/metrics").get_data(as_text=True)
+    assert client.get("/metrics").status_code == 404  # no METRICS_TOKEN: not here at all
+    with_token = build(redis_url, metrics_token="unit-metrics-token").test_client()
+    headers = {"Authorization": "Bearer unit-metrics-token"}
+    assert with_token.get("/metrics", headers={"Authorization": "Bearer no"}).status_code == 404
+    text = with_token.get("/metrics", headers=headers).get_data(as_text=True)
     assert 'fulfillment_orders{state="queued"} 1' in text
 
 
