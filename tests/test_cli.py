@@ -27,6 +27,7 @@ from cli.redis_server import free_port, port_open
 from fulfillment.ledger import Notice
 from fulfillment.notifications import parse_pax8
 from tests.support.procs import ROOT, Proc
+from tests.support.sandbox import notification_from
 from tests.support.stack import Stack, unique_domain
 
 
@@ -78,13 +79,7 @@ def sandbox_notice(stack: Stack, request_type: str = "NetNew", **fields: Any) ->
     order = {"provisionRequest": {"type": request_type, "companyDomain": unique_domain(),
                                   "subscriptionId": str(uuid.uuid4()), **fields}}  # fmt: skip
     created = stack.sandbox.bulk(1, "simulation", order, attempt_status="Acknowledged")[0]
-    dump = stack.sandbox.request(created["id"])
-    body = {
-        "isSimulation": True,
-        "provisionRequest": dump["provisionRequest"],
-        "provisionDetail": dump["details"][-1],
-        "provisionAttempt": dump["attempts"][-1],
-    }
+    body = notification_from(stack.sandbox.request(created["id"]), simulation=True)
     notice, _ = parse_pax8(json.dumps(body).encode())
     return notice
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from fulfillment.refs import Ref, Scope
+from tests.support.bodies import field_paths, with_value
 from tests.support.procs import wait_until
 from tests.support.sentry_server import SentryServer
 from tests.support.stack import PROD_SECRET, SIM_SECRET, Stack, notification
@@ -167,23 +168,6 @@ def test_half_sent_and_idle_connections_do_not_block_the_receiver(stack: Stack) 
             sock.close()
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    return found
-
-
-def _with(body: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    copy = json.loads(json.dumps(body))
-    target = copy
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    return copy
-
-
 def hostile_bodies() -> list[tuple[str, bytes]]:
     """Named hostile bodies: each must get a 2xx or a 4xx, never a 5xx."""
     good = notification()
@@ -197,7 +181,7 @@ def hostile_bodies() -> list[tuple[str, bytes]]:
         ),
         (
             "lone surrogate in a name",
-            json.dumps(_with(good, ("provisionRequest", "companyName"), "x"))
+            json.dumps(with_value(good, ("provisionRequest", "companyName"), "x"))
             .replace('"x"', '"\\udfff"')
             .encode(),
         ),
@@ -217,14 +201,16 @@ def hostile_bodies() -> list[tuple[str, bytes]]:
         ("a number", b"12"),
         (
             "200 KiB name",
-            json.dumps(_with(good, ("provisionRequest", "companyName"), "n" * 200_000)).encode(),
+            json.dumps(
+                with_value(good, ("provisionRequest", "companyName"), "n" * 200_000)
+            ).encode(),
         ),
     ]
-    for path in _paths(good):
+    for path in field_paths(good):
         for kind, value in (("null", None), ("bool", True), ("int", 7), ("float", 1.5),
                             ("string", "s"), ("list", []), ("object", {}), ("-1", -1)):  # fmt: skip
             name = f"{'.'.join(map(str, path))} = {kind}"
-            cases.append((name, json.dumps(_with(good, path, value)).encode()))
+            cases.append((name, json.dumps(with_value(good, path, value)).encode()))
     return cases
 
 

@@ -437,3 +437,14 @@ class WebhookListener(LoopbackServer):
         )
         with self._lock:
             return list(self.received)
+
+
+def notification_from(dump: dict[str, Any], simulation: bool = False) -> dict[str, Any]:
+    """The Provision Notification Pax8 would send for a request the sandbox dumped
+    (``GET /sandbox/requests/ID``): its latest detail and attempt."""
+    return {
+        "isSimulation": simulation,
+        "provisionRequest": dump["provisionRequest"],
+        "provisionDetail": dump["details"][-1],
+        "provisionAttempt": dump["attempts"][-1],
+    }

@@ -23,7 +23,7 @@ from cli.redis_server import RedisServer
 from fulfillment.ledger import Ledger, Record
 from fulfillment.refs import Ref
 from tests.support.procs import ROOT, Proc, free_port, procfile_command, wait_until
-from tests.support.sandbox import SandboxHandle, start_sandbox
+from tests.support.sandbox import SandboxHandle, notification_from, start_sandbox
 
 PROD_SECRET = "test-production-secret"
 SIM_SECRET = "test-simulation-secret"
@@ -157,13 +157,7 @@ class Stack:
         (created,) = self.sandbox.bulk(
             1, environment=environment, order=order, attempt_status="Acknowledged"
         )
-        dump = self.sandbox.request(created["id"])
-        return {
-            "isSimulation": simulation,
-            "provisionRequest": dump["provisionRequest"],
-            "provisionDetail": dump["details"][-1],
-            "provisionAttempt": dump["attempts"][-1],
-        }
+        return notification_from(self.sandbox.request(created["id"]), simulation)
 
     # -- observing ---------------------------------------------------------------------
 

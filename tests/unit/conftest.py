@@ -42,6 +42,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client (decoded) on the session's server, which is not emptied for it."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def redis_url(redis_server: RedisServer) -> Iterator[str]:
     """The server's URL, emptied before each test (every test starts from nothing)."""
     client = redis.Redis.from_url(redis_server.url)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from cli.redis_server import RedisServer, free_port
+from cli.redis_server import free_port
 from config.settings import ConfigError, build_settings
 from pax8.models import ProvisionAttempt, ProvisionDetail, ProvisionRequest, RequestType
 from tests.support.vendor_stub import Script, VendorStub
@@ -140,15 +140,6 @@ def test_invalid_external_id_is_refused_before_pax8_sees_it() -> None:
 
 
 # -- example -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False).start()
-    client = redis.Redis.from_url(server.url, decode_responses=True)
-    yield client
-    client.close()
-    server.stop()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from fulfillment.refs import Ref, Scope
 from fulfillment.reporting import report
 from fulfillment.services import Services
 from fulfillment.states import Accepted, AttemptState, State
+from tests.support.sandbox import notification_from
 from tests.support.stack import unique_domain
 from tests.unit.conftest import Pax8World, RecordingPublisher, ServicesFactory
 from vendors.base import Order, Provisioned, VendorAdapter
@@ -60,16 +61,18 @@ def order_at_pax8(pax8: Pax8World, services: Services, **request: Any) -> tuple[
     """A request Pax8 holds, recorded in the ledger as its webhook would: (id, detail, attempt)."""
     request = {"type": "NetNew", "companyDomain": unique_domain(), **request}
     (created,) = pax8.bulk(1, order={"provisionRequest": request})
-    dump = pax8.request(created["id"])
-    body = {
-        "isSimulation": False,
-        "provisionRequest": dump["provisionRequest"],
-        "provisionDetail": dump["details"][-1],
-        "provisionAttempt": dump["attempts"][-1],
-    }
+    body = notification_from(pax8.request(created["id"]))
     notice, _ = parse_pax8(json.dumps(body).encode())
     assert accept(services.ledger, services.publisher, notice).action is Accepted.PROVISION
     return created["id"], created["detailId"], created["attemptId"]
+
+
+def finished(services: Services, request_id: str, detail_id: str) -> Ref:
+    """Claim and finish the order as a worker would (the vendor said Success); its ref."""
+    ref = Ref(Scope.PAX8, request_id)
+    assert services.ledger.claim(ref, detail_id, "t", 60, 5).action == "claimed"
+    services.ledger.finish(ref, detail_id, "t", "Success", {}, {})
+    return ref
 
 
 def scripted(make_services: ServicesFactory, *script: Any, **settings: Any) -> Services:
@@ -160,11 +163,7 @@ def test_a_report_refused_while_the_attempt_is_issued_is_retried_then_posted(
 ) -> None:
     services = make_services()
     request_id, detail_id, attempt_id = order_at_pax8(pax8, services)
-    assert (
-        services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5).action
-        == "claimed"
-    )
-    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
+    finished(services, request_id, detail_id)
     # Pax8 has not counted the attempt yet (its 202 is still on the way): it is Issued.
     store = pax8.app.extensions["pax8_sandbox"].store
     store.set_attempt_status(attempt_id, "Issued", None)
@@ -186,8 +185,7 @@ def test_a_report_refused_for_a_failed_attempt_is_settled_with_the_reason(
 ) -> None:
     services = make_services()
     request_id, detail_id, attempt_id = order_at_pax8(pax8, services)
-    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
-    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
+    finished(services, request_id, detail_id)
     pax8.app.extensions["pax8_sandbox"].store.set_attempt_status(attempt_id, "Failed", "lost")
 
     outcome = report(services, Ref(Scope.PAX8, request_id), owner="t")
@@ -203,8 +201,7 @@ def test_pax8_errors_on_the_result_post_retry_within_the_budget_then_defer(
 ) -> None:
     services = make_services(report_max_retries=2)
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
-    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
+    finished(services, request_id, detail_id)
     pax8.fault(method="POST", path="/v2/provision-requests/*/results", action="error", status=503)
 
     outcomes = [report(services, Ref(Scope.PAX8, request_id), owner="t") for _ in range(3)]
@@ -221,8 +218,7 @@ def test_refused_credentials_leave_the_outcome_for_later_and_alert(
 ) -> None:
     services = make_services()
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
-    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
+    finished(services, request_id, detail_id)
     pax8.fault(method="POST", path="/v2/provision-requests/*/results", action="error", status=401)
 
     outcome = report(services, Ref(Scope.PAX8, request_id), owner="t")
@@ -236,8 +232,7 @@ def test_a_report_lock_held_elsewhere_is_retried_shortly(
 ) -> None:
     services = make_services()
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
-    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
+    finished(services, request_id, detail_id)
     services.redis.set(
         services.ledger.key(Ref(Scope.PAX8, request_id)) + ":report-lock",
         "someone-else",
@@ -273,14 +268,9 @@ def test_accept_of_a_redelivery_provisions_nothing_again(
     services = make_services(publisher=publisher)
     request_id, detail_id, attempt_id = order_at_pax8(pax8, services)
     fulfil(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
-    dump = pax8.request(request_id)
-    body = {
-        "isSimulation": False,
-        "provisionRequest": dump["provisionRequest"],
-        "provisionDetail": dump["details"][-1],
-        "provisionAttempt": {**dump["attempts"][-1], "id": attempt_id if attempt == "same"
-                             else "a-new-attempt"},
-    }  # fmt: skip
+    body = notification_from(pax8.request(request_id))
+    if attempt == "new":
+        body["provisionAttempt"]["id"] = "a-new-attempt"
     notice, _ = parse_pax8(json.dumps(body).encode())
 
     intake = accept(services.ledger, publisher, notice)
@@ -299,8 +289,7 @@ def test_a_refusal_for_an_acknowledged_attempt_is_posted_once_more(
     refused again while acknowledged, the refusal is final."""
     services = make_services()
     request_id, detail_id, _ = order_at_pax8(pax8, services)
-    services.ledger.claim(Ref(Scope.PAX8, request_id), detail_id, "t", 60, 5)
-    services.ledger.finish(Ref(Scope.PAX8, request_id), detail_id, "t", "Success", {}, {})
+    finished(services, request_id, detail_id)
     pax8.fault(
         method="POST", path="/v2/provision-requests/*/results", action="error", status=400,
         times=refusals,

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from fulfillment.clients import RedisUse
 from receiver.app import create_app
+from tests.support.bodies import field_paths, with_value
 from tests.support.stack import notification
 from tests.unit.conftest import PROD_SECRET, make_settings
 from worker.services import build_services
@@ -70,27 +71,12 @@ def answer(client: FlaskClient, body: bytes, route: str = "pax8") -> int:
     return response.status_code
 
 
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every path to a value inside ``value`` (dict keys and list indexes)."""
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from paths(item, (*prefix, index))
-
-
 TEMPLATE = notification(somethingNew={"nested": [1, {"deeper": True}]})
-FIELD_PATHS = [p for p in paths(TEMPLATE) if p]
+FIELD_PATHS = list(field_paths(TEMPLATE))
 
 
 def replaced(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    body = json.loads(json.dumps(TEMPLATE))
-    target = body
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
+    body: dict[str, Any] = with_value(TEMPLATE, path, value)
     return body
 
 

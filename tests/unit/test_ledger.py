@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -115,13 +114,9 @@ def test_cloudblue_operations_map_to_request_types() -> None:
 # -- ledger --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False).start()
-    connection = redis.Redis.from_url(server.url, decode_responses=True)
-    yield connection
-    connection.close()
-    server.stop()
+@pytest.fixture
+def client(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
 
 
 @pytest.fixture
