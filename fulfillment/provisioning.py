@@ -115,7 +115,8 @@ def provision(
             State.FAILED,
             record,
             event="vendor-contract-error" if bug else "vendor-refused",
-            level=logging.ERROR if bug else logging.INFO,
+            # The alert is its Sentry event (tasks.base); an ERROR line would make a second.
+            level=logging.WARNING if bug else logging.INFO,
             error=exc.message,
         )
         return Outcome(

@@ -90,7 +90,8 @@ class VendorStub(LoopbackServer):
         self.keys = keys
         self.work = work
         self.retry_after = retry_after
-        self.calls: list[Call] = []
+        self.calls: list[Call] = []  # every call, recorded when it is answered
+        self.arrivals: list[tuple[str, float]] = []  # (request id, time) as each call came in
         self.done: list[dict[str, Any]] = []  # every provisioning really carried out
         self.script: deque[Script] = deque()
         self._stored: dict[str, tuple[str, _Answer]] = {}  # key → (body hash, answer)
@@ -127,6 +128,11 @@ class VendorStub(LoopbackServer):
             done = list(self.done)
         return [p for p in done if request_id is None or p["requestId"] == request_id]
 
+    def arrived(self, request_id: str) -> list[float]:
+        """When each call about ``request_id`` came in (before any work or answer)."""
+        with self._lock:
+            return [at for rid, at in self.arrivals if rid == request_id]
+
     def calls_for(self, request_id: str) -> list[Call]:
         """Every call about ``request_id``, repeats included."""
         with self._lock:
@@ -138,6 +144,8 @@ class VendorStub(LoopbackServer):
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) or b"{}"
         order = json.loads(raw)
+        with self._lock:
+            self.arrivals.append(((order.get("provisionRequest") or {}).get("id"), time.time()))
         headers = {k.lower(): v for k, v in handler.headers.items()}
         key = headers.get("idempotency-key", "")
         fingerprint = hashlib.sha256(json.dumps(order, sort_keys=True).encode()).hexdigest()
