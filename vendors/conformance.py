@@ -365,7 +365,7 @@ class Checker:
             return Finding(rule, False, "; ".join(f"{e.label} {e.status}: {why}" for e, why in bad))
         sample = refusals[-1]
         return Finding(
-            rule, True, f"{len(refusals)} seen, e.g. {sample.status}: {_clip(sample.message, 110)}"
+            rule, True, f"{len(refusals)} seen, e.g. {sample.status}: {_clip(sample.message, 160)}"
         )
 
     def _in_time(self) -> Finding:
