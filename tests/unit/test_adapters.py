@@ -158,6 +158,26 @@ def test_http_deadline_is_total_a_trickled_answer_cannot_outlive_it(
     assert http_adapter.handle(make_order()).subscription_id
 
 
+def test_http_honours_the_environments_proxy_and_keeps_its_deadline_through_it(
+    vendor: VendorStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stub plays the proxy (an HTTP proxy gets the request in absolute form): a call to a
+    # host that does not exist reaches it only through HTTP_PROXY.
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{vendor.port}")
+    adapter = HttpAdapter(url="http://vendor.invalid/orders", token="vendor-token", timeout=1.0)
+    try:
+        assert adapter.handle(make_order()).subscription_id
+        vendor.then(Script(trickle=0.1))
+        started = time.monotonic()
+        with pytest.raises(VendorNoAnswer):
+            adapter.handle(make_order())
+        assert time.monotonic() - started < 4.0  # the deadline held through the proxy
+    finally:
+        adapter.close()
+
+
 def test_http_409_is_transient_retry_after_bounded_by_the_deadline(
     vendor: VendorStub, http_adapter: HttpAdapter
 ) -> None:
