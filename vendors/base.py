@@ -143,9 +143,11 @@ class VendorAdapter:
 
         After a crash mid-call the order waits this long (from the call's start) before it
         is called again. ``None`` means the task's hard limit (``TASK_TIME_LIMIT_SECONDS``):
-        no call in the worker's process outlives it. Return your client's total timeout
-        when the vendor may go on working after the worker hung up, or something shorter
-        when your calls are bounded more tightly (every crash then costs less waiting).
+        no call in the worker's process outlives it. Return how long your vendor may still
+        be working on a call after it started: your client's total timeout when the vendor
+        finishes within it, more when it may go on after your client gave up. A figure below
+        the hard limit makes every crash wait less, but only one no call can outlast keeps a
+        repeat from meeting the first call still running.
         """
         return None
 
