@@ -192,6 +192,18 @@ def test_a_redelivery_waits_until_the_earlier_calls_deadline(ledger: Ledger) -> 
     assert len(notes) == 1 and "15.0s" in notes[0]["note"]
 
 
+def test_a_new_attempt_after_dead_keeps_the_body_its_key_was_sent_with(ledger: Ledger) -> None:
+    first = Notice("r1", "d1", "a1", "NetNew", False, '{"attempt": "a1"}')
+    ledger.accept(first)
+    ledger.mark_dead(pax8("r1"), "vendor still failing")
+    again = Notice("r1", "d1", "a2", "NetNew", False, '{"attempt": "a2"}')
+    assert ledger.accept(again).action == "provision"
+    record = ledger.get("r1")
+    # Same detail, same Idempotency-Key: the repeat must carry the body the key was used with.
+    assert record is not None and record.payload == '{"attempt": "a1"}'
+    assert record.attempt_id == "a2" and [a.id for a in ledger.attempts("r1")] == ["a1", "a2"]
+
+
 def test_only_an_answer_ends_a_call(ledger: Ledger) -> None:
     ledger.accept(notice())
     now = time.time()
