@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from cli.check_vendor import check_vendor
 from cli.context import Runtime
 from cli.dev import dev
 from cli.errors import EXIT_CODES_HELP, translate
@@ -66,6 +67,7 @@ def main(ctx: click.Context) -> None:
       fulfill simulate --type NetNew   # a simulated order, followed to its result
       fulfill replay REQUEST_ID        # send an order through again
       fulfill reconcile                # find and redo what was left undone
+      fulfill check-vendor URL         # does a vendor endpoint keep the http contract?
     """
     runtime = ctx.ensure_object(Runtime)
     ctx.call_on_close(runtime.close)
@@ -78,6 +80,7 @@ main.add_command(webhooks)
 main.add_command(simulate)
 main.add_command(sandbox)
 main.add_command(dev)
+main.add_command(check_vendor)
 
 
 if __name__ == "__main__":

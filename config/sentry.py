@@ -1,4 +1,6 @@
-"""Sentry set-up (off when ``SENTRY_DSN`` is unset) and the event for a dead order.
+"""Sentry set-up (off when ``SENTRY_DSN`` is unset) and the events for an order that needs an
+operator: a dead one, and one that raised an alert (a vendor contract error, refused
+credentials).
 
 No event or breadcrumb leaves with a credential: local variables are off, request bodies
 are not sent, and :class:`~config.scrub.Scrubber` removes every configured secret (by
@@ -62,4 +64,15 @@ def capture_dead_order(
             sentry_sdk.capture_exception(error)
         else:
             sentry_sdk.capture_message(f"Order {request_id} is dead: {reason}", level="error")
+    sentry_sdk.flush(timeout=2.0)
+
+
+def capture_order_alert(request_id: str, error: BaseException, **tags: Any) -> None:
+    """Report ``error`` for an order that needs an operator although it is not dead."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("provision_request_id", request_id)
+        for key, value in tags.items():
+            scope.set_tag(key, str(value))
+        scope.set_context("order", {"request_id": request_id, **tags})
+        sentry_sdk.capture_exception(error)
     sentry_sdk.flush(timeout=2.0)

@@ -77,7 +77,14 @@ class Settings(BaseSettings):
     )
     vendor_http_url: str | None = Field(None, description="The http adapter's target.")
     vendor_http_token: SecretStr | None = Field(None, description="The http adapter's token.")
-    vendor_http_timeout_seconds: float = Field(30.0, gt=0, description="http adapter timeout.")
+    vendor_http_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "http adapter: deadline of a whole call (connect, send, the whole answer); a call "
+            "cut short is not repeated before it has passed."
+        ),
+    )
 
     reconcile_interval_seconds: float = Field(300.0, gt=0, description="Beat period.")
     reconcile_page_size: int = Field(100, ge=1, le=1000, description="Page size when listing.")

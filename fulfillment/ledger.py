@@ -18,7 +18,10 @@ its keys and arguments; the record scripts share ``common.lua``), loaded once pe
 and given every key it touches in ``KEYS``. So two workers (or a worker and the receiver)
 can never both claim a request, and a record is never half-written. Vendor work happens at
 most once per (request, detail): a task claims the record for its detail and a finished
-detail is never claimed again; a new detail starts over.
+detail is never claimed again; a new detail starts over. Each claim records until when the
+vendor call it starts may still be running (``call_until``, the adapter's deadline); a call
+that ended without an answer (its worker killed, a timeout, the soft time limit) keeps it,
+and no claim calls the vendor again before it has passed (action ``wait``).
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ class Record:
     report_retries: int = 0
     claims: int = 0
     generation: int = 0
+    call_until: float = 0.0
+    """Until when the last vendor call may still be running (0: it answered)."""
     created_at: float = 0.0
     updated_at: float = 0.0
     state_at: float = 0.0
@@ -134,6 +139,7 @@ class Record:
             report_retries=int(number("report_retries")),
             claims=int(number("claims")),
             generation=int(number("generation")),
+            call_until=number("call_until"),
             created_at=number("created_at"),
             updated_at=number("updated_at"),
             state_at=number("state_at"),
@@ -173,6 +179,8 @@ class Change(Generic[A]):
 
     action: A
     previous: State | None
+    wait: float = 0.0
+    """Seconds until an earlier vendor call's deadline (action ``wait``)."""
 
 
 @dataclass(frozen=True)
@@ -250,9 +258,10 @@ class Ledger:
 
     @staticmethod
     def _change(action: type[A], reply: Any) -> Change[A]:
-        name, previous = reply
+        name, previous, *rest = reply
         before = _text(previous)
-        return Change(action(_text(name)), State(before) if before in STATES else None)
+        wait = float(_text(rest[0])) if rest else 0.0
+        return Change(action(_text(name)), State(before) if before in STATES else None, wait)
 
     # -- intake --------------------------------------------------------------------------
 
@@ -302,11 +311,20 @@ class Ledger:
         task_id: str,
         lease_seconds: float,
         max_claims: int,
+        call_seconds: float | None = None,
         now: float | None = None,
     ) -> Change[Claimed]:
-        """Take the record for provisioning ``detail_id`` (see :class:`Claimed`)."""
+        """Take the record for provisioning ``detail_id`` (see :class:`Claimed`).
+
+        ``call_seconds`` is how long the vendor call this claim starts may still be running
+        (the adapter's deadline; the lease when not given). While an earlier call may still
+        be running the answer is ``wait``, with the seconds left in :attr:`Change.wait`.
+        """
         now = now or time.time()
-        reply = self._run("claim", ref, now, detail_id, task_id, now + lease_seconds, max_claims)
+        call = lease_seconds if call_seconds is None else call_seconds
+        reply = self._run(
+            "claim", ref, now, detail_id, task_id, now + lease_seconds, max_claims, now + call
+        )
         return self._change(Claimed, reply)
 
     def finish(
@@ -334,10 +352,15 @@ class Ledger:
         return self._change(Changed, reply)
 
     def release_for_retry(
-        self, ref: Ref, detail_id: str, task_id: str, error: str
+        self, ref: Ref, detail_id: str, task_id: str, error: str, call_ended: bool = False
     ) -> Change[Changed]:
-        """``provisioning`` → ``queued`` before a countdown retry (the retry is counted)."""
-        reply = self._run("release", ref, time.time(), detail_id, task_id, error)
+        """``provisioning`` → ``queued`` before a countdown retry (the retry is counted).
+
+        ``call_ended``: the vendor answered, so its call is over. Otherwise (a timeout, the
+        soft time limit) the call may still be running there, and its deadline stays.
+        """
+        ended = "1" if call_ended else "0"
+        reply = self._run("release", ref, time.time(), detail_id, task_id, error, ended)
         return self._change(Changed, reply)
 
     def mark_dead(

@@ -70,6 +70,10 @@ class Policies:
     """How long a claim (and a report lock) outlives its holder: past the hard limit."""
     max_claims: int
     """Deliveries of one task message before the order is declared dead."""
+    call_deadline_seconds: float
+    """How long a vendor call may still be running after it starts, when its adapter does not
+    say (:attr:`vendors.base.VendorAdapter.call_deadline_seconds`): the task's hard limit,
+    past which no call in the worker's process is left."""
     busy_countdown: float = 2.0
     """How soon to look again when another task holds the order's report."""
 
@@ -103,4 +107,5 @@ def policies_from(settings: Settings) -> Policies:
         reconcile=reconcile_policy(settings),
         lease_seconds=settings.claim_lease_seconds,
         max_claims=settings.max_deliveries,
+        call_deadline_seconds=settings.task_time_limit_seconds,
     )

@@ -6,15 +6,25 @@ away in the same task (one task per order when all goes well). The adapter's ans
 
 * :class:`~vendors.base.Provisioned` → ``provisioned`` (then report ``Success``)
 * :class:`~vendors.errors.PermanentVendorError` → ``failed`` (then report ``Fail``)
+  (a :class:`~vendors.errors.VendorContractError` also raises an alert: it is a bug)
 * :class:`~vendors.errors.TransientVendorError` (or a ``transient`` exception such as the
   task's soft time limit) → back to ``queued`` and a retry with backoff, until the budget
   is spent → ``dead``
 * any other exception (a bug in the adapter) → ``dead`` at once, nothing reported
+
+The claim records until when the call it starts may still be running (the adapter's
+:attr:`~vendors.base.VendorAdapter.call_deadline_seconds`). A call that ended without an
+answer (a timeout, the soft limit, a worker killed mid-call) may go on at the vendor, and a
+vendor that stores its idempotency key only when it finishes would do the work twice for a
+repeat that arrives first: so no repeat starts before that deadline. The claim answers
+``wait`` and the task retries with the time left as its countdown; no worker sleeps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 
 from fulfillment.events import log_state
 from fulfillment.names import REPORT
@@ -25,7 +35,12 @@ from fulfillment.reporting import report
 from fulfillment.services import Services
 from fulfillment.states import Changed, Claimed, State
 from pax8.models import ResultStatus
-from vendors.errors import PermanentVendorError, TransientVendorError
+from vendors.errors import (
+    PermanentVendorError,
+    TransientVendorError,
+    VendorContractError,
+    VendorNoAnswer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +54,29 @@ def provision(
 ) -> Outcome:
     """Claim, call the vendor once, store the outcome; see the module docstring."""
     ledger, policies = services.ledger, services.policies
-    claim = ledger.claim(ref, detail_id, task_id, policies.lease_seconds, policies.max_claims)
+    now, call_seconds = time.time(), _call_seconds(services, ref)
+    claim = ledger.claim(
+        ref,
+        detail_id,
+        task_id,
+        policies.lease_seconds,
+        policies.max_claims,
+        call_seconds=call_seconds,
+        now=now,
+    )
+    call_until = now + call_seconds
+    if claim.action is Claimed.WAIT:
+        countdown = _bounded(services, claim.wait)
+        log_state(
+            claim.previous,
+            ref=ref,
+            event="wait-for-earlier-call",
+            level=logging.WARNING,
+            countdown=round(countdown, 2),
+        )
+        return Outcome.retry(
+            countdown, f"an earlier vendor call may still be running for {claim.wait:.1f}s"
+        )
     if claim.action is Claimed.DONE:
         if claim.previous is State.REPORTED:
             return Outcome.done("already reported", State.REPORTED)
@@ -73,10 +110,23 @@ def provision(
         change = ledger.finish(ref, detail_id, task_id, ResultStatus.FAIL, message=exc.message)
         if change.action is not Changed.OK:
             return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
-        log_state(State.FAILED, record, event="vendor-refused", error=exc.message)
-        return Outcome(Next.REPORT, exc.message, state=State.FAILED)
+        bug = isinstance(exc, VendorContractError)
+        log_state(
+            State.FAILED,
+            record,
+            event="vendor-contract-error" if bug else "vendor-refused",
+            # The alert is its Sentry event (tasks.base); an ERROR line would make a second.
+            level=logging.WARNING if bug else logging.INFO,
+            error=exc.message,
+        )
+        return Outcome(
+            Next.REPORT, exc.message, state=State.FAILED, error=exc if bug else None, alert=bug
+        )
     except retryable as exc:
         message = str(exc) or type(exc).__name__
+        # Only an answer ends the call; after anything else it may still be running at the
+        # vendor, and the retry must not reach it before the call's deadline.
+        answered = isinstance(exc, TransientVendorError) and not isinstance(exc, VendorNoAnswer)
         if policies.provision.exhausted(record.retries):
             reason = f"vendor still failing after {record.retries} retries: {message}"
             ledger.mark_dead(ref, reason, task_id, event="retries-exhausted")
@@ -85,7 +135,9 @@ def provision(
             )
             return Outcome.dead(reason, exc)
         delay = policies.provision.delay(record.retries, getattr(exc, "retry_after", None))
-        ledger.release_for_retry(ref, detail_id, task_id, message)
+        if not answered:
+            delay = _bounded(services, max(delay, call_until - time.time()))
+        ledger.release_for_retry(ref, detail_id, task_id, message, call_ended=answered)
         log_state(
             State.QUEUED,
             record,
@@ -119,7 +171,8 @@ def fulfil(
     transient: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Provision, then report in the same task; a report Pax8 cannot take now is handed to
-    ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again."""
+    ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again. An
+    alert the provisioning raised (a vendor contract error) survives the report."""
     outcome = provision(services, ref, detail_id, task_id, transient)
     if outcome.next is not Next.REPORT:
         return outcome
@@ -133,5 +186,23 @@ def fulfil(
             reported.countdown,
         )
         services.publisher.report(ref, countdown=reported.countdown)
-        return Outcome.done(f"report handed to {REPORT}", reported.state)
+        reported = Outcome.done(f"report handed to {REPORT}", reported.state)
+    if outcome.alert and reported.next is Next.DONE:
+        reported = dataclasses.replace(reported, error=outcome.error, alert=True)
     return reported
+
+
+def _call_seconds(services: Services, ref: Ref) -> float:
+    """How long the vendor call a claim starts may still be running: the adapter's own
+    deadline, or the task's hard limit when the adapter does not say."""
+    try:
+        seconds = services.adapters.for_order(ref.simulation).call_deadline_seconds
+    except Exception:  # noqa: BLE001 - an adapter that cannot start fails (dead) once claimed
+        seconds = None
+    return services.policies.call_deadline_seconds if seconds is None else seconds
+
+
+def _bounded(services: Services, countdown: float) -> float:
+    """``countdown``, at most the longest a held retry may wait (the claim waits again)."""
+    limit = services.policies.provision.limit
+    return max(0.0, countdown if limit is None else min(countdown, limit))

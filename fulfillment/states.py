@@ -64,6 +64,7 @@ class Claimed(StrEnum):
     CLAIMED = "claimed"  # go ahead
     DONE = "done"  # the detail has an outcome already (report it)
     BUSY = "busy"  # another live task holds it
+    WAIT = "wait"  # an earlier vendor call may still be running: retry after its deadline
     STALE = "stale"  # a newer detail replaced this one
     DEAD = "dead"  # given up on earlier
     DEAD_NOW = "dead_now"  # given up by this call: the task kept dying with its worker

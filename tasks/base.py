@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sentry_sdk
 from celery import Task
 from celery.exceptions import Reject
 
-from config.sentry import capture_dead_order
+from config.sentry import capture_dead_order, capture_order_alert
 from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.outcomes import Next, Outcome
 from fulfillment.refs import Ref
@@ -51,5 +50,5 @@ class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
                 ref.id, outcome.reason, outcome.error, task=self.name, scope=ref.scope
             )
         elif outcome.alert and outcome.error is not None:
-            sentry_sdk.capture_exception(outcome.error)
+            capture_order_alert(ref.id, outcome.error, task=self.name, scope=ref.scope)
         return str(outcome.next)

@@ -69,7 +69,8 @@ def test_http_vendor_503_then_ok_and_400(stack: Stack, vendor: VendorStub) -> No
         assert [r["status"] for r in stack.sandbox.results(request_id=flaky_id)] == ["Success"]
 
         refused = stack.sandbox_notification(simulation=True)
-        vendor.then(Script(status=422, body={"message": "Plan does not allow 500 seats."}))
+        # A business refusal is a 400 (422 is the contract's "key reused with another body").
+        vendor.then(Script(status=400, body={"message": "Plan does not allow 500 seats."}))
         assert stack.post_webhook(refused, secret=SIM_SECRET).status_code == 202
         refused_id = refused["provisionRequest"]["id"]
         stack.wait_state(refused_id, "reported")

@@ -7,7 +7,10 @@ or ``http`` adapters). Each method receives one :class:`Order` and either return
 
 Methods run at most once per (provision request, detail) as far as this worker can
 tell; a call repeated after a crash carries the same :attr:`Order.idempotency_key`, so a
-vendor that honours it never provisions twice.
+vendor that honours it never provisions twice. A call is not repeated before
+:attr:`VendorAdapter.call_deadline_seconds` have passed since it started, so a repeat never
+meets the first call still running at the vendor (where a key stored only when the first
+call finishes would not yet protect it).
 """
 
 from __future__ import annotations
@@ -133,6 +136,20 @@ class VendorAdapter:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
+
+    @property
+    def call_deadline_seconds(self) -> float | None:
+        """How long one call may still be running after it starts, at the vendor too.
+
+        After a crash mid-call the order waits this long (from the call's start) before it
+        is called again. ``None`` means the task's hard limit (``TASK_TIME_LIMIT_SECONDS``):
+        no call in the worker's process outlives it. Return how long your vendor may still
+        be working on a call after it started: your client's total timeout when the vendor
+        finishes within it, more when it may go on after your client gave up. A figure below
+        the hard limit makes every crash wait less, but only one no call can outlast keeps a
+        repeat from meeting the first call still running.
+        """
+        return None
 
     def handle(self, order: Order) -> Provisioned:
         """Dispatch ``order`` to the method for its type."""

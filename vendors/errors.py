@@ -4,9 +4,15 @@
 
     VendorError
     ├── PermanentVendorError ... the order cannot succeed as it stands: reported to Pax8
-    │                            as ``Fail`` with this message (a sentence a partner can act on)
+    │   │                        as ``Fail`` with this message (a sentence a partner can act on)
+    │   └── VendorContractError  the vendor says the worker broke the contract (an
+    │                            idempotency key reused with another body): ``Fail``, and an
+    │                            alert to Sentry, since it is a bug to fix
     └── TransientVendorError ... the vendor is down or busy: retried with backoff and
-                                 jitter, at least ``retry_after`` seconds later when given
+        │                        jitter, at least ``retry_after`` seconds later when given
+        └── VendorNoAnswer ..... the call ended without the vendor's answer (a timeout, a
+                                 dropped connection): it may still be running there, so the
+                                 retry waits for the call's deadline too
 
 Anything else an adapter raises is a bug: the order is marked ``dead`` (nothing is
 reported to Pax8) and the exception goes to Sentry, so an operator can fix and replay.
@@ -32,6 +38,10 @@ class PermanentVendorError(VendorError):
     """The order cannot be provisioned; ``message`` is shown to the partner."""
 
 
+class VendorContractError(PermanentVendorError):
+    """The vendor refused a call the contract forbids us to make (a bug): ``Fail`` and an alert."""
+
+
 class TransientVendorError(VendorError):
     """A temporary failure; retry later (not sooner than ``retry_after`` seconds)."""
 
@@ -41,3 +51,7 @@ class TransientVendorError(VendorError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, self.retry_after))
+
+
+class VendorNoAnswer(TransientVendorError):
+    """The call ended without an answer; the vendor may still be carrying it out."""

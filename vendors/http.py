@@ -1,15 +1,24 @@
 """``http``: forward each order to the vendor's own HTTP endpoint (``VENDOR_HTTP_URL``).
 
-The order's JSON (:meth:`vendors.base.Order.to_json`) is POSTed with a bearer token
+The contract a vendor implements is ``vendors/http-api.yaml`` (OpenAPI 3.1). The order's
+JSON (:meth:`vendors.base.Order.to_json`) is POSTed with a bearer token
 (``VENDOR_HTTP_TOKEN``) and an ``Idempotency-Key`` stable per (request, detail), so a call
-repeated after a worker crash is harmless at a vendor that honours it. The answer maps:
+repeated after a worker crash is harmless at a vendor that honours it. The whole call
+(connect, send, the answer to its last byte) ends within ``VENDOR_HTTP_TIMEOUT_SECONDS``
+(:mod:`vendors.deadline`): that is :attr:`HttpAdapter.call_deadline_seconds`, before which a
+call cut short is never repeated. The answer maps:
 
 * 2xx: success; a JSON body may carry ``externalProvisionerSubscriptionId``,
   ``...PartnerId``, ``...CompanyId``, ``...PartnerEnrollmentId`` (or the short names
   ``subscriptionId`` …) and ``metadata``;
-* 429, 5xx, timeouts, connection errors: transient (Retry-After honoured);
-* other 4xx: permanent; the body's ``message`` (or ``error``, or its text) is the message
-  the partner sees.
+* 409 (the key is still being processed: the IETF Idempotency-Key draft, Stripe): transient,
+  retried after its Retry-After, at most the call deadline (by then the first call is over);
+* 422 (the key was used before with another body): :class:`~vendors.errors.VendorContractError`,
+  a ``Fail`` whose message says it is a bug to report, and an alert;
+* 429, 5xx: transient (Retry-After honoured); a timeout or a connection lost mid-call:
+  :class:`~vendors.errors.VendorNoAnswer` (the vendor may still be working on it);
+* other 4xx: permanent; the body's ``message`` (or ``errorMessage``, ``error``, ``detail``,
+  or its text) is the message the partner sees.
 
 One ``httpx.Client`` per adapter, and one adapter per worker process: building a client
 per call costs ten times the throughput.
@@ -17,7 +26,9 @@ per call costs ten times the throughput.
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -25,7 +36,13 @@ from config.settings import Settings
 from config.version import USER_AGENT
 from pax8.errors import parse_retry_after
 from vendors.base import Order, Provisioned, VendorAdapter
-from vendors.errors import PermanentVendorError, TransientVendorError
+from vendors.deadline import DeadlineTransport, within
+from vendors.errors import (
+    PermanentVendorError,
+    TransientVendorError,
+    VendorContractError,
+    VendorNoAnswer,
+)
 
 _ID_FIELDS = {
     "subscription_id": ("externalProvisionerSubscriptionId", "subscriptionId"),
@@ -36,6 +53,12 @@ _ID_FIELDS = {
         "partnerEnrollmentId",
     ),
 }
+
+MESSAGE_FIELDS = ("message", "errorMessage", "error", "detail")
+"""Where a refusal's message is looked for in a JSON body, in this order."""
+
+# Nothing reached the vendor: the call is over, whatever the deadline says.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class HttpAdapter(VendorAdapter):
@@ -61,38 +84,91 @@ class HttpAdapter(VendorAdapter):
         headers = {"User-Agent": USER_AGENT}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        seconds = timeout or (settings.vendor_http_timeout_seconds if settings else 30.0)
+        self.timeout = timeout or (settings.vendor_http_timeout_seconds if settings else 30.0)
         self._http = httpx.Client(
-            timeout=httpx.Timeout(seconds, connect=min(5.0, seconds)),
+            timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
             headers=headers,
-            transport=transport,
+            transport=transport or DeadlineTransport(proxy=_proxy_for(self.url)),
         )
+
+    @property
+    def call_deadline_seconds(self) -> float:
+        """The total timeout: no call outlives it (:mod:`vendors.deadline`)."""
+        return self.timeout
 
     def handle(self, order: Order) -> Provisioned:
         """POST the order and map the answer (every type goes through here)."""
         try:
-            response = self._http.post(
+            response = self.send(order)
+        except _NOT_SENT as exc:
+            raise TransientVendorError(f"vendor unreachable: {type(exc).__name__}") from exc
+        except httpx.TimeoutException as exc:
+            raise VendorNoAnswer(
+                f"vendor timed out: no complete answer within {self.timeout:g}s "
+                f"({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise VendorNoAnswer(f"vendor connection lost mid-call: {exc}") from exc
+        return self.outcome(order, response)
+
+    def send(self, order: Order) -> httpx.Response:
+        """The POST the worker makes for ``order``, within the deadline (httpx errors raise)."""
+        with within(self.timeout):
+            return self._http.post(
                 self.url or "",
                 json=order.to_json(),
                 headers={"Idempotency-Key": order.idempotency_key},
             )
-        except httpx.TimeoutException as exc:
-            raise TransientVendorError(f"vendor timed out: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise TransientVendorError(f"vendor unreachable: {exc}") from exc
+
+    def outcome(self, order: Order, response: httpx.Response) -> Provisioned:
+        """What the vendor's answer means: :class:`Provisioned`, or the vendor error it is."""
         status = response.status_code
+        if status == 409:
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            raise TransientVendorError(
+                f"vendor still processing this order's Idempotency-Key (HTTP 409): "
+                f"{message_of(response)}",
+                min(wait, self.timeout) if wait is not None else None,
+            )
+        if status == 422:
+            raise VendorContractError(key_reused_message(order, response))
         if status == 429 or status >= 500:
             raise TransientVendorError(
-                f"vendor answered {status}: {_message(response)}",
+                f"vendor answered {status}: {message_of(response)}",
                 parse_retry_after(response.headers.get("Retry-After")),
             )
         if status >= 400:
-            raise PermanentVendorError(_message(response))
-        return _provisioned(response)
+            raise PermanentVendorError(message_of(response))
+        return provisioned_from(response)
 
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``…).
+
+    httpx reads them itself only without a transport of our own, and ours is what bounds
+    the call.
+    """
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    return proxy
+
+
+def key_reused_message(order: Order, response: httpx.Response) -> str:
+    """The ``Fail`` message of a 422: a bug to report, not a problem with the order."""
+    text = (
+        "The vendor refused this order because its idempotency key was used before with "
+        "different order data (HTTP 422). This is a bug in the vendor integration, not a "
+        "problem with the order: please report it to the vendor's support, quoting provision "
+        f"request {order.request_id}."
+    )
+    said = message_of(response, fallback="")
+    return f"{text} The vendor said: {said}" if said else text
 
 
 def _json(response: httpx.Response) -> Any:
@@ -104,20 +180,24 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
-def _message(response: httpx.Response) -> str:
+def message_of(response: httpx.Response, fallback: str | None = None) -> str:
+    """The message of a refusal: a JSON field of :data:`MESSAGE_FIELDS`, or short plain text."""
     body = _json(response)
     if isinstance(body, dict):
-        for key in ("message", "errorMessage", "error", "detail"):
+        for key in MESSAGE_FIELDS:
             value = body.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()
     text = response.text.strip()
     if text and len(text) < 1000 and "<html" not in text.lower():
         return text
+    if fallback is not None:
+        return fallback
     return f"The vendor refused the order (HTTP {response.status_code})."
 
 
-def _provisioned(response: httpx.Response) -> Provisioned:
+def provisioned_from(response: httpx.Response) -> Provisioned:
+    """The :class:`Provisioned` a 2xx answer carries (ids and metadata, all optional)."""
     body = _json(response)
     if not isinstance(body, dict):
         return Provisioned()

@@ -48,7 +48,9 @@ if state == 'queued' or state == 'provisioning' then
 end
 if state == 'dead' then
   if fresh == 1 then
-    redis.call('HSET', RECORD, 'retries', 0, 'claims', 0, 'claim_task', '', 'payload', payload)
+    -- The payload stays the one first recorded for this detail: the call repeats with the
+    -- same Idempotency-Key, so it must carry the same body (a vendor answers 422 otherwise).
+    redis.call('HSET', RECORD, 'retries', 0, 'claims', 0, 'claim_task', '')
     set_state('received', now, 'new-attempt', attempt)
     return provision(state)
   end

@@ -5,10 +5,12 @@
 --   [1] member  [2] now  [3] detail id  [4] task id (the claim's holder)
 --   [5] lease until: when the claim lapses if its holder dies (a timestamp)
 --   [6] max claims: deliveries of one task message before the order is dead
+--   [7] call until: when the vendor call this claim starts may still be running, at the
+--       latest (a timestamp: the adapter's own deadline)
 -- Returns {action, previous state}: action is one of fulfillment.states.Claimed
---   claimed, done, busy, stale, dead, dead_now, missing.
+--   claimed, done, busy, wait, stale, dead, dead_now, missing; wait adds the seconds left.
 local now, detail, task = tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local lease_until, max_claims = ARGV[5], tonumber(ARGV[6])
+local lease_until, max_claims, call_until = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local state = redis.call('HGET', RECORD, 'state')
 if not state then return {'missing', ''} end
 if redis.call('HGET', RECORD, 'detail_id') ~= detail then return {'stale', state} end
@@ -20,6 +22,15 @@ if state == 'provisioning' then
   local holder = redis.call('HGET', RECORD, 'claim_task')
   local lease = tonumber(redis.call('HGET', RECORD, 'claim_until') or '0') or 0
   if holder ~= task and lease > now then return {'busy', state} end
+end
+-- An earlier call (its worker killed mid-call, or the call abandoned) may still be running
+-- at the vendor, which may store its idempotency key only when it finishes: whoever asks,
+-- no second call before that call's deadline.
+local running = tonumber(redis.call('HGET', RECORD, 'call_until') or '0') or 0
+if running > now then
+  local left = running - now
+  note(now, 'wait', string.format('an earlier vendor call may still be running for %.1fs', left))
+  return {'wait', state, tostring(left)}
 end
 if state == 'received' then
   -- The worker got the message before the receiver marked it: it was queued.
@@ -33,6 +44,6 @@ if claims > max_claims then
   set_state('dead', now, 'worker-lost', why)
   return {'dead_now', state}
 end
-redis.call('HSET', RECORD, 'claim_task', task, 'claim_until', lease_until)
+redis.call('HSET', RECORD, 'claim_task', task, 'claim_until', lease_until, 'call_until', call_until)
 set_state('provisioning', now, 'claimed', task)
 return {'claimed', state}

@@ -13,6 +13,6 @@ if not holds(state, detail, task) then return {'stale', state or ''} end
 redis.call('HSET', RECORD, 'outcome', outcome, 'outcome_detail_id', detail,
   'external_ids', external_ids, 'metadata', metadata, 'result_message', message,
   'error', outcome == 'Fail' and message or '', 'claims', 0, 'claim_task', '',
-  'claim_until', 0, 'provisioned_at', now)
+  'claim_until', 0, 'call_until', 0, 'provisioned_at', now)
 set_state(outcome == 'Fail' and 'failed' or 'provisioned', now, 'vendor', message)
 return {'ok', state}

@@ -2,11 +2,13 @@
 --
 -- KEYS: the record's keys (common.lua)
 -- ARGV: [1] member  [2] now  [3] detail id  [4] task id  [5] error (why it is retried)
+--   [6] '1' when the vendor answered (its call is over), else the call's deadline stays
 -- Returns {action, retries so far}: ok, or {stale, state} (the claim was lost).
 local now, detail, task, error = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local state = redis.call('HGET', RECORD, 'state')
 if not holds(state, detail, task) then return {'stale', state or ''} end
 local retries = redis.call('HINCRBY', RECORD, 'retries', 1)
 redis.call('HSET', RECORD, 'error', error, 'claims', 0, 'claim_task', '', 'claim_until', 0)
+if ARGV[6] == '1' then redis.call('HSET', RECORD, 'call_until', 0) end
 set_state('queued', now, 'retry', error)
 return {'ok', tostring(retries)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,21 +56,27 @@ def test_fault_01_pool_child_killed_after_the_vendor_call(
         assert stack.post_webhook(body).status_code == 202
         wait_until(lambda: vendor.provisionings(request_id), 20)
         killed = stack.kill_pool_child(worker)
+        at_kill = time.time()
         stack.wait_state(request_id, "reported", timeout=40)
+        reported_after = time.time() - at_kill
         results = results_by_request(stack, [request_id])[request_id]
         provisioned = len(vendor.provisionings(request_id))
+        first, *repeats = vendor.arrived(request_id)
         tally(
             "01 SIGKILL pool child after vendor call",
             1,
             len(results),
             provisioned,
             provisioned - 1,
-            f"vendor calls={len(vendor.calls_for(request_id))}",
+            f"vendor calls={len(vendor.calls_for(request_id))}, repeat "
+            f"{repeats[0] - first:.1f}s after the first call (deadline 7s), "
+            f"reported {reported_after:.1f}s after the kill",
         )
         assert killed not in stack.pool_children(worker)
         assert [r["status"] for r in results] == ["Success"]
         assert provisioned == 1
         assert len(vendor.calls_for(request_id)) == 2  # the repeat carried the same key
+        assert repeats[0] - first > 6.5  # not before the first call's deadline (7 s from its claim)
     finally:
         stack.stop()
 
@@ -226,6 +233,8 @@ def test_fault_05_a_task_that_kills_its_worker_every_time(tmp_path: Path) -> Non
                 "VENDOR_ADAPTER": "tests.support.adapters:KillerAdapter",
                 "MAX_DELIVERIES": "3",
                 "SENTRY_DSN": sentry.dsn,
+                # Each redelivery waits out the killed call's deadline: keep it short here.
+                "TEST_ADAPTER_CALL_DEADLINE_SECONDS": "2",
             },
         )
         try:

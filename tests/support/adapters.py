@@ -26,6 +26,13 @@ class _Recording(VendorAdapter):
         url = settings.redis_url if settings else "redis://localhost:6379/0"
         self.redis = redis.Redis.from_url(url, decode_responses=True)
 
+    @property
+    def call_deadline_seconds(self) -> float | None:
+        """``TEST_ADAPTER_CALL_DEADLINE_SECONDS`` when set (a short wait after a kill), else
+        the task's hard limit."""
+        value = os.environ.get("TEST_ADAPTER_CALL_DEADLINE_SECONDS")
+        return float(value) if value else None
+
     def _record(self, order: Order, what: str) -> int:
         entry = {
             "adapter": type(self).__name__,

@@ -1,23 +1,48 @@
 """A vendor's HTTP endpoint on loopback, for the ``http`` adapter: scripted, counted, idempotent.
 
-Like a careful real vendor, it honours ``Idempotency-Key``: the first completed answer
-for a key is stored and replayed for every repeat, and only a key's first 2xx counts as
-a provisioning. Answers are scripted per call (status, body, delay before answering,
-delay after doing the work), then fall back to a default 200 with external ids.
+It plays a small real vendor: NetNew and TrialCreate create a subscription, the other
+subscription types need one it knows (else a 404 with a message a partner can act on),
+PartnerEnrollment enrolls a partner. How it treats ``Idempotency-Key`` is chosen per stub
+(:class:`Keys`), because that is where real vendors differ:
+
+* ``AT_START`` (the IETF Idempotency-Key draft, Stripe): the key is taken when work starts;
+  a call with a key still in progress gets ``409`` with Retry-After, a key used before with
+  another body ``422``, a finished key its stored answer;
+* ``ON_COMPLETION``: the answer is stored when the work finishes; a call that arrives while
+  the first is still working does the work again;
+* ``IGNORED``: every call does the work.
+
+:meth:`VendorStub.provisionings` counts work really done (each success that created or
+changed something), not keys, so a double provisioning shows. Answers are scripted per
+call (status, body, a hang before anything, work time, a delay after the work, a trickled
+answer), then fall back to the rules above.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.support.loopback import LoopbackServer
+
+_CREATES = {"NetNew", "TrialCreate"}
+_CHANGES = {"Update", "Deprovision", "TrialConvert", "ChangeProduct", "Renewal"}
+
+
+class Keys(StrEnum):
+    """How the vendor honours ``Idempotency-Key``."""
+
+    AT_START = "at-start"
+    ON_COMPLETION = "on-completion"
+    IGNORED = "ignored"
 
 
 @dataclass
@@ -27,8 +52,10 @@ class Script:
     status: int = 200
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    delay_before: float = 0.0  # hang before doing anything (a vendor that hangs)
-    delay_after: float = 0.0  # do the work, then wait before answering
+    delay_before: float = 0.0  # hang before doing anything (not even the key is looked at)
+    work: float | None = None  # the work takes this long (None: the stub's default)
+    delay_after: float = 0.0  # the work is done (and recorded): wait, then answer
+    trickle: float = 0.0  # send the answer's body one byte per ``trickle`` seconds
 
 
 @dataclass
@@ -42,18 +69,40 @@ class Call:
     at: float
 
 
+@dataclass
+class _Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class VendorStub(LoopbackServer):
     """A threaded HTTP server that plays the vendor."""
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        keys: Keys = Keys.AT_START,
+        work: float = 0.0,
+        retry_after: str = "1",
+    ) -> None:
         self.token = token
-        self.calls: list[Call] = []
-        self.provisioned: dict[str, dict[str, Any]] = {}  # idempotency key → stored answer
+        self.keys = keys
+        self.work = work
+        self.retry_after = retry_after
+        self.calls: list[Call] = []  # every call, recorded when it is answered
+        self.arrivals: list[tuple[str, float]] = []  # (request id, time) as each call came in
+        self.done: list[dict[str, Any]] = []  # every provisioning really carried out
         self.script: deque[Script] = deque()
+        self._stored: dict[str, tuple[str, _Answer]] = {}  # key → (body hash, answer)
+        self._started: dict[str, str] = {}  # key → body hash, while its work runs (AT_START)
+        self._subscriptions: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 stub._handle(self)
 
@@ -74,48 +123,135 @@ class VendorStub(LoopbackServer):
         return self
 
     def provisionings(self, request_id: str | None = None) -> list[dict[str, Any]]:
-        """Distinct orders the vendor really carried out (one per idempotency key)."""
+        """Every provisioning the vendor really carried out (repeats that did work included)."""
         with self._lock:
-            done = list(self.provisioned.values())
+            done = list(self.done)
         return [p for p in done if request_id is None or p["requestId"] == request_id]
+
+    def arrived(self, request_id: str) -> list[float]:
+        """When each call about ``request_id`` came in (before any work or answer)."""
+        with self._lock:
+            return [at for rid, at in self.arrivals if rid == request_id]
 
     def calls_for(self, request_id: str) -> list[Call]:
         """Every call about ``request_id``, repeats included."""
         with self._lock:
             return [c for c in self.calls if c.order["provisionRequest"]["id"] == request_id]
 
+    # -- one call ------------------------------------------------------------------------
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
-        order = json.loads(handler.rfile.read(length) or b"{}")
+        raw = handler.rfile.read(length) or b"{}"
+        order = json.loads(raw)
+        with self._lock:
+            self.arrivals.append(((order.get("provisionRequest") or {}).get("id"), time.time()))
         headers = {k.lower(): v for k, v in handler.headers.items()}
         key = headers.get("idempotency-key", "")
+        fingerprint = hashlib.sha256(json.dumps(order, sort_keys=True).encode()).hexdigest()
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
-            self._answer(handler, 401, {"message": "bad token"}, {})
+            self._send(handler, _Answer(401, {"message": "bad token"}), 0.0)
             return
         with self._lock:
-            stored = self.provisioned.get(key)
-            script = self.script.popleft() if self.script and stored is None else None
-        if stored is not None:
-            self._record(key, order, headers, 200)
-            self._answer(handler, 200, stored["answer"], {})
-            return
+            # A key the vendor answers by itself (finished, or still in progress) takes no
+            # scripted answer: the script is for the calls that do work.
+            keyed = self.keys is not Keys.IGNORED and (key in self._stored or key in self._started)
+            script = None if keyed else (self.script.popleft() if self.script else None)
         script = script or Script()
         if script.delay_before:
             time.sleep(script.delay_before)
-        body = script.body
-        if script.status < 300:
-            body = body or {
-                "externalProvisionerSubscriptionId": f"vsub-{uuid.uuid4().hex[:12]}",
-                "metadata": {"vendor": "stub", "type": order.get("type")},
-            }
-            with self._lock:
-                self.provisioned.setdefault(
-                    key, {"requestId": order["provisionRequest"]["id"], "answer": body}
+        answer = self._begin(key, fingerprint)
+        if answer is None:
+            answer = self._work(key, fingerprint, order, script)
+            if script.delay_after:
+                time.sleep(script.delay_after)
+        self._record(key, order, headers, answer.status)
+        self._send(handler, answer, script.trickle)
+
+    def _begin(self, key: str, fingerprint: str) -> _Answer | None:
+        """The answer the key alone decides (a replay, 409, 422), or None: do the work."""
+        if self.keys is Keys.IGNORED:
+            return None
+        with self._lock:
+            stored = self._stored.get(key)
+            started = self._started.get(key) if self.keys is Keys.AT_START else None
+            if self.keys is Keys.AT_START and (stored or started):
+                if (stored[0] if stored else started) != fingerprint:
+                    return _Answer(
+                        422,
+                        {"message": "This Idempotency-Key was used with a different request."},
+                    )
+            if stored:
+                return stored[1]
+            if started:
+                return _Answer(
+                    409,
+                    {"message": "A request with this Idempotency-Key is still being processed."},
+                    {"Retry-After": self.retry_after},
                 )
-        self._record(key, order, headers, script.status)
-        if script.delay_after:
-            time.sleep(script.delay_after)
-        self._answer(handler, script.status, body or {}, script.headers)
+            if self.keys is Keys.AT_START:
+                self._started[key] = fingerprint
+        return None
+
+    def _work(self, key: str, fingerprint: str, order: dict[str, Any], script: Script) -> _Answer:
+        """Carry the order out (or answer as scripted); store the outcome as the keys say."""
+        transient = script.status == 429 or script.status >= 500
+        if not transient:
+            time.sleep(self.work if script.work is None else script.work)
+        with self._lock:
+            if script.status != 200 or script.body is not None:
+                answer = _Answer(script.status, script.body or {}, dict(script.headers))
+                if script.status < 300:
+                    self._count(key, order, answer.body)
+            else:
+                answer = self._apply(key, order)
+            self._started.pop(key, None)
+            if not transient and self.keys is not Keys.IGNORED:
+                self._stored.setdefault(key, (fingerprint, answer))
+        return answer
+
+    def _apply(self, key: str, order: dict[str, Any]) -> _Answer:
+        """The vendor's rules (under the lock)."""
+        request = order.get("provisionRequest") or {}
+        kind = order.get("type")
+        subscription = str(request.get("subscriptionId") or "")
+        if kind in _CREATES:
+            vendor_id = f"vsub-{uuid.uuid4().hex[:12]}"
+            self._subscriptions[subscription] = {"id": vendor_id, "status": "active"}
+            body: dict[str, Any] = {"externalProvisionerSubscriptionId": vendor_id}
+        elif kind in _CHANGES:
+            known = self._subscriptions.get(subscription)
+            if known is None or known["status"] == "cancelled":
+                why = "is unknown to the vendor" if known is None else "was cancelled already"
+                return _Answer(
+                    404,
+                    {
+                        "message": f"Subscription {subscription} {why}; it must be created "
+                        "(NetNew or TrialCreate) first."
+                    },
+                )
+            if kind == "Deprovision":
+                known["status"] = "cancelled"
+            body = {"externalProvisionerSubscriptionId": known["id"]}
+        else:
+            body = {
+                "externalProvisionerPartnerId": f"vpa-{uuid.uuid4().hex[:12]}",
+                "externalProvisionerPartnerEnrollmentId": f"venr-{uuid.uuid4().hex[:12]}",
+            }
+        body["metadata"] = {"vendor": "stub", "type": kind}
+        self._count(key, order, body)
+        return _Answer(200, body)
+
+    def _count(self, key: str, order: dict[str, Any], body: dict[str, Any]) -> None:
+        self.done.append(
+            {
+                "requestId": (order.get("provisionRequest") or {}).get("id"),
+                "key": key,
+                "type": order.get("type"),
+                "answer": body,
+                "at": time.time(),
+            }
+        )
 
     def _record(
         self, key: str, order: dict[str, Any], headers: dict[str, str], status: int
@@ -124,17 +260,21 @@ class VendorStub(LoopbackServer):
             self.calls.append(Call(key, order, headers, status, time.time()))
 
     @staticmethod
-    def _answer(
-        handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any], headers: dict[str, str]
-    ) -> None:
-        data = json.dumps(body).encode()
+    def _send(handler: BaseHTTPRequestHandler, answer: _Answer, trickle: float) -> None:
+        data = json.dumps(answer.body).encode()
+        lines = [f"HTTP/1.1 {answer.status} Stub", "Content-Type: application/json"]
+        lines += [f"Content-Length: {len(data)}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in answer.headers.items()]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        handler.close_connection = True
         try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(data)
+            if not trickle:
+                handler.wfile.write(head + data)
+                return
+            handler.wfile.write(head)
+            for index in range(len(data)):
+                handler.wfile.flush()
+                time.sleep(trickle)
+                handler.wfile.write(data[index : index + 1])
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the adapter gave up (timeout) or its worker was killed
+            pass  # the adapter gave up (its deadline) or its worker was killed

@@ -6,6 +6,7 @@ The worker-level routing of adapters is in ``test_adapter_routing.py``.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,12 @@ from config.settings import ConfigError, build_settings
 from pax8.models import ProvisionAttempt, ProvisionDetail, ProvisionRequest, RequestType
 from tests.support.vendor_stub import Script, VendorStub
 from vendors.base import Order, Provisioned, VendorAdapter
-from vendors.errors import PermanentVendorError, TransientVendorError
+from vendors.errors import (
+    PermanentVendorError,
+    TransientVendorError,
+    VendorContractError,
+    VendorNoAnswer,
+)
 from vendors.example import ExampleAdapter
 from vendors.http import HttpAdapter
 from vendors.loader import Adapters, adapter_class
@@ -117,6 +123,85 @@ def test_http_timeout_and_refused_are_transient(
             closed.handle(make_order())
     finally:
         closed.close()
+
+
+def test_http_no_answer_is_told_from_an_answer(
+    vendor: VendorStub, http_adapter: HttpAdapter
+) -> None:
+    # A timeout may leave the call running at the vendor; a refused connection sent nothing.
+    vendor.then(Script(delay_before=2.0))
+    with pytest.raises(VendorNoAnswer):
+        http_adapter.handle(make_order())
+    closed = HttpAdapter(url=f"http://127.0.0.1:{free_port()}/x", timeout=1.0)
+    try:
+        with pytest.raises(TransientVendorError) as caught:
+            closed.handle(make_order())
+        assert not isinstance(caught.value, VendorNoAnswer)
+    finally:
+        closed.close()
+
+
+def test_http_deadline_is_total_a_trickled_answer_cannot_outlive_it(
+    vendor: VendorStub, http_adapter: HttpAdapter
+) -> None:
+    # One byte every 0.1 s: every read is well inside httpx's per-read timeout (1 s), and the
+    # answer would take about 9 s; the call must end at its 1 s deadline all the same.
+    vendor.then(Script(trickle=0.1))
+    assert http_adapter.call_deadline_seconds == 1.0
+    started = time.monotonic()
+    with pytest.raises(VendorNoAnswer, match="within 1s"):
+        http_adapter.handle(make_order())
+    elapsed = time.monotonic() - started
+    print(f"trickled answer cut after {elapsed:.2f}s (deadline 1s)")
+    assert elapsed < 4.0  # far below the 9 s the trickle takes: the deadline held
+    # The connection is not poisoned: the next call goes through.
+    assert http_adapter.handle(make_order()).subscription_id
+
+
+def test_http_honours_the_environments_proxy_and_keeps_its_deadline_through_it(
+    vendor: VendorStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stub plays the proxy (an HTTP proxy gets the request in absolute form): a call to a
+    # host that does not exist reaches it only through HTTP_PROXY.
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{vendor.port}")
+    adapter = HttpAdapter(url="http://vendor.invalid/orders", token="vendor-token", timeout=1.0)
+    try:
+        assert adapter.handle(make_order()).subscription_id
+        vendor.then(Script(trickle=0.1))
+        started = time.monotonic()
+        with pytest.raises(VendorNoAnswer):
+            adapter.handle(make_order())
+        assert time.monotonic() - started < 4.0  # the deadline held through the proxy
+    finally:
+        adapter.close()
+
+
+def test_http_409_is_transient_retry_after_bounded_by_the_deadline(
+    vendor: VendorStub, http_adapter: HttpAdapter
+) -> None:
+    for retry_after, expected in (("0.5", 0.5), ("3600", 1.0), (None, None)):
+        headers = {"Retry-After": retry_after} if retry_after else {}
+        vendor.then(Script(status=409, body={"message": "in progress"}, headers=headers))
+        with pytest.raises(TransientVendorError, match="409") as caught:
+            http_adapter.handle(make_order())
+        assert not isinstance(caught.value, VendorNoAnswer)  # an answer: the call is over
+        assert caught.value.retry_after == expected
+
+
+def test_http_422_is_a_contract_error_a_bug_to_report(
+    vendor: VendorStub, http_adapter: HttpAdapter
+) -> None:
+    vendor.then(Script(status=422, body={"message": "Key reused with another body."}))
+    order = make_order()
+    with pytest.raises(VendorContractError) as caught:
+        http_adapter.handle(order)
+    message = caught.value.message
+    assert isinstance(caught.value, PermanentVendorError)  # reported as Fail
+    assert "bug" in message and order.request_id in message and "HTTP 422" in message
+    assert message.endswith("The vendor said: Key reused with another body.")
+    assert len(message) <= 500
 
 
 def test_http_repeat_with_same_key_is_harmless(

@@ -8,6 +8,7 @@ function told its caller to do (:class:`~fulfillment.outcomes.Outcome`).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -21,21 +22,32 @@ from fulfillment.refs import Ref, Scope
 from fulfillment.reporting import report
 from fulfillment.services import Services
 from fulfillment.states import Accepted, AttemptState, State
+from tests.support.procs import wait_until
 from tests.support.sandbox import notification_from
 from tests.support.stack import unique_domain
 from tests.unit.conftest import Pax8World, RecordingPublisher, ServicesFactory
 from vendors.base import Order, Provisioned, VendorAdapter
-from vendors.errors import PermanentVendorError, TransientVendorError
+from vendors.errors import (
+    PermanentVendorError,
+    TransientVendorError,
+    VendorContractError,
+    VendorNoAnswer,
+)
 from vendors.loader import Adapters
 
 
 class Scripted(VendorAdapter):
     """Answers each call with the next item of ``script`` (an outcome or an exception)."""
 
-    def __init__(self, script: list[Any]) -> None:
+    def __init__(self, script: list[Any], deadline: float | None = None) -> None:
         super().__init__(None)
         self.script = script
+        self.deadline = deadline
         self.calls: list[Order] = []
+
+    @property
+    def call_deadline_seconds(self) -> float | None:
+        return self.deadline
 
     def handle(self, order: Order) -> Provisioned:
         self.calls.append(order)
@@ -75,10 +87,19 @@ def finished(services: Services, request_id: str, detail_id: str) -> Ref:
     return ref
 
 
-def scripted(make_services: ServicesFactory, *script: Any, **settings: Any) -> Services:
+def scripted(
+    make_services: ServicesFactory, *script: Any, deadline: float | None = None, **settings: Any
+) -> Services:
     services = make_services(**settings)
-    services._adapters = One(services.settings, Scripted(list(script)))  # noqa: SLF001
+    adapter = Scripted(list(script), deadline)
+    services._adapters = One(services.settings, adapter)  # noqa: SLF001
     return services
+
+
+def adapter_of(services: Services) -> Scripted:
+    adapter = services.adapters.for_order(False)
+    assert isinstance(adapter, Scripted)
+    return adapter
 
 
 def test_fulfil_provisions_once_and_posts_success(
@@ -156,6 +177,94 @@ def test_a_claim_held_by_another_live_task_is_left_alone(
     outcome = provision(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
 
     assert outcome.next is Next.DONE and "busy" in outcome.reason
+
+
+def test_a_call_cut_short_is_not_repeated_before_its_deadline(
+    make_services: ServicesFactory, pax8: Pax8World
+) -> None:
+    services = scripted(make_services, deadline=0.8)
+    request_id, detail_id, _ = order_at_pax8(pax8, services)
+    ref = Ref(Scope.PAX8, request_id)
+    # The task's first delivery claimed and called, then its pool child was killed: the
+    # same task id is redelivered at once while the vendor may still be at work.
+    policies = services.policies
+    claimed = services.ledger.claim(
+        ref, detail_id, "task-1", policies.lease_seconds, policies.max_claims, call_seconds=0.8
+    )
+    assert claimed.action == "claimed"
+
+    waiting = provision(services, ref, detail_id, "task-1")
+
+    assert waiting.next is Next.RETRY and 0 < waiting.countdown <= 0.8
+    assert adapter_of(services).calls == []  # no second call while the first may run
+    record = services.ledger.get(ref)
+    assert record is not None and record.state is State.PROVISIONING and record.claims == 1
+    wait_until(lambda: time.time() > record.call_until, 10)
+    done = fulfil(services, ref, detail_id, "task-1")
+    assert done.next is Next.DONE and done.state is State.REPORTED
+    assert len(adapter_of(services).calls) == 1 and len(pax8.results(request_id)) == 1
+
+
+class SoftLimit(Exception):
+    """Stands in for Celery's SoftTimeLimitExceeded (a ``transient`` of the task)."""
+
+
+@pytest.mark.parametrize(
+    ("error", "deadline", "waits"),
+    [
+        (VendorNoAnswer("vendor timed out"), 30.0, True),
+        (SoftLimit(), None, True),  # a Python adapter: the task's hard limit (40 s here)
+        (TransientVendorError("vendor answered 503", retry_after=0.2), 30.0, False),
+    ],
+)
+def test_a_retry_after_no_answer_waits_for_the_calls_deadline(
+    make_services: ServicesFactory,
+    pax8: Pax8World,
+    error: Exception,
+    deadline: float | None,
+    waits: bool,
+) -> None:
+    services = scripted(
+        make_services,
+        error,
+        deadline=deadline,
+        task_soft_time_limit_seconds=30,
+        task_time_limit_seconds=40,
+    )
+    request_id, detail_id, _ = order_at_pax8(pax8, services)
+    ref = Ref(Scope.PAX8, request_id)
+
+    outcome = provision(services, ref, detail_id, "task-1", transient=(SoftLimit,))
+
+    assert outcome.next is Next.RETRY
+    record = services.ledger.get(ref)
+    assert record is not None and record.state is State.QUEUED and record.retries == 1
+    if waits:
+        # The call may still be running at the vendor until its deadline: the retry waits.
+        expected = deadline or 40.0
+        assert expected - 2 < outcome.countdown <= expected
+        assert record.call_until > time.time() + expected - 2
+        again = provision(services, ref, detail_id, "task-1", transient=(SoftLimit,))
+        assert again.next is Next.RETRY and again.countdown > expected - 2  # still waiting
+        assert len(adapter_of(services).calls) == 1
+    else:
+        # The vendor answered: its call is over, the backoff alone decides.
+        assert outcome.countdown <= 1.0 and record.call_until == 0
+
+
+def test_a_key_reused_with_another_body_is_a_fail_and_an_alert(
+    make_services: ServicesFactory, pax8: Pax8World
+) -> None:
+    bug = VendorContractError("Idempotency key reused with other data: a bug to report.")
+    services = scripted(make_services, bug)
+    request_id, detail_id, _ = order_at_pax8(pax8, services)
+
+    outcome = fulfil(services, Ref(Scope.PAX8, request_id), detail_id, "task-1")
+
+    assert outcome.next is Next.DONE and outcome.state is State.REPORTED
+    assert outcome.alert and outcome.error is bug  # the task sends it to Sentry
+    (result,) = pax8.results(request_id)
+    assert result["status"] == "Fail" and result["errorMessage"] == bug.message
 
 
 def test_a_report_refused_while_the_attempt_is_issued_is_retried_then_posted(

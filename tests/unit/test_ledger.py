@@ -7,6 +7,7 @@ semantics); the rest is pure.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -157,16 +158,73 @@ def test_claim_is_exclusive_and_recovers_a_lost_holder(ledger: Ledger) -> None:
         )
     assert actions.count("claimed") == 1 and actions.count("busy") == 7
     holder = next(f"t{i}" for i, a in enumerate(actions) if a == "claimed")
-    assert ledger.claim(pax8("r1"), "d1", holder, 60, 5).action == "claimed"  # its redelivery
+    later = time.time() + 61  # the first call's deadline (the lease, when not given) passed
+    assert ledger.claim(pax8("r1"), "d1", holder, 60, 5, now=later).action == "claimed"
     assert ledger.claim(pax8("r1"), "d1", "other", -1, 5, now=10**10).action == "claimed"  # expired
     assert ledger.claim(pax8("r1"), "stale-detail", "x", 60, 5).action == "stale"
+
+
+def test_a_redelivery_waits_until_the_earlier_calls_deadline(ledger: Ledger) -> None:
+    # The same task id comes back at once when its pool child is killed mid-call: the
+    # first call may still be running at the vendor until its deadline (here 20 s).
+    ledger.accept(notice())
+    start = 1_000_000.0
+    claimed = ledger.claim(pax8("r1"), "d1", "t", 60, 5, call_seconds=20, now=start)
+    assert claimed.action == "claimed" and claimed.wait == 0
+    again = ledger.claim(pax8("r1"), "d1", "t", 60, 5, call_seconds=20, now=start + 5)
+    assert again.action == "wait" and again.wait == pytest.approx(15)
+    assert again.previous == "provisioning"
+    # Another task (reconciliation's copy, a replay) waits the same once the lease is gone.
+    other = ledger.claim(pax8("r1"), "d1", "t2", 1, 5, call_seconds=20, now=start + 19)
+    assert other.action == "busy"  # the lease (60 s) still holds
+    record = ledger.get("r1")
+    assert record is not None and record.claims == 1  # waiting is not a delivery
+    assert record.call_until == pytest.approx(start + 20)
+    assert ledger.claim(pax8("r1"), "d1", "t", 60, 5, call_seconds=20, now=start + 20.5).action == (
+        "claimed"
+    )
+    notes = [h for h in ledger.history("r1") if h["event"] == "wait"]
+    assert len(notes) == 1 and "15.0s" in notes[0]["note"]
+
+
+def test_a_new_attempt_after_dead_keeps_the_body_its_key_was_sent_with(ledger: Ledger) -> None:
+    first = Notice("r1", "d1", "a1", "NetNew", False, '{"attempt": "a1"}')
+    ledger.accept(first)
+    ledger.mark_dead(pax8("r1"), "vendor still failing")
+    again = Notice("r1", "d1", "a2", "NetNew", False, '{"attempt": "a2"}')
+    assert ledger.accept(again).action == "provision"
+    record = ledger.get("r1")
+    # Same detail, same Idempotency-Key: the repeat must carry the body the key was used with.
+    assert record is not None and record.payload == '{"attempt": "a1"}'
+    assert record.attempt_id == "a2" and [a.id for a in ledger.attempts("r1")] == ["a1", "a2"]
+
+
+def test_only_an_answer_ends_a_call(ledger: Ledger) -> None:
+    ledger.accept(notice())
+    now = time.time()
+    ledger.claim(pax8("r1"), "d1", "t", 60, 5, call_seconds=30, now=now)
+    # A timeout or the soft limit: the call may go on at the vendor, its deadline stays.
+    assert ledger.release_for_retry(pax8("r1"), "d1", "t", "timed out").action == "ok"
+    waiting = ledger.claim(pax8("r1"), "d1", "t", 60, 5, call_seconds=30, now=now + 1)
+    assert waiting.action == "wait" and waiting.wait == pytest.approx(29)
+    assert ledger.get("r1").state == "queued"  # type: ignore[union-attr]
+    # An operator's replay does not cancel a call that may be running either.
+    ledger.reset(pax8("r1"), event="replay")
+    assert ledger.claim(pax8("r1"), "d1", "t", 60, 5, now=now + 2).action == "wait"
+    # An answer (a 503, a 409) ends the call: the retry goes when its backoff says.
+    ledger.claim(pax8("r1"), "d1", "t", 60, 5, call_seconds=30, now=now + 31)
+    ledger.release_for_retry(pax8("r1"), "d1", "t", "vendor 503", call_ended=True)
+    assert ledger.claim(pax8("r1"), "d1", "t", 60, 5, call_seconds=30).action == "claimed"
+    # A stored outcome ends it too.
+    ledger.finish(pax8("r1"), "d1", "t", "Success")
+    assert ledger.get("r1").call_until == 0  # type: ignore[union-attr]
 
 
 def test_a_task_that_keeps_dying_is_declared_dead(ledger: Ledger) -> None:
     ledger.accept(notice())
     for _ in range(3):
-        assert ledger.claim(pax8("r1"), "d1", "t", 60, 3).action == "claimed"
-    assert ledger.claim(pax8("r1"), "d1", "t", 60, 3).action == "dead_now"
+        assert ledger.claim(pax8("r1"), "d1", "t", 60, 3, call_seconds=0).action == "claimed"
+    assert ledger.claim(pax8("r1"), "d1", "t", 60, 3, call_seconds=0).action == "dead_now"
     record = ledger.get("r1")
     assert record is not None and record.state == "dead" and "3 times" in record.error
     assert ledger.claim(pax8("r1"), "d1", "t", 60, 3).action == "dead"
@@ -175,7 +233,7 @@ def test_a_task_that_keeps_dying_is_declared_dead(ledger: Ledger) -> None:
 def test_retry_and_settle(ledger: Ledger) -> None:
     ledger.accept(notice())
     ledger.claim(pax8("r1"), "d1", "t", 60, 5)
-    assert ledger.release_for_retry(pax8("r1"), "d1", "t", "vendor 503").action == "ok"
+    assert ledger.release_for_retry(pax8("r1"), "d1", "t", "vendor 503", True).action == "ok"
     assert ledger.finish(pax8("r1"), "d1", "t", "Success").action == "stale"  # claim released
     ledger.claim(pax8("r1"), "d1", "t", 60, 5)
     ledger.finish(pax8("r1"), "d1", "t", "Fail", message="No.")
