@@ -225,13 +225,19 @@ def _is_union_branch(part: object) -> bool:
     return part in {"str", "int", "bool", "float"}
 
 
-def stored_order(payload: str) -> CloudBlueOrder:
-    """The typed order of a ledger record's payload (see :attr:`CloudBlueCall.payload`)."""
+def stored_request(payload: str) -> tuple[Operation | None, dict[str, Any]]:
+    """The operation and the platform's payload of a ledger record (see
+    :attr:`CloudBlueCall.payload`); a record of 0.1 kept the payload alone."""
     data = json.loads(payload)
-    operation = operation_named(data.get("operation"))
-    if operation is None:
-        raise CloudBlueError("operation", "the stored record names no known operation")
-    return parse_call(data["request"], operation).order
+    if set(data) == {"operation", "request"} and isinstance(data["request"], dict):
+        return operation_named(data["operation"]), data["request"]
+    return None, data
+
+
+def stored_order(payload: str) -> CloudBlueOrder:
+    """The typed order of a ledger record's payload."""
+    operation, data = stored_request(payload)
+    return parse_call(data, operation).order
 
 
 # -- which record a call is ---------------------------------------------------------------

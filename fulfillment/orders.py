@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fulfillment.cloudblue import cloudblue_detail, cloudblue_request, stored_order
+from fulfillment.cloudblue import cloudblue_detail, cloudblue_request, parse_call, stored_request
 from fulfillment.ledger import Record
 from pax8.models import ProvisionNotification, RequestType
 from vendors.base import Order
@@ -13,14 +13,15 @@ from vendors.base import Order
 def order_from_record(record: Record) -> Order:
     """The order the adapter receives for ``record``'s current detail."""
     if record.source == "cloudblue":
-        cloudblue = stored_order(record.payload)
+        operation, data = stored_request(record.payload)
+        cloudblue = parse_call(data, operation).order
         return Order(
             type=RequestType(record.type),
             request=cloudblue_request(cloudblue, record.id),
             detail=cloudblue_detail(cloudblue, record.id, record.detail_id),
             attempt=None,
             is_simulation=False,
-            raw=dict(json.loads(record.payload)["request"]),
+            raw=data,
             source="cloudblue",
             generation=record.generation,
             cloudblue=cloudblue,

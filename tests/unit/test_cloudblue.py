@@ -490,3 +490,11 @@ def test_a_record_state_is_read_from_the_stored_payload() -> None:
     assert order.request.id == record.id
     assert order.detail.details["cloudblueOperation"] == "renewal"
     assert order.raw["operation"] == "renew"  # what the platform sent, as it sent it
+
+
+def test_a_record_of_the_previous_version_still_builds_its_order() -> None:
+    body = payload("stop")
+    data = call_notice_record(parse_call(body))
+    data["payload"] = json.dumps(body)  # 0.1 kept the payload as sent
+    order = order_from_record(record_of(data))
+    assert order.method == "suspend" and order.raw == body
