@@ -498,3 +498,109 @@ def test_a_record_of_the_previous_version_still_builds_its_order() -> None:
     data["payload"] = json.dumps(body)  # 0.1 kept the payload as sent
     order = order_from_record(record_of(data))
     assert order.method == "suspend" and order.raw == body
+
+
+# -- the http adapter's JSON ---------------------------------------------------------------
+
+
+def test_the_http_adapter_posts_the_action_and_the_whole_cloudblue_payload() -> None:
+    from tests.support.vendor_stub import Script, VendorStub
+    from vendors.http import HttpAdapter
+
+    with VendorStub(token="t") as stub:
+        adapter = HttpAdapter(url=stub.url, token="t", timeout=2.0)
+        try:
+            stub.then(Script(body={"subscriptionId": "acme-1", "metadata": {"state": "off"}}))
+            order = cloudblue_order(
+                "stop",
+                products=[{"mpn": "SEATS", "limit": 3}, {"resourceTypeId": 9, "limit": -1}],
+                plannedDate="2027-02-01",
+                vendorSubscriptionId="acme-1",
+            )
+            result = adapter.handle(order)
+        finally:
+            adapter.close()
+    assert result.subscription_id == "acme-1" and result.metadata == {"state": "off"}
+    (sent,) = stub.calls
+    assert sent.order["type"] == "Update" and sent.order["action"] == "suspend"
+    assert sent.order["operation"] == "stopping" and sent.order["source"] == "cloudblue"
+    cloudblue = sent.order["cloudblue"]
+    assert [(p["mpn"], p["resourceTypeId"], p["limit"]) for p in cloudblue["products"]] == [
+        ("SEATS", None, 3),
+        (None, 9, -1),
+    ]
+    assert cloudblue["plannedDate"] == "2027-02-01"
+    assert cloudblue["vendorSubscriptionId"] == "acme-1"
+    assert cloudblue["tenantVendorSubscriptionId"] is None
+    assert sent.headers["idempotency-key"] == order.idempotency_key
+
+
+# -- waiting ---------------------------------------------------------------------------------
+
+
+def _queued_call(ledger: Ledger) -> Any:
+    from fulfillment.intake import accept
+    from tests.support.publisher import RecordingPublisher
+
+    notice = identify(ledger, parse_call(payload("creation")))
+    accept(ledger, RecordingPublisher(), notice)
+    return notice
+
+
+def test_a_stale_token_wakes_a_waiter_once_and_is_not_passed_on(ledger: Ledger) -> None:
+    from fulfillment.awaiting import await_outcome
+
+    notice = _queued_call(ledger)
+    key = ledger.outcome_key(notice.ref)
+    ledger.redis.lpush(key, "1", "1", "1")  # left from an outcome before a replay
+    record = await_outcome(ledger, notice.ref, timeout=0.3, step=0.1)
+    assert record is not None and record.state is State.QUEUED  # not settled: the deadline
+    assert ledger.redis.llen(key) == 0  # consumed, not handed on: no busy loop
+
+
+def test_one_outcome_wakes_every_waiter_at_once(ledger: Ledger) -> None:
+    import threading
+
+    from fulfillment.awaiting import await_outcome
+
+    notice = _queued_call(ledger)
+    got: list[Record | None] = []
+    # A step as long as the timeout: a waiter that is not woken by a token waits it all.
+    waiters = [
+        threading.Thread(
+            target=lambda: got.append(await_outcome(ledger, notice.ref, timeout=20, step=20))
+        )
+        for _ in range(3)
+    ]
+    for waiter in waiters:
+        waiter.start()
+    wait_until_blocked(ledger, 3)
+    ledger.claim(notice.ref, notice.detail_id, "task-1", 60, 5)
+    ledger.finish(notice.ref, notice.detail_id, "task-1", "Success", {}, {"ok": True})
+    for waiter in waiters:
+        waiter.join(5)  # far below the 20 s they would wait unwoken
+    assert not any(waiter.is_alive() for waiter in waiters)
+    assert [r.state for r in got if r is not None] == [State.PROVISIONED] * 3
+
+
+def wait_until_blocked(ledger: Ledger, count: int) -> None:
+    from tests.support.procs import wait_until
+
+    wait_until(
+        lambda: int(ledger.redis.info("clients")["blocked_clients"]) >= count,  # type: ignore[index]
+        10,
+        interval=0.01,
+    )
+
+
+def test_a_pax8_outcome_pushes_no_token(ledger: Ledger) -> None:
+    from fulfillment.intake import accept
+    from fulfillment.notifications import parse_pax8
+    from tests.support.publisher import RecordingPublisher
+    from tests.support.stack import notification
+
+    notice, _ = parse_pax8(json.dumps(notification()).encode())
+    accept(ledger, RecordingPublisher(), notice)
+    ledger.claim(notice.ref, notice.detail_id, "task-1", 60, 5)
+    ledger.finish(notice.ref, notice.detail_id, "task-1", "Success", {}, {})
+    assert not ledger.redis.exists(ledger.outcome_key(notice.ref))
