@@ -282,8 +282,9 @@ def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running.stop()
 
 
-def pax8_latencies(stack: Stack, count: int = 20) -> list[float]:
-    """Seconds each of ``count`` Pax8 webhooks took to be answered (202)."""
+def pax8_latencies(stack: Stack, sent: list[str], count: int = 20) -> list[float]:
+    """Seconds each of ``count`` Pax8 webhooks took to be answered (202); their request ids
+    are added to ``sent``."""
     latencies = []
     for _ in range(count):
         body = stack.sandbox_notification()
@@ -291,6 +292,7 @@ def pax8_latencies(stack: Stack, count: int = 20) -> list[float]:
         answer = stack.post_webhook(body)
         latencies.append(time.monotonic() - started)
         assert answer.status_code == 202, answer.text
+        sent.append(body["provisionRequest"]["id"])
     return latencies
 
 
@@ -305,8 +307,9 @@ def _spread(seconds: list[float]) -> str:
 
 def test_fifty_waiting_calls_do_not_delay_a_pax8_webhook(idle: Stack) -> None:
     bodies = [payload("creation") for _ in range(50)]
-    pax8_latencies(idle, 2)  # warm both gunicorn workers up: the first answer costs more
-    alone = pax8_latencies(idle)
+    pax8: list[str] = []
+    pax8_latencies(idle, pax8, 2)  # warm both gunicorn workers up: the first costs more
+    alone = pax8_latencies(idle, pax8)
     answers: dict[int, httpx.Response] = {}
     done = threading.Event()
 
@@ -333,7 +336,7 @@ def test_fifty_waiting_calls_do_not_delay_a_pax8_webhook(idle: Stack) -> None:
             message=lambda: f"{_blocked(idle)} of 50 blocked on Redis",
         )
         # All 50 are waiting on Redis: now Pax8 and a probe, each timed.
-        latencies = pax8_latencies(idle)
+        latencies = pax8_latencies(idle, pax8)
         started = time.monotonic()
         assert idle.http.get(f"{idle.receiver_url}/healthz").status_code == 200
         health = time.monotonic() - started
@@ -370,6 +373,9 @@ def test_fifty_waiting_calls_do_not_delay_a_pax8_webhook(idle: Stack) -> None:
             check_response(retry.json())
         provisioned = [vendor_log(idle, a.headers[REQUEST_ID]) for a in again]
         assert [len(entries) for entries in provisioned] == [1] * 50
+        # The Pax8 orders are fulfilled too, so no message is left for the next test's worker.
+        for request_id in pax8:
+            idle.wait_state(request_id, "reported")
     finally:
         worker.stop()
 
@@ -377,6 +383,8 @@ def test_fifty_waiting_calls_do_not_delay_a_pax8_webhook(idle: Stack) -> None:
 def test_a_slow_vendor_past_the_deadline_is_503_and_the_retry_is_answered_once(
     idle: Stack,
 ) -> None:
+    # This worker must see this test's order only (a leftover would make it wait 9 s more).
+    assert idle.redis().llen("fulfillment.net_new") == 0
     worker = idle.start_worker(
         "worker-slow",
         VENDOR_ADAPTER="tests.support.adapters:SlowAdapter",
