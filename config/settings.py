@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     cloudblue_webhook_header: str = Field(
         "X-Fulfillment-Token", description="Header carrying the CloudBlue credential."
     )
+    cloudblue_response_timeout_seconds: float = Field(
+        25.0,
+        gt=0,
+        description="How long a CloudBlue call waits for its outcome before a 503 (the "
+        "platform's retry is answered from the ledger).",
+    )
 
     vendor_adapter: str = Field("example", description="example, http or package.module:Class.")
     simulation_vendor_adapter: str | None = Field(

@@ -10,8 +10,12 @@ defaults to ``ff:``)::
     ff:req:<scope>:<id>:attempts   hash   attempt id → {detail, status, at, result}: one
                                           ProvisionResult is owed per acknowledged attempt
     ff:req:<scope>:<id>:history    list   the last 100 state changes, newest first
+    ff:req:<scope>:<id>:outcome    list   a wake-up token once the outcome is known (only
+                                          for records someone may wait for: CloudBlue's)
     ff:index                       zset   <scope>:<id> by last update (recent orders)
     ff:state:<state>               zset   <scope>:<id> by the time it entered the state
+    ff:cloudblue:sub:<id>          hash   a CloudBlue subscription's sequence of operations
+                                          (which call is a retry: fulfillment.cloudblue)
 
 Every transition is one Lua script (``fulfillment/lua/*.lua``, each with a header naming
 its keys and arguments; the record scripts share ``common.lua``), loaded once per client
@@ -47,6 +51,9 @@ from fulfillment.states import (
 from pax8.models import ResultStatus
 
 STATES = tuple(State)
+OUTCOME_TOKEN_SECONDS = 3600
+"""How long an outcome token lives (``notify_waiters`` in ``common.lua`` says the same): a
+waiter reads the record itself, the token only wakes it, and an hour outlives any wait."""
 
 A = TypeVar("A", Accepted, Claimed, Changed)
 
@@ -218,6 +225,15 @@ class Ledger:
         key = self.key(ref)
         return [key, f"{key}:attempts", f"{key}:history", self._index, *self._state_sets]
 
+    def outcome_key(self, ref: Ref) -> str:
+        """The list a waiter blocks on until the record's outcome is known."""
+        return f"{self.key(ref)}:outcome"
+
+    def _waiters(self, ref: Ref) -> list[str]:
+        """The outcome list for the scripts that settle an outcome, where someone may wait
+        for it (the receiver answers CloudBlue calls with the outcome); none for Pax8."""
+        return [self.outcome_key(ref)] if ref.scope is Scope.CLOUDBLUE else []
+
     def _script(self, name: str, record: bool = True) -> Script:
         script = self._scripts.get(name)
         if script is None:
@@ -323,7 +339,15 @@ class Ledger:
         now = now or time.time()
         call = lease_seconds if call_seconds is None else call_seconds
         reply = self._run(
-            "claim", ref, now, detail_id, task_id, now + lease_seconds, max_claims, now + call
+            "claim",
+            ref,
+            now,
+            detail_id,
+            task_id,
+            now + lease_seconds,
+            max_claims,
+            now + call,
+            keys=self._waiters(ref),
         )
         return self._change(Claimed, reply)
 
@@ -348,6 +372,7 @@ class Ledger:
             json.dumps(external_ids or {}),
             json.dumps(metadata or {}, default=str),
             message,
+            keys=self._waiters(ref),
         )
         return self._change(Changed, reply)
 
@@ -367,7 +392,7 @@ class Ledger:
         self, ref: Ref, error: str, task_id: str = "", event: str = "dead"
     ) -> Change[Changed]:
         """Give up on the request (only if ``task_id`` still holds it, when given)."""
-        reply = self._run("dead", ref, time.time(), task_id, error, event)
+        reply = self._run("dead", ref, time.time(), task_id, error, event, keys=self._waiters(ref))
         return self._change(Changed, reply)
 
     def reset(
@@ -514,9 +539,34 @@ class Ledger:
         keys = [self._index, self.state_key(State.REPORTED)]
         for ref in refs:
             key = self.key(ref)
-            keys += [key, f"{key}:attempts", f"{key}:history", f"{key}:report-lock"]
+            keys += [
+                key,
+                f"{key}:attempts",
+                f"{key}:history",
+                f"{key}:report-lock",
+                f"{key}:outcome",
+            ]
         members = [ref.member for ref in refs]
         return int(self._script("purge", record=False)(keys=keys, args=[older_than, *members]))
+
+    def wake_next(self, ref: Ref) -> None:
+        """Put the outcome token back for the next waiter (see :mod:`fulfillment.awaiting`)."""
+        key = self.outcome_key(ref)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(key, "1")
+        pipe.ltrim(key, 0, 9)
+        pipe.expire(key, OUTCOME_TOKEN_SECONDS)
+        pipe.execute()
+
+    def cloudblue_occurrence(
+        self, subscription_id: str, fingerprint: str, keep_seconds: float = 0
+    ) -> int:
+        """The place of a CloudBlue call in its subscription's sequence of operations: the
+        latest one's when ``fingerprint`` repeats the latest call (a retry), else the next.
+        The sequence is kept ``keep_seconds`` after its latest call (0: forever)."""
+        key = f"{self.prefix}cloudblue:sub:{check_id(subscription_id, 'subscriptionId')}"
+        script = self._script("occurrence", record=False)
+        return int(script(keys=[key], args=[fingerprint, keep_seconds]))
 
     def record_reconcile_run(self, summary: dict[str, Any]) -> None:
         """Count a reconciliation run and keep its summary (for operators and /metrics)."""

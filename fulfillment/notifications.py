@@ -9,16 +9,16 @@ name the field, in the wire's camelCase, so a 400 tells the sender exactly what 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from pydantic import ValidationError
 
-from fulfillment.cloudblue import CloudBlueError, cloudblue_request
+from fulfillment.cloudblue import CloudBlueCall, CloudBlueError, parse_call
 from fulfillment.ledger import Notice
 from fulfillment.refs import InvalidId, check_id
 from pax8.models import ProvisionNotification, RequestType
+from vendors.cloudblue import Operation
 
 
 class InvalidNotification(Exception):
@@ -127,21 +127,11 @@ def parse_pax8(body: bytes) -> tuple[Notice, ProvisionNotification]:
     return notice, parsed
 
 
-def parse_cloudblue(body: bytes) -> Notice:
-    """Parse a CloudBlue ``ProvisioningRequestPayload`` into a Notice (no attempt to report)."""
+def parse_cloudblue(body: bytes, suffix: Operation | None = None) -> CloudBlueCall:
+    """Parse a CloudBlue ``ProvisioningRequestPayload`` (``suffix``: the operation its URL
+    names). Which ledger record it is needs Redis (see :mod:`fulfillment.cloudblue_intake`)."""
     data = load_json(body)
     try:
-        request = cloudblue_request(data)
+        return parse_call(data, suffix)
     except CloudBlueError as exc:
         raise InvalidNotification(exc.field, exc.message) from None
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    detail_id = "cbd-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
-    return Notice(
-        request_id=request.id,
-        detail_id=detail_id,
-        attempt_id="",
-        type=str(request.type),
-        simulation=False,
-        payload=canonical,
-        source="cloudblue",
-    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fulfillment.cloudblue import cloudblue_detail, cloudblue_request
+from fulfillment.cloudblue import cloudblue_detail, cloudblue_request, parse_call, stored_request
 from fulfillment.ledger import Record
 from pax8.models import ProvisionNotification, RequestType
 from vendors.base import Order
@@ -12,20 +12,21 @@ from vendors.base import Order
 
 def order_from_record(record: Record) -> Order:
     """The order the adapter receives for ``record``'s current detail."""
-    data = json.loads(record.payload)
     if record.source == "cloudblue":
-        request = cloudblue_request(data)
+        operation, data = stored_request(record.payload)
+        cloudblue = parse_call(data, operation).order
         return Order(
             type=RequestType(record.type),
-            request=request,
-            detail=cloudblue_detail(request, record.detail_id, data),
+            request=cloudblue_request(cloudblue, record.id),
+            detail=cloudblue_detail(cloudblue, record.id, record.detail_id),
             attempt=None,
             is_simulation=False,
             raw=data,
             source="cloudblue",
-            operation=str(data.get("operation")),
             generation=record.generation,
+            cloudblue=cloudblue,
         )
+    data = json.loads(record.payload)
     notification = ProvisionNotification.model_validate(data)
     return Order(
         type=RequestType(record.type),

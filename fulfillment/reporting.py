@@ -205,7 +205,8 @@ def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportRu
             ledger.settle(record.ref, attempt.id, None, status=AttemptState.SUPERSEDED)
     owed = [a for a in attempts if a.status in OWED and a.detail_id == record.outcome_detail_id]
     if record.source != "pax8" or not owed:
-        # CloudBlue has no result callback; a Pax8 record with nothing owed is settled.
+        # CloudBlue reads the outcome from the receiver's answer to its call (there is no
+        # result to post); a Pax8 record with nothing owed is settled.
         outcome.state = ledger.settle(record.ref, "", None)
         if outcome.state is State.REPORTED:
             log_state(State.REPORTED, record, event="nothing-owed")

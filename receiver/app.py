@@ -41,10 +41,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         cloudblue_secrets=SecretChecker(settings.cloudblue_webhook_secrets),
     )
     register_error_handlers(app)
+    from receiver.cloudblue import bp as cloudblue_bp
     from receiver.health import bp as health_bp
     from receiver.webhooks import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(cloudblue_bp)
     app.register_blueprint(health_bp)
     if settings.sentry_dsn is not None:
         # Imported only when used: sentry_sdk is a third of the receiver's memory.

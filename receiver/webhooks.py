@@ -1,4 +1,4 @@
-"""``POST /webhooks/pax8`` and ``POST /webhooks/cloudblue``: authenticate, parse, record, enqueue.
+"""``POST /webhooks/pax8``: authenticate, parse, record, enqueue (CloudBlue: ``cloudblue.py``).
 
 Answers (DESIGN §5): 202 once recorded and enqueued (also for a redelivery, which
 provisions nothing twice); 401 for a missing or wrong credential, or a simulation
@@ -19,7 +19,7 @@ from config.settings import Settings
 from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.intake import Intake, accept
 from fulfillment.ledger import Notice
-from fulfillment.notifications import InvalidNotification, parse_cloudblue, parse_pax8
+from fulfillment.notifications import InvalidNotification, parse_pax8
 from fulfillment.services import Services
 from receiver.auth import Match, SecretChecker
 from receiver.errors import ApiError
@@ -47,7 +47,7 @@ def receiver() -> Receiver:
     return found
 
 
-def _body() -> bytes:
+def read_body() -> bytes:
     """The request body, at most MAX_CONTENT_LENGTH bytes, else 413."""
     limit = int(current_app.config["MAX_CONTENT_LENGTH"])
     if request.content_length is not None:
@@ -100,29 +100,10 @@ def pax8_webhook() -> ResponseReturnValue:
     if match is Match.NONE:
         raise ApiError(401, f"missing or wrong {ctx.settings.pax8_webhook_header} credential")
     try:
-        notice, _ = parse_pax8(_body())
+        notice, _ = parse_pax8(read_body())
     except InvalidNotification as exc:
         raise ApiError(400, exc.message, field=exc.field) from None
     if match is Match.SIMULATION and not notice.simulation:
         # A simulation credential must never start real provisioning.
         raise ApiError(401, "a simulation credential is only valid for isSimulation: true")
-    return _accept(notice)
-
-
-@bp.post("/webhooks/cloudblue")
-def cloudblue_webhook() -> ResponseReturnValue:
-    """A CloudBlue Commerce request-URL call (ProvisioningRequestPayload)."""
-    ctx = receiver()
-    if not ctx.cloudblue_secrets.configured:
-        raise ApiError(404, "CloudBlue intake is off (set CLOUDBLUE_WEBHOOK_SECRETS)")
-    header = ctx.settings.cloudblue_webhook_header
-    presented = request.headers.get(header, "")
-    if presented.lower().startswith("bearer "):
-        presented = presented[7:]
-    if ctx.cloudblue_secrets.check(presented) is Match.NONE:
-        raise ApiError(401, f"missing or wrong {header} credential")
-    try:
-        notice = parse_cloudblue(_body())
-    except InvalidNotification as exc:
-        raise ApiError(400, exc.message, field=exc.field) from None
     return _accept(notice)

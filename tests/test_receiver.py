@@ -256,12 +256,12 @@ def test_new_detail_after_fail_provisions_again(stack: Stack) -> None:
     assert len(provisionings(stack, request_id)) == 1  # the refusal changed nothing
 
 
-def test_cloudblue_request_url(stack: Stack) -> None:
+def test_cloudblue_request_url_is_answered_with_the_outcome(stack: Stack) -> None:
     payload = {
         "requestId": f"cb-{uuid.uuid4()}",
         "operation": "creation",
         "tenantId": str(uuid.uuid4()),
-        "tenant": {"activationParameters": [{"key": "domain", "value": "cb.example.org"}]},
+        "tenant": {"activationParameters": [{"key": "domain", "value": unique_domain()}]},
         "customer": {"companyName": "CB Customer"},
         "products": [{"mpn": "PRODUCT-1", "limit": 5, "name": {"en_US": "Seats"}}],
         "subscriptionId": str(uuid.uuid4()),
@@ -275,14 +275,18 @@ def test_cloudblue_request_url(stack: Stack) -> None:
     )
     assert missing.status_code == 400 and missing.json()["field"] == "tenantId"
     ok = stack.http.post(
-        url,
+        f"{url}/create",
         json=payload,
         headers={"Authorization": "Bearer x", "X-Fulfillment-Token": f"Bearer {CLOUDBLUE_SECRET}"},
     )
-    assert ok.status_code == 202, ok.text
-    record = stack.wait_state(payload["requestId"], "reported")
+    assert ok.status_code == 200, ok.text
+    request_id = ok.headers["X-Fulfillment-Request-Id"]
+    record = stack.wait_state(request_id, "reported")
     assert record.outcome == "Success" and record.source == "cloudblue"
-    assert provisionings(stack, payload["requestId"])[0]["type"] == "NetNew"
+    (made,) = provisionings(stack, request_id)
+    assert made["type"] == "NetNew"
+    vendor = ExampleAdapter(client=stack.redis()).subscription(False, payload["subscriptionId"])
+    assert ok.json()["vendorSubscriptionId"] == vendor["external_id"]
 
 
 def test_health_and_readiness(stack: Stack) -> None:

@@ -46,6 +46,8 @@ def test_defaults_match_the_design() -> None:
     assert settings.reconcile_interval_seconds == 300
     assert settings.port == 8000
     assert settings.sentry_dsn is None
+    assert settings.cloudblue_response_timeout_seconds == 25
+    assert readme_default("CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS") == "25"
 
 
 def test_secret_lists_split_on_commas(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,6 +74,8 @@ def test_secret_lists_split_on_commas(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"PAX8_SIMULATION_CLIENT_SECRET": "only-secret"}, "PAX8_SIMULATION_CLIENT_ID"),
         ({"TASK_SOFT_TIME_LIMIT_SECONDS": "200"}, "TASK_SOFT_TIME_LIMIT_SECONDS"),
         ({"VISIBILITY_TIMEOUT_SECONDS": "60"}, "VISIBILITY_TIMEOUT_SECONDS"),
+        ({"CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS": "0"}, "CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS"),
+        ({"CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS": "soon"}, "CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS"),
     ],
 )
 def test_malformed_settings_name_the_variable(
@@ -103,6 +107,7 @@ def test_role_requirements() -> None:
     [
         ("web", {"PAX8_WEBHOOK_SECRETS": ""}, "PAX8_WEBHOOK_SECRETS"),
         ("web", {"REDIS_URL": "nope"}, "REDIS_URL"),
+        ("web", {"CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS": "-1"}, "CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS"),
         ("worker", {"PAX8_CLIENT_ID": "", "PAX8_CLIENT_SECRET": ""}, "PAX8_CLIENT_ID"),
         ("worker", {"VENDOR_ADAPTER": "acme.vendor:Missing"}, "VENDOR_ADAPTER"),
         ("worker", {"VENDOR_ADAPTER": "http"}, "VENDOR_HTTP_URL"),

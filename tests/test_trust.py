@@ -31,7 +31,12 @@ CLOUDBLUE_SECRET = "trust-cloudblue-secret"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = Stack(
-        tmp_path_factory.mktemp("trust"), env={"CLOUDBLUE_WEBHOOK_SECRETS": CLOUDBLUE_SECRET}
+        tmp_path_factory.mktemp("trust"),
+        # No worker runs while most of these calls come: a CloudBlue call waits 1 s, then 503.
+        env={
+            "CLOUDBLUE_WEBHOOK_SECRETS": CLOUDBLUE_SECRET,
+            "CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS": "1",
+        },
     )
     try:
         running.start_receiver()
@@ -71,7 +76,8 @@ def test_a_simulation_or_cloudblue_notice_never_changes_a_production_order(
         headers={"X-Fulfillment-Token": CLOUDBLUE_SECRET},
         timeout=10,
     )
-    assert answered.status_code == 202
+    # Recorded (its own scope), not finished: no worker runs yet.
+    assert answered.status_code == 503 and answered.headers["Retry-After"] == "5"
     worker = stack.start_worker("worker-trust")
     ref = Ref(Scope.PAX8, request_id)
     try:
@@ -87,9 +93,13 @@ def test_a_simulation_or_cloudblue_notice_never_changes_a_production_order(
         production_detail = production["provisionDetail"]["id"]
         assert [c["detailId"] for c in calls].count(production_detail) == 1
         assert forged["provisionDetail"]["id"] not in {c["detailId"] for c in calls}
-        # The others live apart, each in its own scope; none reached production.
+        # The others live apart, each in its own scope; none reached production. A CloudBlue
+        # record is named by (subscription, operation, requestId), never by the bare id.
         scopes = sorted(str(r.ref.scope) for r in stack.ledger.find(request_id))
-        assert scopes == ["cloudblue", "pax8", "pax8-sim"]
+        assert scopes == ["pax8", "pax8-sim"]
+        cloudblue_id = answered.headers["X-Fulfillment-Request-Id"]
+        assert cloudblue_id != request_id
+        assert stack.record(Ref(Scope.CLOUDBLUE, cloudblue_id)) is not None
         assert stack.sandbox.results(request_id=request_id, environment="production") == [result]
     finally:
         worker.stop()

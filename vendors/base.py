@@ -1,9 +1,15 @@
-"""The vendor adapter interface: one method per Pax8 request type.
+"""The vendor adapter interface: one method per Pax8 request type, plus suspend and resume.
 
 A vendor writes a subclass of :class:`VendorAdapter` (or uses the built-in ``example``
 or ``http`` adapters). Each method receives one :class:`Order` and either returns a
 :class:`Provisioned` (optionally with external ids and metadata for Pax8) or raises a
 :class:`~vendors.errors.PermanentVendorError` / :class:`~vendors.errors.TransientVendorError`.
+
+CloudBlue orders go through the same methods (creation → ``net_new`` or ``trial_create``,
+limit change → ``update``, renewal → ``renewal``, removal → ``deprovision``), except that
+stopping and starting a subscription, which Pax8 has no type for, call :meth:`suspend` and
+:meth:`resume`; ``order.cloudblue`` carries the typed payload (products, plannedDate, the
+vendor subscription ids).
 
 Methods run at most once per (provision request, detail) as far as this worker can
 tell; a call repeated after a crash carries the same :attr:`Order.idempotency_key`, so a
@@ -28,6 +34,7 @@ from pax8.models import (
     RequestType,
     to_wire,
 )
+from vendors.cloudblue import CloudBlueOrder, Operation
 from vendors.errors import PermanentVendorError
 
 Source = Literal["pax8", "cloudblue"]
@@ -57,13 +64,30 @@ class Order:
     is_simulation: bool
     raw: dict[str, Any] = field(repr=False)
     source: Source = "pax8"
-    operation: str | None = None
     generation: int = 0
+    cloudblue: CloudBlueOrder | None = None
+    """The CloudBlue operation and typed payload (``None`` for a Pax8 order)."""
 
     @property
     def request_id(self) -> str:
         """The provision request id."""
         return self.request.id
+
+    @property
+    def operation(self) -> str | None:
+        """The CloudBlue operation (``creation``, ``stopping``…), or None for Pax8."""
+        return self.cloudblue.operation.value if self.cloudblue else None
+
+    @property
+    def method(self) -> str:
+        """The adapter method this order calls: the type's (``net_new``…), or ``suspend`` /
+        ``resume`` for a CloudBlue stop / start."""
+        if self.cloudblue is not None:
+            if self.cloudblue.operation is Operation.STOPPING:
+                return "suspend"
+            if self.cloudblue.operation is Operation.STARTING:
+                return "resume"
+        return self.type.snake
 
     @property
     def detail_id(self) -> str:
@@ -81,9 +105,17 @@ class Order:
         return idempotency_key(self.source, self.request_id, self.detail_id, self.generation)
 
     def to_json(self) -> dict[str, Any]:
-        """The normalized order as JSON (what the ``http`` adapter sends)."""
+        """The normalized order as JSON (what the ``http`` adapter sends).
+
+        ``action`` names the adapter method (``net_new`` … ``renewal``, ``suspend``,
+        ``resume``): a CloudBlue stop or start is ``type`` Update with action ``suspend`` /
+        ``resume``. ``cloudblue`` is ``null`` for a Pax8 order, else the operation and
+        every field of the platform's payload that an adapter needs
+        (:meth:`vendors.cloudblue.CloudBlueOrder.to_json`).
+        """
         return {
             "type": self.type.value,
+            "action": self.method,
             "source": self.source,
             "operation": self.operation,
             "isSimulation": self.is_simulation,
@@ -91,6 +123,7 @@ class Order:
             "provisionRequest": to_wire(self.request),
             "provisionDetail": to_wire(self.detail),
             "provisionAttempt": to_wire(self.attempt) if self.attempt else None,
+            "cloudblue": self.cloudblue.to_json() if self.cloudblue else None,
         }
 
 
@@ -152,12 +185,12 @@ class VendorAdapter:
         return None
 
     def handle(self, order: Order) -> Provisioned:
-        """Dispatch ``order`` to the method for its type."""
-        method = getattr(self, order.type.snake)
+        """Dispatch ``order`` to the method for it (:attr:`Order.method`)."""
+        method = getattr(self, order.method)
         result = method(order)
         if not isinstance(result, Provisioned):
             raise TypeError(
-                f"{type(self).__name__}.{order.type.snake} returned {type(result).__name__}, "
+                f"{type(self).__name__}.{order.method} returned {type(result).__name__}, "
                 "not Provisioned"
             )
         return result
@@ -198,6 +231,20 @@ class VendorAdapter:
     def renewal(self, order: Order) -> Provisioned:
         """Renew a subscription's term."""
         return self._unsupported(order)
+
+    def suspend(self, order: Order) -> Provisioned:
+        """Stop (suspend) a subscription, keeping its data: CloudBlue's "stopping"."""
+        raise PermanentVendorError(
+            f"This vendor cannot stop subscriptions ({type(self).__name__} does not "
+            "implement suspend); contact the vendor."
+        )
+
+    def resume(self, order: Order) -> Provisioned:
+        """Start (resume) a stopped subscription: CloudBlue's "starting"."""
+        raise PermanentVendorError(
+            f"This vendor cannot start stopped subscriptions ({type(self).__name__} does not "
+            "implement resume); contact the vendor."
+        )
 
     def close(self) -> None:
         """Release clients and pools (called when the worker process ends)."""

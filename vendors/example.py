@@ -8,7 +8,12 @@ It behaves like a small real SaaS back office, so the demo and the tests see hon
 * Update, Deprovision, ChangeProduct, TrialConvert and Renewal refuse a subscription
   this vendor does not know (or one already cancelled); TrialConvert refuses a paid one;
   ChangeProduct refuses a move to the product the subscription already has;
-* PartnerEnrollment needs a partner id and enrolls each partner once.
+* PartnerEnrollment needs a partner id and enrolls each partner once;
+* CloudBlue stop and start (``suspend``/``resume``) refuse an unknown or cancelled
+  subscription; stopping a stopped one (or starting a running one) changes nothing and
+  succeeds, as the platform expects of a repeated operation. A CloudBlue order keeps the
+  limit of every product (``limits``; -1 is unlimited, CloudBlue's convention, and a limit
+  below it is refused).
 
 Every outcome is stored under the order's idempotency key in the same Redis transaction
 as the change it made, so a call repeated after a crash returns the first outcome and
@@ -36,6 +41,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 Write = Callable[[Any], Any]
 Change = Callable[["Pipeline"], tuple[Provisioned, list[Write]]]
+Update = dict[str, str] | Callable[[dict[str, str]], dict[str, str]]
+UNLIMITED = -1
 
 
 def _short_id(prefix: str) -> str:
@@ -138,7 +145,8 @@ class ExampleAdapter(VendorAdapter):
                 "The company has no domain; add the company's email domain and resubmit."
             )
         quantity = request.quantity if request.quantity is not None else 1
-        if quantity < 1:
+        limits = _limits(order)
+        if limits is None and quantity < 1:
             raise PermanentVendorError(f"Quantity must be at least 1 (got {quantity}).")
         email = order.details.get("adminEmail")
         if email is not None and not _EMAIL.match(str(email)):
@@ -176,24 +184,28 @@ class ExampleAdapter(VendorAdapter):
                 "trial_end": request.trial_end_date.isoformat() if request.trial_end_date else "",
                 "created_at": str(time.time()),
             }
+            if limits is not None:
+                fields["limits"] = json.dumps(limits)
             owner_fields = {"company_id": request.company_id or "", "tenant_id": tenant}
             writes: list[Write] = [
                 lambda p: p.hset(sub_key, mapping=fields),
                 lambda p: p.hset(domain_key, mapping=owner_fields),
             ]
+            metadata: dict[str, Any] = {"tenantId": tenant, "status": status, "quantity": quantity}
+            if limits is not None:
+                metadata["limits"] = limits
             result = Provisioned(
-                subscription_id=fields["external_id"],
-                company_id=tenant,
-                metadata={"tenantId": tenant, "status": status, "quantity": quantity},
+                subscription_id=fields["external_id"], company_id=tenant, metadata=metadata
             )
             return result, writes
 
         return self._apply(order, [sub_key, domain_key], change)
 
     def _existing(
-        self, order: Order, check: Callable[[dict[str, str]], None], update: dict[str, str]
+        self, order: Order, check: Callable[[dict[str, str]], None], update: Update
     ) -> Provisioned:
-        """Change a known subscription after ``check`` accepts its current record."""
+        """Change a known subscription after ``check`` accepts its current record
+        (``update``: the fields to set, or a function of the record that returns them)."""
         ns = self.namespace(order.is_simulation)
         sub_id = order.request.subscription_id or order.details.get(
             "externalProvisionerSubscriptionId"
@@ -212,22 +224,64 @@ class ExampleAdapter(VendorAdapter):
             if record.get("status") == "cancelled":
                 raise PermanentVendorError(f"Subscription {sub_id} was cancelled already.")
             check(record)
-            merged = {**record, **update}
+            fields = update(record) if callable(update) else update
+            merged = {**record, **fields}
+            metadata: dict[str, Any] = {
+                "status": merged["status"],
+                "quantity": int(merged["quantity"]),
+            }
+            if merged.get("limits"):
+                metadata["limits"] = json.loads(merged["limits"])
             result = Provisioned(
                 subscription_id=merged["external_id"],
                 company_id=merged.get("tenant_id") or None,
-                metadata={"status": merged["status"], "quantity": int(merged["quantity"])},
+                metadata=metadata,
             )
-            return result, [lambda p: p.hset(sub_key, mapping=update)]
+            writes: list[Write] = [lambda p: p.hset(sub_key, mapping=fields)] if fields else []
+            return result, writes
 
         return self._apply(order, [sub_key], change)
 
     def update(self, order: Order) -> Provisioned:
-        """Change the quantity of a known subscription."""
+        """Change the quantity of a known subscription (a CloudBlue limit change: the limit
+        of every product it names)."""
+        limits = _limits(order)
+        if limits is not None:
+
+            def new_limits(record: dict[str, str]) -> dict[str, str]:
+                merged = {**json.loads(record.get("limits") or "{}"), **limits}
+                first = order.request.quantity
+                quantity = record.get("quantity", "1") if first is None else str(first)
+                return {"limits": json.dumps(merged), "quantity": quantity}
+
+            return self._existing(order, lambda record: None, new_limits)
         quantity = order.request.quantity
         if quantity is None or quantity < 1:
             raise PermanentVendorError(f"Quantity must be at least 1 (got {quantity}).")
         return self._existing(order, lambda record: None, {"quantity": str(quantity)})
+
+    def suspend(self, order: Order) -> Provisioned:
+        """Stop a known subscription (a stopped one stays stopped: success, no change)."""
+
+        def stop(record: dict[str, str]) -> dict[str, str]:
+            if record.get("status") == "suspended":
+                return {}
+            return {"status": "suspended", "status_before_suspend": record.get("status", "")}
+
+        return self._existing(order, lambda record: None, stop)
+
+    def resume(self, order: Order) -> Provisioned:
+        """Start a stopped subscription again (a running one: success, no change)."""
+
+        def start(record: dict[str, str]) -> dict[str, str]:
+            if record.get("status") != "suspended":
+                return {}
+            return {
+                "status": record.get("status_before_suspend") or "active",
+                "status_before_suspend": "",
+            }
+
+        return self._existing(order, lambda record: None, start)
 
     def deprovision(self, order: Order) -> Provisioned:
         """Cancel a known subscription."""
@@ -297,6 +351,23 @@ class ExampleAdapter(VendorAdapter):
             return result, [lambda p: p.hset(key, mapping=fields)]
 
         return self._apply(order, [key], change)
+
+
+def _limits(order: Order) -> dict[str, int] | None:
+    """A CloudBlue order's limits, product by product (None for a Pax8 order)."""
+    if order.cloudblue is None:
+        return None
+    limits: dict[str, int] = {}
+    for product in order.cloudblue.products:
+        if product.limit is None:
+            continue
+        if product.limit < UNLIMITED:
+            raise PermanentVendorError(
+                f"The limit of {product.label} must be -1 (unlimited) or more "
+                f"(got {product.limit})."
+            )
+        limits[product.label] = product.limit
+    return limits
 
 
 def _strings(mapping: Any) -> dict[str, str]:

@@ -1,6 +1,7 @@
 -- claim: take the record for provisioning one detail (at most one holder at a time).
 --
--- KEYS: the record's keys (common.lua)
+-- KEYS: the record's keys (common.lua), then
+--   KEYS[12]  the record's outcome list (optional: given when someone may wait for it)
 -- ARGV:
 --   [1] member  [2] now  [3] detail id  [4] task id (the claim's holder)
 --   [5] lease until: when the claim lapses if its holder dies (a timestamp)
@@ -42,6 +43,7 @@ if claims > max_claims then
     ' times in a row (killed, out of memory or over its time limit)'
   redis.call('HSET', RECORD, 'error', why, 'claim_task', '')
   set_state('dead', now, 'worker-lost', why)
+  notify_waiters(KEYS[12])
   return {'dead_now', state}
 end
 redis.call('HSET', RECORD, 'claim_task', task, 'claim_until', lease_until, 'call_until', call_until)

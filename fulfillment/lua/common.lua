@@ -43,6 +43,17 @@ local function holds(state, detail, task)
     and redis.call('HGET', RECORD, 'detail_id') == detail
 end
 
+-- The record's outcome is known (stored, or given up on): wake whoever waits for it (the
+-- receiver answering a CloudBlue call). ``key`` is the record's outcome list; callers pass it
+-- only where someone may wait (a CloudBlue record), so a Pax8 order writes nothing more. The
+-- token only wakes a waiter, which then reads the record itself; an hour outlives any wait.
+local function notify_waiters(key)
+  if not key then return end
+  redis.call('LPUSH', key, '1')
+  redis.call('LTRIM', key, 0, 9)
+  redis.call('EXPIRE', key, 3600)
+end
+
 -- Set one attempt's status (and result id); the attempt's table, or false if unknown.
 local function attempt_status(attempt, status, now, result)
   local raw = redis.call('HGET', ATTEMPTS, attempt)

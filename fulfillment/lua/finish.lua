@@ -1,6 +1,7 @@
 -- finish: store the vendor's outcome, if the claim still holds.
 --
--- KEYS: the record's keys (common.lua)
+-- KEYS: the record's keys (common.lua), then
+--   KEYS[12]  the record's outcome list (optional: given when someone may wait for it)
 -- ARGV:
 --   [1] member  [2] now  [3] detail id  [4] task id
 --   [5] outcome (Success|Fail)  [6] external ids (JSON)  [7] metadata (JSON)
@@ -15,4 +16,5 @@ redis.call('HSET', RECORD, 'outcome', outcome, 'outcome_detail_id', detail,
   'error', outcome == 'Fail' and message or '', 'claims', 0, 'claim_task', '',
   'claim_until', 0, 'call_until', 0, 'provisioned_at', now)
 set_state(outcome == 'Fail' and 'failed' or 'provisioned', now, 'vendor', message)
+notify_waiters(KEYS[12])
 return {'ok', state}

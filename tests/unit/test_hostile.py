@@ -50,7 +50,10 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     from cli.redis_server import RedisServer
 
     server = RedisServer(tmp_path_factory.mktemp("hostile"), appendonly=False).start()
-    settings_ = make_settings(server.url, cloudblue_webhook_secrets=CLOUDBLUE)
+    # A valid CloudBlue call waits for its outcome (no worker here): not long.
+    settings_ = make_settings(
+        server.url, cloudblue_webhook_secrets=CLOUDBLUE, cloudblue_response_timeout_seconds=0.2
+    )
     app = create_app(settings_, build_services(settings_, RedisUse.RECEIVER))
     yield app
     app.extensions["fulfillment"].services.close()

@@ -16,10 +16,9 @@ import redis
 
 from cli.redis_server import RedisServer
 from fulfillment.backoff import backoff_delay
-from fulfillment.cloudblue import request_type_for
 from fulfillment.ledger import Ledger, Notice
 from fulfillment.locks import RedisLock
-from fulfillment.notifications import InvalidNotification, parse_cloudblue, parse_pax8
+from fulfillment.notifications import InvalidNotification, parse_pax8
 from fulfillment.refs import Ref, Scope
 from fulfillment.reporting import build_result
 from pax8.models import RequestType
@@ -86,30 +85,6 @@ def test_parse_pax8_names_the_field(mutate: object, field: str) -> None:
     with pytest.raises(InvalidNotification) as caught:
         parse_pax8(json.dumps(body).encode())
     assert caught.value.field == field
-
-
-def test_cloudblue_operations_map_to_request_types() -> None:
-    assert request_type_for("creation") is RequestType.NET_NEW
-    assert request_type_for("Creation", trial=True) is RequestType.TRIAL_CREATE
-    assert request_type_for("limit change") is RequestType.UPDATE
-    assert request_type_for("STOP") is RequestType.UPDATE
-    assert request_type_for("renewal") is RequestType.RENEWAL
-    assert request_type_for("removal") is RequestType.DEPROVISION
-    payload = {
-        "operation": "removal",
-        "tenantId": "t-1",
-        "tenant": {},
-        "products": [{"mpn": "P", "limit": 2}],
-        "subscriptionId": "s-1",
-        "subscriptionNumericId": 7,
-    }
-    first = parse_cloudblue(json.dumps(payload).encode())
-    again = parse_cloudblue(json.dumps(payload).encode())
-    assert first.type == "Deprovision" and first.source == "cloudblue"
-    assert first.request_id == again.request_id  # a redelivery is recognised
-    with pytest.raises(InvalidNotification) as caught:
-        parse_cloudblue(json.dumps({**payload, "operation": "teleport"}).encode())
-    assert caught.value.field == "operation"
 
 
 # -- ledger --------------------------------------------------------------------------------

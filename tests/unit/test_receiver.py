@@ -182,26 +182,3 @@ def test_unknown_paths_and_methods_are_json_errors(client: FlaskClient) -> None:
     missing = client.get("/nope")
     assert missing.status_code == 404 and missing.json["status"] == 404
     assert client.get("/webhooks/pax8").status_code == 405
-
-
-def test_cloudblue_requests_are_authenticated_and_recorded(
-    client: FlaskClient, raw: redis.Redis, redis_url: str
-) -> None:
-    payload = {
-        "operation": "creation",
-        "subscriptionId": "s-1",
-        "tenantId": "t-1",
-        "tenant": {},
-        "products": [{"mpn": "P", "limit": 2}],
-        "requestId": "cb-1",
-    }
-    data = json.dumps(payload).encode()
-    header = "X-Fulfillment-Token"
-    refused = client.post("/webhooks/cloudblue", data=data, headers={header: "no"})
-    assert refused.status_code == 401
-    response = client.post("/webhooks/cloudblue", data=data, headers={header: CLOUDBLUE})
-    assert response.status_code == 202 and response.json["provisionRequestId"] == "cb-1"
-    record = Ledger(raw).get("cb-1")
-    assert record is not None and record.source == "cloudblue"
-    off = build(redis_url, cloudblue_webhook_secrets="")
-    assert off.test_client().post("/webhooks/cloudblue", data=data).status_code == 404

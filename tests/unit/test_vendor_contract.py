@@ -23,6 +23,7 @@ from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from fulfillment.cloudblue_intake import identify
 from fulfillment.intake import accept
 from fulfillment.notifications import parse_cloudblue, parse_pax8
 from fulfillment.orders import order_from_record
@@ -115,7 +116,7 @@ def cloudblue_orders(make_services: ServicesFactory) -> list[Order]:
             "customer": {"companyName": "Acme", "domain": "acme.example"},
             "products": [{"mpn": "SEAT-1", "limit": 3, "name": {"en_US": "Seats"}}],
         }
-        notice = parse_cloudblue(json.dumps(payload).encode())
+        notice = identify(services.ledger, parse_cloudblue(json.dumps(payload).encode()))
         accept(services.ledger, services.publisher, notice)
         record = services.ledger.get(notice.ref)
         assert record is not None
