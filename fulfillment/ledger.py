@@ -45,6 +45,9 @@ from pax8.models import ResultStatus
 
 STATES = tuple(State)
 
+RECONCILE_TOTALS = ("seen", "enqueued", "rereported", "requeued", "reopened", "errors")
+"""Reconciliation figures summed over every run (``errors``: how many the runs reported)."""
+
 A = TypeVar("A", Accepted, Claimed, Changed)
 
 
@@ -495,12 +498,42 @@ class Ledger:
         members = [ref.member for ref in refs]
         return int(self._script("purge", record=False)(keys=keys, args=[older_than, *members]))
 
-    def record_reconcile_run(self, summary: dict[str, Any]) -> None:
-        """Count a reconciliation run and keep its summary (for operators and /metrics)."""
-        pipe = self.redis.pipeline(transaction=False)
+    def record_reconcile_run(self, summary: dict[str, Any], buckets: Sequence[float] = ()) -> None:
+        """Count a reconciliation run, add its figures to the running totals and its
+        duration to a histogram of ``buckets`` (upper bounds), and keep its summary.
+
+        Kept here rather than in a process: a run happens in a worker, the CLI or the
+        console, and the metrics read the totals wherever they are scraped.
+        """
+        stats = f"{self.prefix}reconcile:stats"
+        seconds = float(summary.get("seconds") or 0.0)
+        bucket = next((f"{le:g}" for le in buckets if seconds <= le), "+Inf")
+        pipe = self.redis.pipeline(transaction=True)
         pipe.incr(f"{self.prefix}reconcile:runs")
         pipe.set(f"{self.prefix}reconcile:last", json.dumps(summary))
+        for name in RECONCILE_TOTALS:
+            pipe.hincrby(stats, name, len(summary.get(name) or ()) if name == "errors"
+                         else int(summary.get(name) or 0))  # fmt: skip
+        pipe.hincrby(stats, f"le:{bucket}", 1)
+        pipe.hincrbyfloat(stats, "seconds", seconds)
         pipe.execute()
+
+    def reconcile_stats(self) -> dict[str, float]:
+        """The running totals of every reconciliation (``enqueued``, ``rereported``, ...,
+        ``seconds``) and the duration histogram's counts (``le:<bound>``, not cumulative)."""
+        raw = cast(dict[Any, Any], self.redis.hgetall(f"{self.prefix}reconcile:stats"))
+        return {_text(key): float(_text(value)) for key, value in raw.items()}
+
+    def oldest(self, states: Iterable[State]) -> dict[State, float | None]:
+        """When the longest-waiting record of each state entered it (None: no record)."""
+        wanted = list(states)
+        pipe = self.redis.pipeline(transaction=False)
+        for state in wanted:
+            pipe.zrange(self.state_key(state), 0, 0, withscores=True)
+        out: dict[State, float | None] = {}
+        for state, reply in zip(wanted, pipe.execute(), strict=True):
+            out[state] = float(reply[0][1]) if reply else None
+        return out
 
     def reconcile_runs(self) -> tuple[int, dict[str, Any] | None]:
         """How many reconciliations ran, and the summary of the last one."""
