@@ -139,7 +139,7 @@ class LedgerCollector(Collector):
         for bound in (*RECONCILE_BUCKETS, float("inf")):
             key = "+Inf" if bound == float("inf") else f"{bound:g}"  # as the ledger keeps it
             cumulative += stats.get(f"le:{key}", 0.0)
-            buckets.append((floatToGoString(bound), cumulative))
+            buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]
         duration = HistogramMetricFamily(
             "fulfillment_reconcile_duration_seconds", "Duration of reconciliation runs."
         )
