@@ -543,6 +543,36 @@ class Ledger:
         runs, last = values
         return int(runs or 0), (json.loads(last) if last else None)
 
+    def refs_by_time(
+        self,
+        state: State | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        offset: int = 0,
+        count: int = 500,
+    ) -> list[Ref]:
+        """Refs newest first: by last update, or with ``state`` by when they entered it;
+        only those whose time is within [``since``, ``until``]."""
+        index = self.state_key(state) if state else self._index
+        high = "+inf" if until is None else repr(until)
+        low = "-inf" if since is None else repr(since)
+        members = self.redis.zrevrangebyscore(index, high, low, start=offset, num=count)
+        return _refs(cast(list[Any], members))
+
+    def types(self, refs: Sequence[Ref]) -> list[str]:
+        """The request type of each record (``""`` for one that is gone), one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for ref in refs:
+            pipe.hget(self.key(ref), "type")
+        return [_text(value) for value in pipe.execute()]
+
+    def records(self, refs: Sequence[Ref]) -> list[Record]:
+        """The records of ``refs`` that still exist, in order, one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for ref in refs:
+            pipe.hgetall(self.key(ref))
+        return [_record(data) for data in pipe.execute() if data]
+
     def recent(self, limit: int = 20, state: State | None = None) -> list[Record]:
         """The most recently updated records (optionally in one state)."""
         index = self.state_key(state) if state else self._index
