@@ -4,6 +4,11 @@ Pax8 delivers an environment's notifications to its newest configuration; the re
 accepts the credentials listed in ``PAX8_WEBHOOK_SECRETS`` (``PAX8_SIMULATION_...``). During
 a rotation both lists hold two; this view says which configuration each credential belongs
 to, so an operator sees when an old one can go. Credentials are only ever shown masked.
+
+Pax8 lists a configuration's credential masked (its last four characters): a configured
+credential is matched to a configuration by those, or in full where the API shows it. The
+ledger says which configuration delivered each order (``webhookId``), so the view also
+shows when each one last delivered.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 
 from config.scrub import mask
 from config.settings import Settings
+from fulfillment.ledger import Ledger
 from pax8.client import Pax8Client
 from pax8.errors import Pax8Error
 
@@ -39,6 +45,8 @@ class Configuration:
     """The newest: where Pax8 delivers now."""
     accepted: bool
     """The receiver holds its credential (in the setting)."""
+    last_delivery: float | None = None
+    """When an order it delivered was last updated in the ledger (recent orders only)."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,33 @@ class WebhookView:
     error: str = ""
 
 
-def webhook_view(pax8: Pax8Client, settings: Settings, simulation: bool) -> WebhookView:
+def recent_deliveries(ledger: Ledger, limit: int = 1000) -> dict[str, float]:
+    """Webhook configuration id → when the latest of the ``limit`` most recently updated
+    orders it delivered was updated."""
+    seen: dict[str, float] = {}
+    for record in ledger.recent(limit=limit):
+        if record.webhook_id and record.webhook_id not in seen:
+            seen[record.webhook_id] = record.updated_at
+    return seen
+
+
+def holds(listed: str, secret: str) -> bool:
+    """Whether a credential as Pax8 lists it (masked, or in full) is ``secret``."""
+    if listed.startswith("*"):
+        tail = listed.lstrip("*")
+        return len(tail) >= 4 and hmac.compare_digest(secret[-len(tail) :], tail)
+    return hmac.compare_digest(listed.encode(), secret.encode())
+
+
+def webhook_view(
+    pax8: Pax8Client,
+    settings: Settings,
+    simulation: bool,
+    deliveries: dict[str, float] | None = None,
+) -> WebhookView:
     """The view of one environment (production, or simulation); Pax8's errors are kept in
-    ``error`` rather than raised, so one page can show both environments."""
+    ``error`` rather than raised, so one page can show both environments. ``deliveries``
+    (:func:`recent_deliveries`) adds when each configuration last delivered."""
     environment = "simulation" if simulation else "production"
     secrets = [
         secret.get_secret_value()
@@ -91,9 +123,6 @@ def webhook_view(pax8: Pax8Client, settings: Settings, simulation: bool) -> Webh
             view.error = str(exc)
     latest = max(hooks, key=lambda hook: hook.created_date).id if hooks else None
 
-    def holds(credential: str, secret: str) -> bool:
-        return hmac.compare_digest(credential.encode(), secret.encode())
-
     for hook in hooks:
         credential = hook.shared_secret.credential
         view.configurations.append(
@@ -105,6 +134,7 @@ def webhook_view(pax8: Pax8Client, settings: Settings, simulation: bool) -> Webh
                 created=hook.created_date,
                 receives=hook.id is not None and hook.id == latest,
                 accepted=any(holds(credential, secret) for secret in secrets),
+                last_delivery=(deliveries or {}).get(hook.id or ""),
             )
         )
     for secret in secrets:

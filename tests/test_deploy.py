@@ -50,7 +50,7 @@ def test_dockerfile_copies_every_package_and_runs_procfile_lines() -> None:
         "packages"
     ]
     copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.MULTILINE))
-    assert set(packages) <= copied
+    assert {package.split(".")[0] for package in packages} <= copied
     assert 'ENTRYPOINT ["bin/procfile"]' in dockerfile
     assert "USER fulfillment" in dockerfile
 
