@@ -90,7 +90,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     try:
         out.web = stack.start_receiver(WEB_METRICS_PORT=str(out.web_port))
         out.worker = stack.start_worker(WORKER_METRICS_PORT=str(out.worker_port))
-        stack.start_beat(BEAT_METRICS_PORT=str(out.beat_port))
+        beat = stack.start_beat(BEAT_METRICS_PORT=str(out.beat_port))
+        for proc, port in ((out.web, out.web_port), (out.worker, out.worker_port),
+                           (beat, out.beat_port)):  # fmt: skip
+            proc.wait_port(port)
         yield out
     finally:
         stack.stop()
