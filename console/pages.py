@@ -21,7 +21,7 @@ from fulfillment.reconcile import reconcile
 from fulfillment.refs import Ref, Scope, is_id
 from fulfillment.replay import ReplayRefused, replay
 from fulfillment.states import State
-from fulfillment.views import OrderQuery, describe, search
+from fulfillment.views import OrderQuery, describe, errors, search
 from fulfillment.webhook_configs import recent_deliveries, webhook_view
 from pax8.errors import Pax8Error
 
@@ -30,6 +30,12 @@ bp = Blueprint("pages", __name__)
 # Keys whose values a raw payload shows as [Filtered] whatever a vendor or partner named
 # them (adminPassword, apiToken, clientSecret...), on top of the scrubbing of every secret.
 _SECRET_KEY = re.compile(r"(?i)pass(word|wd|phrase)?|secret|token|credential|api[-_]?key")
+EXTERNAL_ID_LABELS = {
+    "externalProvisionerSubscriptionId": "Subscription",
+    "externalProvisionerCompanyId": "Company",
+    "externalProvisionerPartnerId": "Partner",
+    "externalProvisionerPartnerEnrollmentId": "Partner enrollment",
+}
 REPLAYABLE = frozenset({State.DEAD, State.FAILED, State.PROVISIONED, State.REPORTED})
 
 
@@ -44,6 +50,12 @@ def _ref(scope: str, request_id: str) -> Ref:
 def index() -> ResponseReturnValue:
     """The orders page."""
     return redirect(url_for(".orders"))
+
+
+@bp.get("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    """Browsers ask for it whatever the page says."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @bp.get("/orders")
@@ -92,13 +104,14 @@ def order(scope: str, request_id: str) -> ResponseReturnValue:
         abort(404, description=f"No order {request_id} in scope {scope}.")
     record = ctx.services.ledger.get(ref)
     assert record is not None
-    errors = [e for e in view["history"] if e.get("error") or e.get("note")]
+    labels = {name: EXTERNAL_ID_LABELS.get(name, name) for name in record.external_ids}
     return render_template(
         "order.html",
         ref=ref,
         view=view,
         record=record,
-        errors=errors,
+        errors=errors(view["history"]),
+        labels=labels,
         payload=_payload(record.payload),
         replayable=record.state in REPLAYABLE,
         needs_force=record.state is State.REPORTED and record.outcome != "Fail",

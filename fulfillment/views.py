@@ -40,6 +40,24 @@ def describe(ledger: Ledger, which: Ref | str) -> dict[str, Any] | None:
     }
 
 
+ERROR_EVENTS = frozenset(
+    {"retry", "requeued", "worker-lost", "result-not-acknowledged", "result-rejected"}
+)
+"""History events that record something going wrong (besides entering ``dead``/``failed``)."""
+
+
+def errors(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history entries (oldest first) that say what went wrong: retries and their
+    errors, a refusal, a dead end, a result Pax8 refused."""
+    bad_states = {State.DEAD.value, State.FAILED.value}
+    return [
+        entry
+        for entry in history
+        if entry.get("note")
+        and (entry.get("event") in ERROR_EVENTS or entry.get("state") in bad_states)
+    ]
+
+
 def overview(ledger: Ledger, state: str | None, limit: int) -> dict[str, Any]:
     """Counts by state and the most recently updated orders."""
     return {
