@@ -23,11 +23,6 @@ from tests.support.browser import CHROMEDRIVER, CHROMIUM, chromium, full_page_sc
 from tests.support.procs import Proc, free_port, wait_until
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
-)
-
 
 class Console:
     """The stack, the console process and the browser."""
@@ -50,6 +45,11 @@ class Console:
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not Path(binary).exists():
+            pytest.fail(
+                f"{binary} missing: apt-get install chromium chromium-driver (.ci/run does)"
+            )
     tmp = tmp_path_factory.mktemp("console-browser")
     shots = tmp / "screenshots"
     shots.mkdir()
