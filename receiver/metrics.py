@@ -28,8 +28,16 @@ class WebMetrics:
         self._master = 0
 
     def prepare(self) -> None:
-        """In the master, before the app is loaded or a worker forked."""
-        self.path = process.start("web")
+        """In the master, before the app is loaded or a worker forked (with the exporter
+        off, the workers keep their counts in memory: nothing to merge, no files)."""
+        from config.settings import ConfigError, build_settings
+
+        try:
+            port = build_settings().web_metrics_port
+        except ConfigError:
+            return  # the app's import reports it, with the settings' one line
+        if port:
+            self.path = process.start("web")
         self._master = os.getpid()
 
     def when_ready(self, _server: Any) -> None:

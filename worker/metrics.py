@@ -37,10 +37,11 @@ class WorkerMetrics:
         self._main = 0
 
     def start(self) -> None:
-        """In the main process, before the pool forks: files, then the exporter."""
-        self.path = process.start("worker")
+        """In the main process, before the pool forks: files, then the exporter (with the
+        exporter off, the pool processes keep their counts in memory)."""
         self._main = os.getpid()
         if self.settings.worker_metrics_port:
+            self.path = process.start("worker")
             self.server = serve(
                 process.registry(self.path),
                 self.settings.metrics_host,

@@ -4,8 +4,11 @@ and the settings refuse an exporter or a console beyond loopback without protect
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +24,7 @@ import fulfillment.metrics as metrics
 from cli.main import main
 from config.settings import ConfigError, build_settings
 from fulfillment.ledger import Ledger
+from fulfillment.metrics import process
 from fulfillment.metrics.exporter import MetricsApp
 from fulfillment.metrics.ledger import LedgerCollector
 from fulfillment.names import ALL_QUEUES
@@ -237,3 +241,15 @@ def test_fulfill_console_user_prints_an_entry_the_settings_accept(redis_url: str
     assert short.exit_code == 2 and "at least 12 characters" in short.output
     bad = runner.invoke(main, ["console-user", "o:ps", "--password-stdin"], input="x" * 20 + "\n")
     assert bad.exit_code == 2
+
+
+def test_a_killed_parents_metric_directory_is_removed_by_the_next_start(tmp_path: Path) -> None:
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    dead = tmp_path / f"{process.PREFIX}worker-{dead_pid.pid}-abc"
+    alive = tmp_path / f"{process.PREFIX}worker-{os.getpid()}-def"
+    unrelated = tmp_path / f"{process.PREFIX}notes"
+    for path in (dead, alive, unrelated):
+        path.mkdir()
+    assert process.remove_stale(tmp_path) == [dead]
+    assert not dead.exists() and alive.exists() and unrelated.exists()
