@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, abort, current_app, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from config.scrub import Scrubber
 from config.settings import Settings, load_settings
 from console.auth import REALM, Users, host_is_loopback
 from console.csrf import token as csrf_token
-from fulfillment.clients import RedisUse
+from fulfillment.clients import REDIS_UNAVAILABLE, RedisUse
 from fulfillment.services import Services
 from fulfillment.states import State
 
@@ -70,6 +70,8 @@ def create_console(settings: Settings | None = None, services: Services | None =
     app.before_request(_gate)
     app.after_request(_headers)
     app.register_error_handler(HTTPException, _error)
+    for unavailable in REDIS_UNAVAILABLE:
+        app.register_error_handler(unavailable, _redis_down)
     app.jinja_env.globals.update(csrf_token=csrf_token, states=[s.value for s in State])
     app.jinja_env.filters.update(when=_when, age=_age)
     from console.pages import bp
@@ -104,6 +106,14 @@ def _error(exc: HTTPException) -> Any:
     from flask import render_template
 
     return render_template("error.html", error=exc), exc.code or 500
+
+
+def _redis_down(_exc: Exception) -> Any:
+    from flask import render_template
+
+    # No error text: it could name where Redis lives; the console's log has it.
+    error = ServiceUnavailable("Redis does not answer: the ledger cannot be read now.")
+    return render_template("error.html", error=error), 503
 
 
 def _when(timestamp: float | None) -> str:

@@ -19,13 +19,20 @@ from werkzeug.security import generate_password_hash
 
 from config.settings import ConfigError
 from console.app import create_console
+from fulfillment.clients import RedisUse
 from fulfillment.intake import accept
 from fulfillment.notifications import parse_pax8
 from fulfillment.refs import Ref, Scope
 from fulfillment.services import Services
 from fulfillment.states import State
 from tests.support.stack import notification
-from tests.unit.conftest import PROD_SECRET, Pax8World, RecordingPublisher, ServicesFactory
+from tests.unit.conftest import (
+    PROD_SECRET,
+    Pax8World,
+    RecordingPublisher,
+    ServicesFactory,
+    make_settings,
+)
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -248,3 +255,12 @@ def test_the_console_refuses_to_listen_beyond_loopback_without_users(
         services.settings.require("console")
     assert refused.value.variable == "CONSOLE_USERS"
     make_services(console_host="127.0.0.1").settings.require("console")
+
+
+def test_a_redis_outage_is_a_503_page_without_details() -> None:
+    settings = make_settings("redis://:hunter2-hunter2@127.0.0.1:1/0")
+    services = Services(settings, use=RedisUse.CLI, publisher=RecordingPublisher())
+    response = console_client(services).get("/orders")
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert "Redis does not answer" in page and "hunter2" not in page and ":1" not in page
