@@ -40,7 +40,7 @@ class Users:
     def __init__(self, users: list[ConsoleUser]) -> None:
         self._hashes = {user.name: user.password_hash.get_secret_value() for user in users}
         # An unknown name is checked against this, so it costs what a known one does.
-        self._decoy = generate_password_hash(secrets.token_urlsafe(16))
+        self._decoy = generate_password_hash(secrets.token_urlsafe(16)) if users else ""
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, float] = {}
         self._lock = threading.Lock()

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
@@ -159,7 +161,9 @@ def test_the_ledger_collector_reads_states_ages_queues_and_reconciliation(
 
 
 def test_without_redis_a_scrape_still_answers_redis_down() -> None:
-    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    unreachable = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     found = families(LedgerCollector(Ledger(unreachable), ALL_QUEUES, 300.0))
     assert found == {"fulfillment_redis_up": {(): 0.0}}
 
