@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.test import Client
 
