@@ -11,12 +11,14 @@ result at Pax8. A screenshot of each page is saved under the test's temporary di
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
 from tests.support.browser import CHROMEDRIVER, CHROMIUM, chromium, full_page_screenshot
@@ -41,6 +43,22 @@ class Console:
 
     def text(self) -> str:
         return self.driver.find_element(By.TAG_NAME, "main").text
+
+    def follow(self, element: WebElement, arrived: Callable[[], object], what: str) -> None:
+        """Click ``element`` and wait until the page it leads to is there: a click returns
+        before the browser has navigated."""
+        element.click()
+        wait_until(lambda: self._loaded() and arrived(), 30, 0.1,
+                   message=lambda: f"{what}: still at {self.driver.current_url}")  # fmt: skip
+
+    def _loaded(self) -> bool:
+        try:
+            return bool(self.driver.find_elements(By.CSS_SELECTOR, "main"))
+        except WebDriverException:
+            return False
+
+    def at(self, suffix: str) -> Callable[[], bool]:
+        return lambda: self.driver.current_url.split("?", 1)[0].endswith(suffix)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +109,11 @@ def test_find_an_order_open_it_replay_it_and_see_its_result(console: Console) ->
     ]
     console.shot("orders")
     Select(console.driver.find_element(By.NAME, "state")).select_by_value("dead")
-    console.driver.find_element(By.CSS_SELECTOR, ".filters button[type=submit]").click()
-    wait_until(lambda: "state=dead" in console.driver.current_url, 15,
-               message=lambda: console.driver.current_url)  # fmt: skip
+    console.follow(
+        console.driver.find_element(By.CSS_SELECTOR, ".filters button[type=submit]"),
+        lambda: "state=dead" in console.driver.current_url,
+        "the filter",
+    )
     ids = [a.text for a in console.driver.find_elements(By.CSS_SELECTOR, "table.orders a.id")]
     assert ids == [doomed_id]
     console.shot("orders-dead")
@@ -101,8 +121,11 @@ def test_find_an_order_open_it_replay_it_and_see_its_result(console: Console) ->
     # Find the dead order by its id and open it.
     search = console.driver.find_element(By.ID, "find-id")
     search.send_keys(doomed_id)
-    search.submit()
-    assert console.driver.current_url.endswith(f"/orders/pax8/{doomed_id}")
+    console.follow(
+        console.driver.find_element(By.CSS_SELECTOR, ".find button"),
+        console.at(f"/orders/pax8/{doomed_id}"),
+        "the search",
+    )
     heading = console.driver.find_element(By.TAG_NAME, "h1").text
     assert doomed_id in heading and "dead" in heading
     page = console.text()
@@ -121,11 +144,14 @@ def test_find_an_order_open_it_replay_it_and_see_its_result(console: Console) ->
     # Replay it from "Dead & failed" once a healthy worker runs; follow it to its result.
     worker = stack.start_worker("worker-ok-again")
     try:
-        console.driver.find_element(By.LINK_TEXT, "Dead & failed").click()
+        console.follow(
+            console.driver.find_element(By.LINK_TEXT, "Dead & failed"),
+            console.at("/attention"),
+            "Dead & failed",
+        )
         console.shot("dead-and-failed")
         button = console.driver.find_element(By.CSS_SELECTOR, f"button.replay[value='{doomed_id}']")
-        button.click()
-        assert console.driver.current_url.endswith(f"/orders/pax8/{doomed_id}")
+        console.follow(button, console.at(f"/orders/pax8/{doomed_id}"), "Replay")
         flash = console.driver.find_element(By.CSS_SELECTOR, ".flash.ok").text
         assert "was dead; enqueued it again (same Idempotency-Key)" in flash
 
@@ -147,11 +173,23 @@ def test_find_an_order_open_it_replay_it_and_see_its_result(console: Console) ->
         worker.stop()
 
     # Reconcile now, and the webhook configurations.
-    console.driver.find_element(By.LINK_TEXT, "Reconcile").click()
-    console.driver.find_element(By.CSS_SELECTOR, "button[name=run]").click()
-    assert "This run" in console.text() and "Unfulfilled at Pax8" in console.text()
+    console.follow(
+        console.driver.find_element(By.LINK_TEXT, "Reconcile"),
+        console.at("/reconcile"),
+        "Reconcile",
+    )
+    console.follow(
+        console.driver.find_element(By.CSS_SELECTOR, "button[name=run]"),
+        lambda: "This run" in console.text(),
+        "Reconcile now",
+    )
+    assert "Unfulfilled at Pax8" in console.text()
     console.shot("reconcile")
-    console.driver.find_element(By.LINK_TEXT, "Webhooks").click()
+    console.follow(
+        console.driver.find_element(By.LINK_TEXT, "Webhooks"),
+        console.at("/webhooks"),
+        "Webhooks",
+    )
     assert "Production" in console.text() and "PAX8_WEBHOOK_SECRETS" in console.text()
     assert "test-production-secret" not in console.driver.page_source
     console.shot("webhooks")
