@@ -1,4 +1,4 @@
-# One image for every process of the Procfile: docker run IMAGE web|worker|beat|flower|sandbox
+# One image for every process of the Procfile: docker run IMAGE web|worker|beat|flower|console|sandbox
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -18,6 +18,7 @@ COPY worker ./worker
 COPY tasks ./tasks
 COPY vendors ./vendors
 COPY fulfillment ./fulfillment
+COPY console ./console
 COPY cli ./cli
 RUN pip install --no-deps . && pip check && useradd --create-home --uid 1000 fulfillment
 
@@ -27,6 +28,6 @@ COPY bin ./bin
 # Celery refuses nothing as root but warns; nothing here needs root.
 USER fulfillment
 ENV BEAT_SCHEDULE_FILE=/home/fulfillment/beat-schedule
-EXPOSE 8000 5555 8080
+EXPOSE 8000 5555 8080 8090 9101 9102 9103
 ENTRYPOINT ["bin/procfile"]
 CMD ["web"]

@@ -299,7 +299,8 @@ class Web:
 def start_web(stack: Stack, name: str, target: str | None = None, workers: int = 2) -> Web:
     """gunicorn serving ``target`` (the receiver when None) with ``WEB_CONCURRENCY=workers``."""
     if target is None:
-        proc = stack.start_receiver(WEB_CONCURRENCY=str(workers))
+        # Metrics on, as deployed: the workers record, the master serves its exporter.
+        proc = stack.start_receiver(WEB_CONCURRENCY=str(workers), WEB_METRICS_PORT=str(free_port()))
         return Web(name, proc, stack.receiver_port)
     port = free_port()
     env = {"WEB_CONCURRENCY": str(workers), "BIND_HOST": "127.0.0.1", "PORT": str(port)}

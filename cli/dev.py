@@ -4,8 +4,9 @@
 2. the sandbox, from the Procfile's ``sandbox`` line;
 3. the sandbox's simulation webhook configured through its Pax8 API, exactly as with Pax8
    (``POST /provisioners/{id}/webhooks``; the generated credential goes to the receiver);
-4. ``honcho start web worker beat flower`` from the Procfile, with the settings pointing
-   at that Redis and that sandbox; ready once ``/readyz`` answers and a worker pongs;
+4. ``honcho start web worker beat flower console`` from the Procfile, with the settings
+   pointing at that Redis and that sandbox; ready once ``/readyz`` answers, a worker pongs
+   and the console answers (its URL is printed; the metrics exporters listen beside);
 5. a demo: simulated orders of several types, each followed to its result;
 6. then it runs until Ctrl-C and stops everything; with ``--once`` it stops right after the
    demo and exits 0 only if every order got the result the demo expects (1 otherwise, or
@@ -47,7 +48,7 @@ from fulfillment.clients import RedisUse, pax8_client, redis_client
 from fulfillment.ledger import Ledger
 from pax8.client import Pax8Client
 
-PROCESSES = ("web", "worker", "beat", "flower")
+PROCESSES = ("web", "worker", "beat", "flower", "console")
 START_TIMEOUT = 120.0
 DEMO_TIMEOUT = 180.0
 ONCE_TIMEOUT = 300.0
@@ -61,6 +62,9 @@ class DevOptions:
     sandbox_port: int
     flower_port: int
     redis_port: int
+    console_port: int
+    metrics_port: int
+    """The receiver's exporter; the worker's and beat's are the next two (0: none)."""
     workers: int
     orders: int
     once: bool
@@ -111,6 +115,19 @@ class DevStack:
         return f"http://127.0.0.1:{self.options.flower_port}"
 
     @property
+    def console_url(self) -> str:
+        """The operator console's URL."""
+        return f"http://127.0.0.1:{self.options.console_port}"
+
+    @property
+    def metrics_ports(self) -> dict[str, int]:
+        """The exporter port of each process kind (none when --metrics-port is 0)."""
+        base = self.options.metrics_port
+        if not base:
+            return {}
+        return {"web": base, "worker": base + 1, "beat": base + 2}
+
+    @property
     def env_file(self) -> Path:
         """The settings of the stack, as KEY=VALUE lines (for honcho and for a shell)."""
         return self.data_dir / "dev.env"
@@ -129,7 +146,10 @@ class DevStack:
             "--sandbox-port": self.options.sandbox_port,
             "--flower-port": self.options.flower_port,
             "--redis-port": self.options.redis_port,
+            "--console-port": self.options.console_port,
         }
+        for kind, port in self.metrics_ports.items():
+            ports[f"--metrics-port ({kind}: {port})"] = port
         if len(set(ports.values())) != len(ports):
             raise ConfigurationError(f"the ports must differ: {ports}")
         for option, port in ports.items():
@@ -211,6 +231,12 @@ class DevStack:
             "FLOWER_PORT": str(self.options.flower_port),
             "FLOWER_ADDRESS": "127.0.0.1",
             "RECONCILE_INTERVAL_SECONDS": "30",
+            "CONSOLE_HOST": "127.0.0.1",
+            "CONSOLE_PORT": str(self.options.console_port),
+            "METRICS_HOST": "127.0.0.1",
+            "WEB_METRICS_PORT": str(self.metrics_ports.get("web", 0)),
+            "WORKER_METRICS_PORT": str(self.metrics_ports.get("worker", 0)),
+            "BEAT_METRICS_PORT": str(self.metrics_ports.get("beat", 0)),
             "BEAT_SCHEDULE_FILE": str(self.data_dir / "beat-schedule"),
         }
         self.env = env
@@ -219,7 +245,7 @@ class DevStack:
         self.env_file.chmod(0o600)
 
     def start_processes(self) -> None:
-        """Step 4: honcho runs web, worker, beat and flower from the Procfile."""
+        """Step 4: honcho runs web, worker, beat, flower and the console from the Procfile."""
         argv = [
             sys.executable,
             "-m",
@@ -238,13 +264,14 @@ class DevStack:
         self.echo(f"  processes honcho start {' '.join(PROCESSES)}  (output: {self.stack_log})")
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Wait until the receiver is ready, a worker answers a ping and Flower listens."""
+        """Wait until the receiver is ready, a worker answers a ping, Flower listens and the
+        console answers."""
         assert self.settings is not None
         from worker.factory import create_celery
 
         celery = create_celery(self.settings)
         deadline = time.monotonic() + timeout
-        waiting = {"receiver": True, "worker": True, "flower": True}
+        waiting = {"receiver": True, "worker": True, "flower": True, "console": True}
         try:
             while any(waiting.values()):
                 self.check_alive()
@@ -260,6 +287,11 @@ class DevStack:
                 if waiting["flower"] and port_taken(self.options.flower_port):
                     waiting["flower"] = False
                     self.echo(f"  flower    {self.flower_url}")
+                if waiting["console"] and _http_ok(f"{self.console_url}/orders"):
+                    waiting["console"] = False
+                    self.echo(
+                        f"  console   {self.console_url}  (orders, replay, reconcile, webhooks)"
+                    )
                 if any(waiting.values()):
                     if time.monotonic() > deadline:
                         late = ", ".join(name for name, wait in waiting.items() if wait)
@@ -304,6 +336,8 @@ class DevStack:
             "\nThe stack:\n"
             f"  receiver  {self.receiver_url}  (POST /webhooks/pax8, GET /readyz)\n"
             f"  flower    {self.flower_url}  (tasks and workers)\n"
+            f"  console   {self.console_url}  (orders, replay, reconcile, webhooks)\n"
+            f"{self._metrics_lines()}"
             f"  sandbox   {self.sandbox_url}/sandbox/config  (Pax8 API at {self.sandbox_url}/v2)\n"
             f"  redis     redis://127.0.0.1:{self.options.redis_port}/0\n"
             f"  logs      {self.stack_log}, {self.data_dir / 'sandbox.log'}\n"
@@ -312,6 +346,12 @@ class DevStack:
             f"  set -a; . {self.env_file}; set +a\n"
             "  fulfill status\n"
             "  fulfill simulate --type NetNew --request quantity=5"
+        )
+
+    def _metrics_lines(self) -> str:
+        return "".join(
+            f"  metrics   http://127.0.0.1:{port}/metrics  ({kind})\n"
+            for kind, port in self.metrics_ports.items()
         )
 
     # -- health and shutdown ---------------------------------------------------------------
@@ -338,9 +378,10 @@ class DevStack:
         return self.honcho.tail(40) if self.honcho else ""
 
     def stop(self) -> None:
-        """Stop honcho (and with it web, worker, beat, flower), the sandbox, then Redis."""
+        """Stop honcho (and with it web, worker, beat, flower, console), the sandbox, then
+        Redis."""
         if self.honcho is not None:
-            self.echo("Stopping web, worker, beat and flower ...")
+            self.echo("Stopping web, worker, beat, flower and the console ...")
             self.honcho.stop(timeout=40.0)
         if self.sandbox is not None:
             self.sandbox.stop(timeout=15.0)
@@ -446,6 +487,14 @@ def _port_option(
 @_port_option("--sandbox-port", 8080, "Sandbox (local Pax8) port.")
 @_port_option("--flower-port", 5555, "Flower port.")
 @_port_option("--redis-port", 6379, "Embedded redis-server port.")
+@_port_option("--console-port", 8090, "Operator console port.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65533),
+    default=9101,
+    show_default=True,
+    help="The receiver's metrics port; the worker's and beat's are the next two (0: none).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -486,6 +535,8 @@ def dev(
     sandbox_port: int,
     flower_port: int,
     redis_port: int,
+    console_port: int,
+    metrics_port: int,
     workers: int,
     orders: int,
     once: bool,
@@ -496,8 +547,8 @@ def dev(
 
     Starts an embedded Redis, the sandbox (Procfile: sandbox), configures the sandbox's
     simulation webhook through its API as a vendor would at Pax8, starts web, worker,
-    beat and flower with honcho from the Procfile, then fires --orders simulated orders
-    (NetNew, an honest Fail for a domain already in use, Update, a trial and its
+    beat, flower and the console with honcho from the Procfile, then fires --orders
+    simulated orders (NetNew, an honest Fail for a domain already in use, Update, a trial and its
     conversion, a partner enrollment, a Deprovision the vendor refuses, a Renewal, ...)
     and prints each one's progress to its result. Then it runs until Ctrl-C and stops
     everything. Needs no account, docker or system Redis.
@@ -513,6 +564,8 @@ def dev(
         sandbox_port=sandbox_port,
         flower_port=flower_port,
         redis_port=redis_port,
+        console_port=console_port,
+        metrics_port=metrics_port,
         workers=workers,
         orders=orders,
         once=once,

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from cli.check_vendor import check_vendor
+from cli.console_user import console_user
 from cli.context import Runtime
 from cli.dev import dev
 from cli.errors import EXIT_CODES_HELP, translate
@@ -81,6 +82,7 @@ main.add_command(simulate)
 main.add_command(sandbox)
 main.add_command(dev)
 main.add_command(check_vendor)
+main.add_command(console_user)
 
 
 if __name__ == "__main__":

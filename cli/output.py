@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from config.logging import escape_controls
+from config.scrub import mask as mask  # the console masks with the same function
 
 # The ProvisionResult's external id fields, by the word an operator reads.
 EXTERNAL_ID_LABELS = {
@@ -68,13 +69,6 @@ def clip(text: str, width: int) -> str:
     """``text`` on one line, cut to ``width`` characters with an ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 3] + "..."
-
-
-def mask(secret: str) -> str:
-    """All but the last four characters hidden (already masked text is left alone)."""
-    if secret.startswith("*"):
-        return secret
-    return "********" + secret[-4:] if len(secret) > 4 else "********"
 
 
 def external_ids(ids: Mapping[str, str]) -> str:

@@ -1,4 +1,7 @@
-"""``fulfill status``: what the ledger knows, for one order or for all of them."""
+"""``fulfill status``: what the ledger knows, for one order or for all of them.
+
+The views are :mod:`fulfillment.views` (the console shows the same ones).
+"""
 
 from __future__ import annotations
 
@@ -11,42 +14,9 @@ from cli.context import runtime
 from cli.errors import CommandFailed
 from cli.orders import scope_option, which
 from cli.output import age, clip, echo_json, external_ids, safe, table, when
-from fulfillment.ledger import STATES, AmbiguousId, Ledger
-from fulfillment.refs import Ref
+from fulfillment.ledger import STATES, AmbiguousId
 from fulfillment.states import State
-
-
-def describe(ledger: Ledger, which: Ref | str) -> dict[str, Any] | None:
-    """One order: its record summary, attempts and history (None if unknown; a bare id
-    recorded in several scopes raises :class:`~fulfillment.ledger.AmbiguousId`)."""
-    record = ledger.get(which)
-    if record is None:
-        return None
-    return {
-        "record": record.summary() | {"generation": record.generation},
-        "attempts": [
-            {
-                "id": attempt.id,
-                "detailId": attempt.detail_id,
-                "status": attempt.status,
-                "at": attempt.at,
-                "resultId": attempt.result_id,
-            }
-            for attempt in ledger.attempts(record.ref)
-        ],
-        "history": ledger.history(record.ref),
-    }
-
-
-def overview(ledger: Ledger, state: str | None, limit: int) -> dict[str, Any]:
-    """Counts by state and the most recently updated orders."""
-    return {
-        "counts": ledger.counts(),
-        "recent": [
-            record.summary()
-            for record in ledger.recent(limit=limit, state=State(state) if state else None)
-        ],
-    }
+from fulfillment.views import describe, overview
 
 
 def _print_one(view: dict[str, Any]) -> None:

@@ -13,14 +13,8 @@ import click
 
 from cli.context import runtime
 from cli.output import echo_json, mask, table, when
+from fulfillment.webhook_configs import DEFAULT_HEADER, secrets_variable
 from pax8.models import CreatedWebhook, Provisioner, Webhook
-
-DEFAULT_HEADER = "pax8ApiTokenV1"
-
-
-def secrets_variable(simulation: bool) -> str:
-    """The setting that lists accepted credentials of production (or simulation)."""
-    return "PAX8_SIMULATION_WEBHOOK_SECRETS" if simulation else "PAX8_WEBHOOK_SECRETS"
 
 
 def instructions(created: CreatedWebhook, simulation: bool) -> str:

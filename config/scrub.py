@@ -71,6 +71,14 @@ def sensitive_keys(settings: Settings) -> set[str]:
     }
 
 
+def mask(secret: str) -> str:
+    """All but the last four characters hidden (already masked text is left alone); what the
+    CLI and the console show of a credential."""
+    if secret.startswith("*"):
+        return secret
+    return "********" + secret[-4:] if len(secret) > 8 else "********"
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password (if any) replaced, for printing."""
     parts = urlsplit(url)

@@ -8,16 +8,46 @@ that, and :meth:`Settings.require` checks what a given role needs beyond parsing
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Role = Literal["receiver", "worker", "beat", "cli", "pax8"]
+Role = Literal["receiver", "worker", "beat", "cli", "pax8", "console"]
 
 SecretList = Annotated[list[SecretStr], NoDecode]
+
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+# werkzeug.security's formats: "scrypt:n:r:p$salt$hex" and "pbkdf2:sha256:n$salt$hex".
+PASSWORD_HASH = re.compile(r"(scrypt|pbkdf2):[A-Za-z0-9:]+\$[^$,\s]+\$[0-9a-f]+")
+
+
+class ConsoleUser(BaseModel):
+    """One operator of the console: a name and a werkzeug password hash (never a password)."""
+
+    name: str
+    password_hash: SecretStr
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(Exception):
@@ -123,7 +153,33 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Python log level.")
     log_format: Literal["text", "json"] = Field("text", description="text or json log lines.")
     metrics_token: SecretStr | None = Field(
-        None, description="Bearer token a metrics scrape must carry; metrics are off without it."
+        None, description="Bearer token a metrics scrape must carry (on every exporter port)."
+    )
+
+    # -- metrics and console --
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the metrics exporters listen on; beyond loopback needs METRICS_TOKEN.",
+    )
+    web_metrics_port: int = Field(
+        9101, ge=0, le=65535, description="The receiver's exporter port (gunicorn master; 0: off)."
+    )
+    worker_metrics_port: int = Field(
+        9102, ge=0, le=65535, description="A worker's exporter port (Celery main process; 0: off)."
+    )
+    beat_metrics_port: int = Field(
+        9103,
+        ge=0,
+        le=65535,
+        description="Beat's exporter port: the ledger, queues and reconciliation (0: off).",
+    )
+    console_host: str = Field(
+        "127.0.0.1", description="Address the console listens on; beyond loopback needs users."
+    )
+    console_port: int = Field(8090, ge=1, le=65535, description="The operator console's port.")
+    console_users: Annotated[list[ConsoleUser], NoDecode] = Field(
+        default_factory=list,
+        description="Console users as name:hash,... (fulfill console-user NAME prints one).",
     )
     port: int = Field(8000, ge=1, le=65535, description="Receiver port (Procfile).")
 
@@ -137,6 +193,41 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("console_users", mode="before")
+    @classmethod
+    def _users(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        users: list[ConsoleUser] = []
+        for entry in (part.strip() for part in value.split(",")):
+            if not entry:
+                continue
+            name, _, password_hash = entry.partition(":")
+            if not USER_NAME.fullmatch(name):
+                raise ValueError(
+                    "each entry is name:hash, the name 1-64 letters, digits, '.', '_', '@' or '-'"
+                )
+            if not PASSWORD_HASH.fullmatch(password_hash):
+                # Never echo the entry: it could be a password pasted by mistake.
+                raise ValueError(
+                    f"the entry of {name} is not name:hash with a werkzeug password hash "
+                    "(make one with: fulfill console-user NAME)"
+                )
+            if any(user.name == name for user in users):
+                raise ValueError(f"{name} is listed twice")
+            users.append(ConsoleUser(name=name, password_hash=SecretStr(password_hash)))
+        return users
+
+    @field_validator("metrics_host", "console_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if value != "localhost":
+            try:
+                ipaddress.ip_address(value.strip("[]"))
+            except ValueError:
+                raise ValueError("must be an IP address to listen on (or localhost)") from None
         return value
 
     @field_validator("log_level")
@@ -259,6 +350,19 @@ class Settings(BaseSettings):
                     "no Pax8 credentials (set PAX8_CLIENT_ID/PAX8_CLIENT_SECRET or the "
                     "PAX8_SIMULATION_ pair); results could never be reported",
                 )
+        if role in ("receiver", "worker", "beat") and not is_loopback(self.metrics_host):
+            if self.metrics_token is None:
+                raise ConfigError(
+                    "METRICS_HOST",
+                    f"{self.metrics_host} is not loopback: set METRICS_TOKEN too, so only "
+                    "your Prometheus can read the metrics",
+                )
+        if role == "console" and not is_loopback(self.console_host) and not self.console_users:
+            raise ConfigError(
+                "CONSOLE_USERS",
+                f"required to listen on {self.console_host} (beyond loopback): the console "
+                "can replay orders (fulfill console-user NAME makes an entry)",
+            )
         if role == "worker":
             adapters = {self.vendor_adapter, self.simulation_adapter}
             if "http" in adapters and not self.vendor_http_url:

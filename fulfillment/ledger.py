@@ -55,6 +55,9 @@ OUTCOME_TOKEN_SECONDS = 3600
 """How long an outcome token lives (``notify_waiters`` in ``common.lua`` says the same): a
 waiter reads the record itself, the token only wakes it, and an hour outlives any wait."""
 
+RECONCILE_TOTALS = ("seen", "enqueued", "rereported", "requeued", "reopened", "errors")
+"""Reconciliation figures summed over every run (``errors``: how many the runs reported)."""
+
 A = TypeVar("A", Accepted, Claimed, Changed)
 
 
@@ -568,12 +571,42 @@ class Ledger:
         script = self._script("occurrence", record=False)
         return int(script(keys=[key], args=[fingerprint, keep_seconds]))
 
-    def record_reconcile_run(self, summary: dict[str, Any]) -> None:
-        """Count a reconciliation run and keep its summary (for operators and /metrics)."""
-        pipe = self.redis.pipeline(transaction=False)
+    def record_reconcile_run(self, summary: dict[str, Any], buckets: Sequence[float] = ()) -> None:
+        """Count a reconciliation run, add its figures to the running totals and its
+        duration to a histogram of ``buckets`` (upper bounds), and keep its summary.
+
+        Kept here rather than in a process: a run happens in a worker, the CLI or the
+        console, and the metrics read the totals wherever they are scraped.
+        """
+        stats = f"{self.prefix}reconcile:stats"
+        seconds = float(summary.get("seconds") or 0.0)
+        bucket = next((f"{le:g}" for le in buckets if seconds <= le), "+Inf")
+        pipe = self.redis.pipeline(transaction=True)
         pipe.incr(f"{self.prefix}reconcile:runs")
         pipe.set(f"{self.prefix}reconcile:last", json.dumps(summary))
+        for name in RECONCILE_TOTALS:
+            pipe.hincrby(stats, name, len(summary.get(name) or ()) if name == "errors"
+                         else int(summary.get(name) or 0))  # fmt: skip
+        pipe.hincrby(stats, f"le:{bucket}", 1)
+        pipe.hincrbyfloat(stats, "seconds", seconds)
         pipe.execute()
+
+    def reconcile_stats(self) -> dict[str, float]:
+        """The running totals of every reconciliation (``enqueued``, ``rereported``, ...,
+        ``seconds``) and the duration histogram's counts (``le:<bound>``, not cumulative)."""
+        raw = cast(dict[Any, Any], self.redis.hgetall(f"{self.prefix}reconcile:stats"))
+        return {_text(key): float(_text(value)) for key, value in raw.items()}
+
+    def oldest(self, states: Iterable[State]) -> dict[State, float | None]:
+        """When the longest-waiting record of each state entered it (None: no record)."""
+        wanted = list(states)
+        pipe = self.redis.pipeline(transaction=False)
+        for state in wanted:
+            pipe.zrange(self.state_key(state), 0, 0, withscores=True)
+        out: dict[State, float | None] = {}
+        for state, reply in zip(wanted, pipe.execute(), strict=True):
+            out[state] = float(reply[0][1]) if reply else None
+        return out
 
     def reconcile_runs(self) -> tuple[int, dict[str, Any] | None]:
         """How many reconciliations ran, and the summary of the last one."""
@@ -582,6 +615,36 @@ class Ledger:
         )
         runs, last = values
         return int(runs or 0), (json.loads(last) if last else None)
+
+    def refs_by_time(
+        self,
+        state: State | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        offset: int = 0,
+        count: int = 500,
+    ) -> list[Ref]:
+        """Refs newest first: by last update, or with ``state`` by when they entered it;
+        only those whose time is within [``since``, ``until``]."""
+        index = self.state_key(state) if state else self._index
+        high = "+inf" if until is None else repr(until)
+        low = "-inf" if since is None else repr(since)
+        members = self.redis.zrevrangebyscore(index, high, low, start=offset, num=count)
+        return _refs(cast(list[Any], members))
+
+    def types(self, refs: Sequence[Ref]) -> list[str]:
+        """The request type of each record (``""`` for one that is gone), one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for ref in refs:
+            pipe.hget(self.key(ref), "type")
+        return [_text(value) for value in pipe.execute()]
+
+    def records(self, refs: Sequence[Ref]) -> list[Record]:
+        """The records of ``refs`` that still exist, in order, one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for ref in refs:
+            pipe.hgetall(self.key(ref))
+        return [_record(data) for data in pipe.execute() if data]
 
     def recent(self, limit: int = 20, state: State | None = None) -> list[Record]:
         """The most recently updated records (optionally in one state)."""

@@ -25,7 +25,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 
+from fulfillment import metrics
 from fulfillment.events import log_state
 from fulfillment.names import REPORT
 from fulfillment.orders import order_from_record
@@ -35,6 +37,7 @@ from fulfillment.reporting import report
 from fulfillment.services import Services
 from fulfillment.states import Changed, Claimed, State
 from pax8.models import ResultStatus
+from vendors.base import Order, Provisioned
 from vendors.errors import (
     PermanentVendorError,
     TransientVendorError,
@@ -82,6 +85,7 @@ def provision(
             return Outcome.done("already reported", State.REPORTED)
         return Outcome(Next.REPORT, "outcome stored earlier")
     if claim.action is Claimed.DEAD_NOW:
+        metrics.DEAD_ORDERS.labels("worker-lost").inc()
         record = ledger.get(ref)
         reason = record.error if record else "lost with its worker too often"
         log_state(State.DEAD, record, event="worker-lost", level=logging.ERROR, error=reason)
@@ -101,12 +105,14 @@ def provision(
         return Outcome.done("record vanished")
     retryable: tuple[type[BaseException], ...] = (TransientVendorError, *transient)
     log_state(State.PROVISIONING, record, event="claimed", task=task_id)
+    call = _VendorCall(record.type)
     try:
         order = order_from_record(record)
         adapter = services.adapters.for_order(order.is_simulation)
-        result = adapter.handle(order)
+        result = call.run(adapter.handle, order)
         external_ids = result.external_ids()
     except PermanentVendorError as exc:
+        call.done(metrics.REFUSED)
         change = ledger.finish(ref, detail_id, task_id, ResultStatus.FAIL, message=exc.message)
         if change.action is not Changed.OK:
             return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
@@ -123,6 +129,7 @@ def provision(
             Next.REPORT, exc.message, state=State.FAILED, error=exc if bug else None, alert=bug
         )
     except retryable as exc:
+        call.done(metrics.TRANSIENT)
         message = str(exc) or type(exc).__name__
         # Only an answer ends the call; after anything else it may still be running at the
         # vendor, and the retry must not reach it before the call's deadline.
@@ -130,6 +137,7 @@ def provision(
         if policies.provision.exhausted(record.retries):
             reason = f"vendor still failing after {record.retries} retries: {message}"
             ledger.mark_dead(ref, reason, task_id, event="retries-exhausted")
+            metrics.DEAD_ORDERS.labels("retries-exhausted").inc()
             log_state(
                 State.DEAD, record, event="retries-exhausted", level=logging.ERROR, error=reason
             )
@@ -138,6 +146,7 @@ def provision(
         if not answered:
             delay = _bounded(services, max(delay, call_until - time.time()))
         ledger.release_for_retry(ref, detail_id, task_id, message, call_ended=answered)
+        metrics.RETRIES.labels(metrics.PROVISION).inc()
         log_state(
             State.QUEUED,
             record,
@@ -149,11 +158,14 @@ def provision(
         )
         return Outcome.retry(delay, message)
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not loop or report Fail
+        call.done(metrics.ERROR)
         reason = f"adapter error: {type(exc).__name__}: {exc}"
         ledger.mark_dead(ref, reason, task_id, event="adapter-error")
+        metrics.DEAD_ORDERS.labels("adapter-error").inc()
         log_state(State.DEAD, record, event="adapter-error", level=logging.ERROR, error=reason)
         return Outcome.dead(reason, exc)
 
+    call.done(metrics.SUCCESS)
     change = ledger.finish(
         ref, detail_id, task_id, ResultStatus.SUCCESS, external_ids, result.metadata
     )
@@ -161,6 +173,28 @@ def provision(
         return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
     log_state(State.PROVISIONED, record, event="vendor-ok", external_ids=external_ids)
     return Outcome(Next.REPORT, state=State.PROVISIONED)
+
+
+class _VendorCall:
+    """Times one adapter call and counts its outcome (once, whichever way it ended)."""
+
+    def __init__(self, request_type: str) -> None:
+        self.type = request_type
+        self.seconds: float | None = None
+
+    def run(self, handle: Callable[[Order], Provisioned], order: Order) -> Provisioned:
+        started = time.perf_counter()
+        try:
+            return handle(order)
+        finally:
+            self.seconds = time.perf_counter() - started
+
+    def done(self, outcome: str) -> None:
+        if self.seconds is None:
+            return  # the order could not be built: no vendor call was made
+        metrics.VENDOR_CALLS.labels(self.type, outcome).inc()
+        metrics.VENDOR_DURATION.labels(self.type).observe(self.seconds)
+        self.seconds = None
 
 
 def fulfil(

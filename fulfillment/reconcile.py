@@ -28,6 +28,7 @@ from typing import Any
 from fulfillment.intake import Publisher, accept
 from fulfillment.ledger import Ledger
 from fulfillment.locks import RedisLock
+from fulfillment.metrics import RECONCILE_BUCKETS
 from fulfillment.notifications import InvalidNotification, parse_pax8
 from fulfillment.policies import ReconcilePolicy
 from fulfillment.refs import Ref, is_id
@@ -115,7 +116,9 @@ class Reconciler:
 
     def _record_run(self) -> None:
         """Keep a run counter and the last summary where operators (and tests) can read them."""
-        self.ledger.record_reconcile_run({"at": time.time(), **self.summary.as_dict()})
+        self.ledger.record_reconcile_run(
+            {"at": time.time(), **self.summary.as_dict()}, RECONCILE_BUCKETS
+        )
 
     # -- Pax8's view ---------------------------------------------------------------------
 

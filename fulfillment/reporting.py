@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fulfillment import metrics
 from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Record
 from fulfillment.locks import RedisLock
@@ -135,6 +136,7 @@ def report(
     except PermanentError as exc:
         reason = f"reporting failed: {exc}"
         ledger.mark_dead(ref, reason, event="report-refused")
+        metrics.DEAD_ORDERS.labels("report-refused").inc()
         log_state(
             State.DEAD, ref=ref, event="report-refused", level=logging.ERROR,
             error=str(exc),
@@ -154,6 +156,7 @@ def _later(services: Services, ref: Ref, error: BaseException, counted: bool) ->
     policy = services.policies.report
     retry_after = getattr(error, "retry_after", None)
     if not counted:
+        metrics.RETRIES.labels(metrics.REPORT).inc()
         return Outcome.retry(policy.delay(0, retry_after), str(error), error)
     retries = services.ledger.count_report_retry(ref)
     if policy.exhausted(retries - 1):
@@ -170,6 +173,7 @@ def _later(services: Services, ref: Ref, error: BaseException, counted: bool) ->
         )
         return Outcome.done(f"deferred: {error}")
     delay = policy.delay(retries - 1, retry_after)
+    metrics.RETRIES.labels(metrics.REPORT).inc()
     log.warning("request_id=%s report failed (%s); retry %d in %.1fs", ref, error, retries, delay)
     return Outcome.retry(delay, str(error), error)
 
@@ -245,6 +249,7 @@ def _post(
         )
         result_id: str | None = created.id
         run.posted.append(attempt_id)
+        metrics.RESULTS_POSTED.labels(str(record.outcome or "unknown")).inc()
     except Conflict:
         result_id = _existing_result(pax8, record, attempt_id) or "conflict"
         run.found.append(attempt_id)

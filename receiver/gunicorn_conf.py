@@ -7,6 +7,9 @@ route's wait for its outcome costs a greenlet too. gevent has to patch the stand
 library before anything imports it, and with ``--preload`` the app is imported in the
 master: so the patch happens here, in the config module gunicorn loads first.
 
+The master also serves the workers' metrics on ``WEB_METRICS_PORT`` (``receiver/metrics.py``):
+its multi-process directory is made here, before the app is imported and any worker forked.
+
 Everything else stays on the Procfile's command line, where an operator reads it.
 """
 
@@ -21,3 +24,11 @@ warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has alr
 monkey.patch_all()
 
 worker_class = "gevent"
+
+from receiver.metrics import web_metrics  # noqa: E402 - after the patch, as everything
+
+web_metrics.prepare()
+when_ready = web_metrics.when_ready
+post_fork = web_metrics.post_fork
+child_exit = web_metrics.child_exit
+on_exit = web_metrics.on_exit

@@ -9,13 +9,15 @@ Redis cannot be reached, with nothing marked seen, so Pax8's retry is accepted l
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from config.settings import Settings
+from fulfillment import metrics
 from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.intake import Intake, accept
 from fulfillment.ledger import Notice
@@ -39,6 +41,22 @@ class Receiver:
     services: Services
     pax8_secrets: SecretChecker
     cloudblue_secrets: SecretChecker
+
+
+@bp.before_request
+def _started() -> None:
+    g.webhook_started = time.perf_counter()
+
+
+@bp.after_request
+def _measured(response: Response) -> Response:
+    """Count every webhook answer by route and status, and time it (in-process: no Redis)."""
+    started = g.pop("webhook_started", None)
+    route = request.url_rule.rule if request.url_rule is not None else "unknown"
+    metrics.WEBHOOKS.labels(route, str(response.status_code)).inc()
+    if started is not None:
+        metrics.WEBHOOK_DURATION.labels(route).observe(time.perf_counter() - started)
+    return response
 
 
 def receiver() -> Receiver:

@@ -25,18 +25,19 @@ PROCFILE_LINES = {
 
 
 def test_procfile_has_the_designed_processes() -> None:
-    assert PROCFILE_LINES == {"web", "worker", "beat", "flower", "sandbox"}
+    assert PROCFILE_LINES == {"web", "worker", "beat", "flower", "console", "sandbox"}
     text = (ROOT / "Procfile").read_text()
     assert "gunicorn -c python:receiver.gunicorn_conf receiver.wsgi:app" in text
     assert "${PORT:-8000}" in text
     assert "celery -A worker.app worker" in text and "--pool prefork" in text
     assert "celery -A worker.app beat" in text and "celery -A worker.app flower" in text
+    assert "console: python -m console" in text
 
 
 def test_compose_services_run_procfile_lines_and_redis_keeps_an_aof() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    for name in ("web", "worker", "beat", "flower", "sandbox"):
+    for name in ("web", "worker", "beat", "flower", "console", "sandbox"):
         assert services[name]["command"] == [name], name
         assert name in PROCFILE_LINES
     redis_command = services["redis"]["command"]
@@ -50,7 +51,7 @@ def test_dockerfile_copies_every_package_and_runs_procfile_lines() -> None:
         "packages"
     ]
     copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.MULTILINE))
-    assert set(packages) <= copied
+    assert {package.split(".")[0] for package in packages} <= copied
     assert 'ENTRYPOINT ["bin/procfile"]' in dockerfile
     assert "USER fulfillment" in dockerfile
 
@@ -160,5 +161,11 @@ def test_compose_ships_no_credential_and_publishes_only_the_receiver() -> None:
             else:
                 assert published.startswith("127.0.0.1:"), (name, published)
     assert "ports" not in services["redis"]
+    # The console listens beyond loopback inside its container, so it needs its users, which
+    # compose never defaults.
+    console = services["console"]["environment"]
+    assert console["CONSOLE_HOST"] == "0.0.0.0"
+    assert re.fullmatch(r"\$\{CONSOLE_USERS:\?[^}]*\}", console["CONSOLE_USERS"])
+    assert services["console"]["ports"] == ["127.0.0.1:8090:8090"]
     assert services["sandbox"]["profiles"] == ["dev"]  # never part of a production `up`
     assert "change-me" not in (ROOT / "docker-compose.yml").read_text()

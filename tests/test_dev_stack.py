@@ -28,6 +28,15 @@ def _fulfill() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
 
 
+def _metrics_base(taken: list[int]) -> int:
+    """A port that is free with the next two (the receiver's, worker's and beat's exporters)."""
+    while True:
+        base = free_port()
+        if base + 2 < 65536 and not {base, base + 1, base + 2} & set(taken):
+            if not (port_open(base + 1) or port_open(base + 2)):
+                return base
+
+
 def _ports(count: int) -> list[int]:
     ports: set[int] = set()
     while len(ports) < count:
@@ -65,13 +74,15 @@ def _run_dev(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_dev_runs_the_demo_to_results_and_stops_everything(tmp_path: Path) -> None:
-    port, sandbox_port, flower_port, redis_port = _ports(4)
+    port, sandbox_port, flower_port, redis_port, console_port = _ports(5)
+    metrics = _metrics_base([port, sandbox_port, flower_port, redis_port, console_port])
     data = tmp_path / "stack"
     result = _run_dev(
         [
             "--once", "--orders", "8", "--workers", "1",
             "--port", str(port), "--sandbox-port", str(sandbox_port),
             "--flower-port", str(flower_port), "--redis-port", str(redis_port),
+            "--console-port", str(console_port), "--metrics-port", str(metrics),
             "--data-dir", str(data),
         ],
         cwd=tmp_path,
@@ -85,6 +96,7 @@ def test_dev_runs_the_demo_to_results_and_stops_everything(tmp_path: Path) -> No
     assert f"-> http://127.0.0.1:{port}/webhooks/pax8" in out
     assert f"receiver  http://127.0.0.1:{port}/readyz answers 200" in out
     assert "ready" in out and f"flower    http://127.0.0.1:{flower_port}" in out
+    assert f"console   http://127.0.0.1:{console_port}  (orders, replay" in out
 
     # Each order's progress and result, the honest Fails with their messages.
     progress, _, summary = out.partition("\nResults:")
@@ -106,7 +118,14 @@ def test_dev_runs_the_demo_to_results_and_stops_everything(tmp_path: Path) -> No
 
     # Everything stopped; the data stayed.
     assert "Stopped." in out
-    for used in (port, sandbox_port, flower_port, redis_port):
+    for used in (
+        port,
+        sandbox_port,
+        flower_port,
+        redis_port,
+        console_port,
+        *range(metrics, metrics + 3),
+    ):
         assert not port_open(used), f"port {used} still open"
     assert _processes_using(data) == []
     assert (data / "redis").is_dir() and (data / "dev.env").is_file()

@@ -201,14 +201,25 @@ def test_flower_from_the_procfile_shows_workers_and_orders(stack: Stack, tmp_pat
 
 
 def test_metrics_count_orders_by_state(stack: Stack) -> None:
-    url = f"{stack.receiver_url}/metrics"
-    # Not on the webhook port for anyone without the token: the route does not exist.
-    assert httpx.get(url, timeout=5).status_code == 404
-    assert httpx.get(url, headers={"Authorization": "Bearer nope"}, timeout=5).status_code == 404
     auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-    text = httpx.get(url, headers=auth, timeout=5).text
+    # Never on the webhook port, with the token or without: the route does not exist.
+    for headers in ({}, {"Authorization": "Bearer nope"}, auth):
+        assert (
+            httpx.get(f"{stack.receiver_url}/metrics", headers=headers, timeout=5).status_code
+            == 404
+        )
+    # Beat's exporter serves the ledger's view, read at scrape time, with the token only.
+    port = free_port()
+    beat = stack.start_beat("beat-metrics", BEAT_METRICS_PORT=str(port))
+    try:
+        beat.wait_port(port)
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert httpx.get(url, timeout=5).status_code == 401
+        text = httpx.get(url, headers=auth, timeout=5).text
+    finally:
+        beat.stop()
     counts = {
-        line.split('"')[1]: int(line.rsplit(" ", 1)[1])
+        line.split('"')[1]: int(float(line.rsplit(" ", 1)[1]))
         for line in text.splitlines()
         if line.startswith("fulfillment_orders{")
     }

@@ -1,5 +1,8 @@
 """Start-up and shut-down hooks of the worker and beat processes (``worker/app.py`` only).
 
+They also start the metrics exporters (:mod:`worker.metrics`): a worker's in its main
+process before the pool forks, beat's at its start.
+
 A worker or beat that lacks what its role needs (Pax8 credentials, a loadable vendor
 adapter) stops at start with one line naming the setting, rather than failing every
 order later. The receiver and the CLI never connect these.
@@ -16,6 +19,7 @@ from celery import signals
 from config.logging import configure_logging, log_start
 from config.scrub import Scrubber
 from config.settings import ConfigError, Role
+from worker.metrics import WorkerMetrics, serve_ledger
 
 if TYPE_CHECKING:
     from worker.factory import FulfillmentCelery
@@ -25,6 +29,7 @@ def connect(app: FulfillmentCelery) -> None:
     """Connect the hooks of ``app``'s worker and beat processes."""
     settings = app.settings
     scrubber = Scrubber.from_settings(settings)
+    metrics = WorkerMetrics(settings)
 
     def require(role: Role) -> None:
         try:
@@ -55,15 +60,26 @@ def connect(app: FulfillmentCelery) -> None:
 
     def worker_init(**_: Any) -> None:
         start("worker")
+        metrics.start()
 
     def beat_init(**_: Any) -> None:
         start("beat")
+        serve_ledger(settings)
+
+    def process_init(**_: Any) -> None:
+        metrics.child_started()
 
     def process_shutdown(**_: Any) -> None:
+        metrics.child_stopping()
         app.close_services()
+
+    def worker_shutdown(**_: Any) -> None:
+        metrics.stop()
 
     # weak=False: the handlers are closures that nothing else keeps alive.
     signals.setup_logging.connect(setup_logging, weak=False)
     signals.worker_init.connect(worker_init, weak=False)
     signals.beat_init.connect(beat_init, weak=False)
+    signals.worker_process_init.connect(process_init, weak=False)
     signals.worker_process_shutdown.connect(process_shutdown, weak=False)
+    signals.worker_shutdown.connect(worker_shutdown, weak=False)

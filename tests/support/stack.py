@@ -39,6 +39,10 @@ FAST_ENV = {
     "RECONCILE_INTERVAL_SECONDS": "3600",
     "PAX8_TIMEOUT_SECONDS": "5",
     "LOG_LEVEL": "INFO",
+    # Exporters off unless a test asks for them: several stacks and workers share the host.
+    "WEB_METRICS_PORT": "0",
+    "WORKER_METRICS_PORT": "0",
+    "BEAT_METRICS_PORT": "0",
 }
 
 

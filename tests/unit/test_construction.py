@@ -29,7 +29,7 @@ from tests.unit.conftest import PROD_SECRET, make_settings
 from worker.services import build_services
 
 PACKAGES = ("config", "pax8", "sandbox", "receiver", "worker", "tasks", "vendors",
-            "fulfillment", "cli")  # fmt: skip
+            "fulfillment", "console", "cli")  # fmt: skip
 
 # What a package must never import (DESIGN §3), besides the cycle check below.
 FORBIDDEN = {
@@ -41,6 +41,9 @@ FORBIDDEN = {
     "worker": {"flask", "receiver", "cli"},
     "tasks": {"flask", "receiver", "cli"},
     "sandbox": {"receiver", "worker", "tasks", "vendors", "fulfillment", "cli"},
+    # The console reads the ledger through fulfillment/ (as the CLI does) and sends tasks
+    # by name: no task code, no vendor code, nothing of the CLI or the receiver.
+    "console": {"tasks", "vendors", "cli", "receiver", "worker.signals", "worker.app", "celery"},
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from cli.redis_server import free_port
 from fulfillment.clients import RedisUse
@@ -166,16 +167,43 @@ def test_redis_unreachable_is_503_with_retry_after(redis_url: str) -> None:
     assert client.get("/healthz").status_code == 200  # the process itself is fine
 
 
-def test_health_readiness_and_metrics(client: FlaskClient, redis_url: str) -> None:
+def test_health_readiness_and_no_metrics_on_the_webhook_port(
+    client: FlaskClient, redis_url: str
+) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
     assert client.get("/readyz").json == {"status": "ok"}
     post(client, notification())
-    assert client.get("/metrics").status_code == 404  # no METRICS_TOKEN: not here at all
+    # Metrics are served by gunicorn's master on their own port: never here, token or not.
+    assert client.get("/metrics").status_code == 404
     with_token = build(redis_url, metrics_token="unit-metrics-token").test_client()
     headers = {"Authorization": "Bearer unit-metrics-token"}
-    assert with_token.get("/metrics", headers={"Authorization": "Bearer no"}).status_code == 404
-    text = with_token.get("/metrics", headers=headers).get_data(as_text=True)
-    assert 'fulfillment_orders{state="queued"} 1' in text
+    assert with_token.get("/metrics", headers=headers).status_code == 404
+
+
+def test_webhook_answers_are_counted_and_timed_in_process(client: FlaskClient) -> None:
+    def count(status: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "fulfillment_webhooks_total", {"route": "/webhooks/pax8", "status": status}
+        )
+        return value or 0.0
+
+    def timed() -> float:
+        labels = {"route": "/webhooks/pax8"}
+        return REGISTRY.get_sample_value("fulfillment_webhook_duration_seconds_count", labels) or 0
+
+    before = {status: count(status) for status in ("202", "400", "401")}
+    timed_before = timed()
+    post(client, notification())
+    assert (
+        client.post(
+            "/webhooks/pax8", data=b"{", headers={"pax8ApiTokenV1": PROD_SECRET}
+        ).status_code
+        == 400
+    )
+    assert client.post("/webhooks/pax8", data=b"{}").status_code == 401
+    after = {status: count(status) - before[status] for status in before}
+    assert after == {"202": 1, "400": 1, "401": 1}
+    assert timed() - timed_before == 3
 
 
 def test_unknown_paths_and_methods_are_json_errors(client: FlaskClient) -> None:

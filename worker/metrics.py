@@ -1,0 +1,88 @@
+"""The worker's and beat's metrics exporters (connected by :mod:`worker.signals`).
+
+A worker's pool processes record vendor calls, results, retries and dead orders into
+prometheus_client's multi-process files; its main process merges them on
+``WORKER_METRICS_PORT``. Beat serves what only the ledger and the broker know (orders by
+state and age, queue depth, reconciliation: :class:`~fulfillment.metrics.ledger.LedgerCollector`)
+on ``BEAT_METRICS_PORT``, once per deployment as beat is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from config.settings import Settings
+from fulfillment.clients import RedisUse, redis_client
+from fulfillment.ledger import Ledger
+from fulfillment.metrics import process
+from fulfillment.metrics.exporter import GeventServer, ThreadServer, serve
+from fulfillment.metrics.ledger import LedgerCollector
+from fulfillment.names import ALL_QUEUES
+
+
+def _token(settings: Settings) -> str | None:
+    return settings.metrics_token.get_secret_value() if settings.metrics_token else None
+
+
+class WorkerMetrics:
+    """The main process's side of a worker's metrics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path: Path | None = None
+        self.server: ThreadServer | GeventServer | None = None
+        self._main = 0
+
+    def start(self) -> None:
+        """In the main process, before the pool forks: files, then the exporter (with the
+        exporter off, the pool processes keep their counts in memory)."""
+        self._main = os.getpid()
+        if self.settings.worker_metrics_port:
+            self.path = process.start("worker")
+            self.server = serve(
+                process.registry(self.path),
+                self.settings.metrics_host,
+                self.settings.worker_metrics_port,
+                _token(self.settings),
+                kind="worker",
+            )
+
+    def child_started(self) -> None:
+        """In a new pool process: close the exporter socket the fork copied."""
+        if isinstance(self.server, ThreadServer):
+            self.server.forget()
+        self.server = None
+
+    def child_stopping(self) -> None:
+        """A pool process is about to exit: its live gauges go with it."""
+        if self.path is not None:
+            process.child_died(os.getpid(), self.path)
+
+    def stop(self) -> None:
+        """The main process stops."""
+        if os.getpid() != self._main:
+            return
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.path is not None:
+            process.remove(self.path)
+
+
+def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:
+    """Beat's exporter: the ledger's view, read at each scrape (short Redis timeouts)."""
+    if not settings.beat_metrics_port:
+        return None
+    registry = CollectorRegistry()
+    ledger = Ledger(redis_client(settings, RedisUse.RECEIVER))
+    registry.register(LedgerCollector(ledger, ALL_QUEUES, settings.reconcile_interval_seconds))
+    return serve(
+        registry,
+        settings.metrics_host,
+        settings.beat_metrics_port,
+        _token(settings),
+        kind="beat",
+    )
