@@ -8,6 +8,7 @@ started: afterwards no port answers and no process refers to its data directory.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from cli.procs import port_taken
 from cli.redis_server import free_port, port_open
 
 DEV_TIMEOUT = 240.0
@@ -29,12 +31,18 @@ def _fulfill() -> list[str]:
 
 
 def _metrics_base(taken: list[int]) -> int:
-    """A port that is free with the next two (the receiver's, worker's and beat's exporters)."""
-    while True:
-        base = free_port()
-        if base + 2 < 65536 and not {base, base + 1, base + 2} & set(taken):
-            if not (port_open(base + 1) or port_open(base + 2)):
-                return base
+    """A port that is free with the next two (the receiver's, worker's and beat's exporters).
+
+    Below the kernel's ephemeral range: a port there is never handed to an outgoing
+    connection, which could take ``base + 1`` between this check and the exporter's bind.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for base in random.sample(range(20_000, low - 3), 200):
+        if not {base, base + 1, base + 2} & set(taken) and not any(
+            port_taken(p) for p in (base, base + 1, base + 2)
+        ):
+            return base
+    raise AssertionError("no three consecutive free ports below the ephemeral range")
 
 
 def _ports(count: int) -> list[int]:

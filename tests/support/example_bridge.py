@@ -52,7 +52,6 @@ def order_from_json(body: dict[str, Any], key: str) -> Order:
         is_simulation=bool(body.get("isSimulation")),
         raw=body,
         source="cloudblue" if body.get("source") == "cloudblue" else "pax8",
-        operation=body.get("operation"),
         key=key,
     )
 
