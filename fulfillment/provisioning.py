@@ -10,11 +10,18 @@ away in the same task (one task per order when all goes well). The adapter's ans
   task's soft time limit) → back to ``queued`` and a retry with backoff, until the budget
   is spent → ``dead``
 * any other exception (a bug in the adapter) → ``dead`` at once, nothing reported
+
+Every claim carries its own token, and each write after the vendor call presents it: a
+task whose claim was taken over meanwhile (its worker was cut off from Redis past the
+visibility timeout, and the message went to another) stores nothing, reports nothing and
+retries nothing. With ``REDIS_WAIT_REPLICAS`` a claim the replicas did not confirm raises
+:class:`~fulfillment.clients.NotReplicated` before any vendor call (the task tries later).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 
 from fulfillment.events import log_state
 from fulfillment.names import REPORT
@@ -39,7 +46,10 @@ def provision(
 ) -> Outcome:
     """Claim, call the vendor once, store the outcome; see the module docstring."""
     ledger, policies = services.ledger, services.policies
-    claim = ledger.claim(ref, detail_id, task_id, policies.lease_seconds, policies.max_claims)
+    token = claim_token(task_id)
+    claim = ledger.claim(
+        ref, detail_id, task_id, policies.lease_seconds, policies.max_claims, token=token
+    )
     if claim.action is Claimed.DONE:
         if claim.previous is State.REPORTED:
             return Outcome.done("already reported", State.REPORTED)
@@ -70,22 +80,26 @@ def provision(
         result = adapter.handle(order)
         external_ids = result.external_ids()
     except PermanentVendorError as exc:
-        change = ledger.finish(ref, detail_id, task_id, ResultStatus.FAIL, message=exc.message)
+        change = ledger.finish(ref, detail_id, token, ResultStatus.FAIL, message=exc.message)
         if change.action is not Changed.OK:
-            return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
+            return _claim_lost(ref, "the outcome was stored", change.previous)
         log_state(State.FAILED, record, event="vendor-refused", error=exc.message)
         return Outcome(Next.REPORT, exc.message, state=State.FAILED)
     except retryable as exc:
         message = str(exc) or type(exc).__name__
         if policies.provision.exhausted(record.retries):
             reason = f"vendor still failing after {record.retries} retries: {message}"
-            ledger.mark_dead(ref, reason, task_id, event="retries-exhausted")
+            change = ledger.mark_dead(ref, reason, token, event="retries-exhausted")
+            if change.action is not Changed.OK:
+                return _claim_lost(ref, "the order was given up", change.previous)
             log_state(
                 State.DEAD, record, event="retries-exhausted", level=logging.ERROR, error=reason
             )
             return Outcome.dead(reason, exc)
         delay = policies.provision.delay(record.retries, getattr(exc, "retry_after", None))
-        ledger.release_for_retry(ref, detail_id, task_id, message)
+        change = ledger.release_for_retry(ref, detail_id, token, message)
+        if change.action is not Changed.OK:
+            return _claim_lost(ref, "the retry was recorded", change.previous)
         log_state(
             State.QUEUED,
             record,
@@ -98,17 +112,36 @@ def provision(
         return Outcome.retry(delay, message)
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not loop or report Fail
         reason = f"adapter error: {type(exc).__name__}: {exc}"
-        ledger.mark_dead(ref, reason, task_id, event="adapter-error")
+        change = ledger.mark_dead(ref, reason, token, event="adapter-error")
+        if change.action is not Changed.OK:
+            return _claim_lost(ref, "the order was given up", change.previous)
         log_state(State.DEAD, record, event="adapter-error", level=logging.ERROR, error=reason)
         return Outcome.dead(reason, exc)
 
     change = ledger.finish(
-        ref, detail_id, task_id, ResultStatus.SUCCESS, external_ids, result.metadata
+        ref, detail_id, token, ResultStatus.SUCCESS, external_ids, result.metadata
     )
     if change.action is not Changed.OK:
-        return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
+        return _claim_lost(ref, "the outcome was stored", change.previous)
     log_state(State.PROVISIONED, record, event="vendor-ok", external_ids=external_ids)
     return Outcome(Next.REPORT, state=State.PROVISIONED)
+
+
+def claim_token(task_id: str) -> str:
+    """A fresh token for one claim by ``task_id`` (the task id first, for operators)."""
+    return f"{task_id}/{secrets.token_hex(8)}"
+
+
+def _claim_lost(ref: Ref, before: str, previous: State | None) -> Outcome:
+    """Another delivery took the claim over (or the order moved on) before ``before``:
+    this one writes, reports and retries nothing; whoever holds the order now finishes it."""
+    log.warning(
+        "request_id=%s: claim lost before %s (now %s); this delivery leaves it to its holder",
+        ref,
+        before,
+        previous,
+    )
+    return Outcome.done(f"claim lost before {before} ({previous})", previous)
 
 
 def fulfil(

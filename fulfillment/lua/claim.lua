@@ -5,10 +5,13 @@
 --   [1] member  [2] now  [3] detail id  [4] task id (the claim's holder)
 --   [5] lease until: when the claim lapses if its holder dies (a timestamp)
 --   [6] max claims: deliveries of one task message before the order is dead
+--   [7] claim token: this claim's own, which finish, release and dead must present (a
+--       redelivery of the same task id takes over with a new one, so the first holder,
+--       if only cut off, can no longer write)
 -- Returns {action, previous state}: action is one of fulfillment.states.Claimed
 --   claimed, done, busy, stale, dead, dead_now, missing.
 local now, detail, task = tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local lease_until, max_claims = ARGV[5], tonumber(ARGV[6])
+local lease_until, max_claims, token = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local state = redis.call('HGET', RECORD, 'state')
 if not state then return {'missing', ''} end
 if redis.call('HGET', RECORD, 'detail_id') ~= detail then return {'stale', state} end
@@ -33,6 +36,6 @@ if claims > max_claims then
   set_state('dead', now, 'worker-lost', why)
   return {'dead_now', state}
 end
-redis.call('HSET', RECORD, 'claim_task', task, 'claim_until', lease_until)
+redis.call('HSET', RECORD, 'claim_task', task, 'claim_token', token, 'claim_until', lease_until)
 set_state('provisioning', now, 'claimed', task)
 return {'claimed', state}

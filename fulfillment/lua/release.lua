@@ -1,12 +1,14 @@
 -- release: provisioning -> queued before a countdown retry, counting the retry.
 --
 -- KEYS: the record's keys (common.lua)
--- ARGV: [1] member  [2] now  [3] detail id  [4] task id  [5] error (why it is retried)
+-- ARGV: [1] member  [2] now  [3] detail id  [4] claim token  [5] error (why it is retried)
+--   [6] counted ('1'|'0'): whether the retry spends the vendor budget (not when the claim
+--       only lacked replicas' confirmation, REDIS_WAIT_REPLICAS)
 -- Returns {action, retries so far}: ok, or {stale, state} (the claim was lost).
 local now, detail, task, error = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local state = redis.call('HGET', RECORD, 'state')
 if not holds(state, detail, task) then return {'stale', state or ''} end
-local retries = redis.call('HINCRBY', RECORD, 'retries', 1)
+local retries = redis.call('HINCRBY', RECORD, 'retries', ARGV[6] == '0' and 0 or 1)
 redis.call('HSET', RECORD, 'error', error, 'claims', 0, 'claim_task', '', 'claim_until', 0)
 set_state('queued', now, 'retry', error)
 return {'ok', tostring(retries)}
