@@ -55,7 +55,7 @@ class Stack:
     ) -> None:
         self.tmp_path = tmp_path
         self.procs: list[Proc] = []
-        self.redis_server = RedisServer(tmp_path / "redis", appendfsync=redis_appendfsync).start()
+        self.redis_server = self._start_redis(redis_appendfsync)
         self.receiver_port = free_port()
         self.receiver_url = f"http://127.0.0.1:{self.receiver_port}"
         options: dict[str, Any] = {
@@ -70,7 +70,7 @@ class Stack:
         self.env: dict[str, str] = {
             **FAST_ENV,
             **self.sandbox.env(),
-            "REDIS_URL": self.redis_server.url,
+            **self._redis_env(),
             "PAX8_WEBHOOK_SECRETS": PROD_SECRET,
             "PAX8_SIMULATION_WEBHOOK_SECRETS": SIM_SECRET,
             "VENDOR_ADAPTER": "example",
@@ -79,9 +79,26 @@ class Stack:
             "PYTHONPATH": str(ROOT),
         }
         self.env.update(env or {})
-        self._redis = redis.Redis.from_url(self.redis_server.url, decode_responses=True)
+        self._redis = self._redis_client()
         self.ledger = Ledger(self._redis)
         self.http = httpx.Client(timeout=30.0)
+
+    # -- Redis (a subclass may put a replica and sentinels here) ------------------------
+
+    def _start_redis(self, appendfsync: str) -> RedisServer:
+        """Start the stack's Redis."""
+        return RedisServer(self.tmp_path / "redis", appendfsync=appendfsync).start()
+
+    def _redis_env(self) -> dict[str, str]:
+        """The settings that point every process at the stack's Redis."""
+        return {"REDIS_URL": self.redis_server.url}
+
+    def _redis_client(self) -> redis.Redis:
+        """The test's own (decoded) client of the stack's Redis."""
+        return redis.Redis.from_url(self.redis_server.url, decode_responses=True)
+
+    def _stop_redis(self) -> None:
+        self.redis_server.stop()
 
     # -- processes ---------------------------------------------------------------------
 
@@ -216,7 +233,7 @@ class Stack:
         self.http.close()
         self.sandbox.stop()
         self._redis.close()
-        self.redis_server.stop()
+        self._stop_redis()
 
 
 def notification(

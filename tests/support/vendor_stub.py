@@ -45,8 +45,9 @@ class Call:
 class VendorStub(LoopbackServer):
     """A threaded HTTP server that plays the vendor."""
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, token: str | None = None, default: Script | None = None) -> None:
         self.token = token
+        self.default = default or Script()  # the answer when nothing is scripted
         self.calls: list[Call] = []
         self.provisioned: dict[str, dict[str, Any]] = {}  # idempotency key → stored answer
         self.script: deque[Script] = deque()
@@ -99,7 +100,7 @@ class VendorStub(LoopbackServer):
             self._record(key, order, headers, 200)
             self._answer(handler, 200, stored["answer"], {})
             return
-        script = script or Script()
+        script = script or self.default
         if script.delay_before:
             time.sleep(script.delay_before)
         body = script.body
