@@ -16,8 +16,15 @@ from typing import Self
 class LoopbackServer:
     """Serves ``handler`` on 127.0.0.1 from a daemon thread until :meth:`close`."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str | None = None) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        name: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        # ``host``: another address than loopback only for hosts a test built itself.
+        self.host = host
+        self.server = ThreadingHTTPServer((host, 0), handler)
         self.server.daemon_threads = True
         # A short poll interval: shutdown() waits for the next poll.
         self.thread = threading.Thread(

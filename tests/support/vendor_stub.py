@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -40,17 +41,25 @@ class Call:
     headers: dict[str, str]
     status: int
     at: float
+    peer: str = ""  # the caller's address (which host called, with several)
+
+
+Hold = Callable[[Call], bool]
 
 
 class VendorStub(LoopbackServer):
     """A threaded HTTP server that plays the vendor."""
 
-    def __init__(self, token: str | None = None, default: Script | None = None) -> None:
+    def __init__(
+        self, token: str | None = None, default: Script | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.token = token
         self.default = default or Script()  # the answer when nothing is scripted
         self.calls: list[Call] = []
         self.provisioned: dict[str, dict[str, Any]] = {}  # idempotency key → stored answer
         self.script: deque[Script] = deque()
+        self._hold: Hold | None = None
+        self._held: list[tuple[Call, threading.Event]] = []
         self._lock = threading.Lock()
         stub = self
 
@@ -61,12 +70,12 @@ class VendorStub(LoopbackServer):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        super().__init__(Handler, name="vendor-stub")
+        super().__init__(Handler, name="vendor-stub", host=host)
 
     @property
     def url(self) -> str:
         """Where the ``http`` adapter should POST (``VENDOR_HTTP_URL``)."""
-        return f"http://127.0.0.1:{self.port}/orders"
+        return f"http://{self.host}:{self.port}/orders"
 
     def then(self, *scripts: Script) -> VendorStub:
         """Queue answers for the next calls."""
@@ -79,6 +88,32 @@ class VendorStub(LoopbackServer):
         with self._lock:
             done = list(self.provisioned.values())
         return [p for p in done if request_id is None or p["requestId"] == request_id]
+
+    def hold(self, which: Hold) -> None:
+        """From now on, keep the answer to every call ``which`` picks (after doing the work)
+        until :meth:`release`: a vendor whose answers are slow to come back."""
+        with self._lock:
+            self._hold = which
+
+    def held(self) -> list[Call]:
+        """The calls whose answers are held right now."""
+        with self._lock:
+            return [call for call, event in self._held if not event.is_set()]
+
+    def release(self, which: Hold | None = None) -> int:
+        """Answer the held calls ``which`` picks (all by default); how many."""
+        with self._lock:
+            chosen = [e for c, e in self._held if not e.is_set() and (which is None or which(c))]
+        for event in chosen:
+            event.set()
+        return len(chosen)
+
+    def close(self) -> None:
+        """Answer whatever is still held, then stop serving."""
+        with self._lock:
+            self._hold = None
+        self.release()
+        super().close()
 
     def calls_for(self, request_id: str) -> list[Call]:
         """Every call about ``request_id``, repeats included."""
@@ -96,8 +131,9 @@ class VendorStub(LoopbackServer):
         with self._lock:
             stored = self.provisioned.get(key)
             script = self.script.popleft() if self.script and stored is None else None
+        peer = str(handler.client_address[0])
         if stored is not None:
-            self._record(key, order, headers, 200)
+            self._wait_if_held(self._record(key, order, headers, 200, peer))
             self._answer(handler, 200, stored["answer"], {})
             return
         script = script or self.default
@@ -113,16 +149,26 @@ class VendorStub(LoopbackServer):
                 self.provisioned.setdefault(
                     key, {"requestId": order["provisionRequest"]["id"], "answer": body}
                 )
-        self._record(key, order, headers, script.status)
+        self._wait_if_held(self._record(key, order, headers, script.status, peer))
         if script.delay_after:
             time.sleep(script.delay_after)
         self._answer(handler, script.status, body or {}, script.headers)
 
     def _record(
-        self, key: str, order: dict[str, Any], headers: dict[str, str], status: int
-    ) -> None:
+        self, key: str, order: dict[str, Any], headers: dict[str, str], status: int, peer: str
+    ) -> Call:
+        call = Call(key, order, headers, status, time.time(), peer)
         with self._lock:
-            self.calls.append(Call(key, order, headers, status, time.time()))
+            self.calls.append(call)
+        return call
+
+    def _wait_if_held(self, call: Call, limit: float = 300.0) -> None:
+        with self._lock:
+            if self._hold is None or not self._hold(call):
+                return
+            event = threading.Event()
+            self._held.append((call, event))
+        event.wait(limit)
 
     @staticmethod
     def _answer(
