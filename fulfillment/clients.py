@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from kombu.exceptions import OperationalError
+from pydantic import SecretStr
 from redis.connection import parse_url
 from redis.sentinel import Sentinel
 
@@ -125,11 +126,34 @@ def sentinel_options(settings: Settings, timeout: float) -> dict[str, Any]:
     quick = min(timeout, 2.0)
     options: dict[str, Any] = {"socket_timeout": quick, "socket_connect_timeout": quick}
     if settings.redis_sentinel_password is not None:
-        options["password"] = settings.redis_sentinel_password.get_secret_value()
+        options["credential_provider"] = SentinelCredentials(settings.redis_sentinel_password)
     master = master_options(settings)
     if master.get("ssl"):
         options.update({k: v for k, v in master.items() if k.startswith("ssl")})
     return options
+
+
+class SentinelCredentials(redis.CredentialProvider):
+    """The sentinels' password, for redis-py to send when it connects to one.
+
+    Not a plain ``password`` option: the broker's transport options travel into Celery's
+    ``inspect stats`` and ``inspect conf`` replies (JSON) and from there onto Flower's
+    worker page. This object prints and serializes as ``[Filtered]``.
+    """
+
+    def __init__(self, password: SecretStr) -> None:
+        self._password = password
+
+    def get_credentials(self) -> tuple[str]:
+        """What AUTH sends."""
+        return (self._password.get_secret_value(),)
+
+    def __repr__(self) -> str:
+        return "SentinelCredentials([Filtered])"
+
+    def __json__(self) -> str:
+        """What kombu's JSON encoder (Celery's control replies) writes instead."""
+        return "[Filtered]"
 
 
 def redis_location(settings: Settings) -> str:

@@ -111,6 +111,8 @@ class SentinelStack(Stack):
 
     ``down_after_ms``: how long the sentinels wait before they call a silent master down
     (Sentinel's ``down-after-milliseconds``); the failover follows within about a second.
+    ``password``: the servers' ``requirepass`` (in ``REDIS_URL``); ``sentinel_password``:
+    the sentinels' own (``REDIS_SENTINEL_PASSWORD``).
     """
 
     def __init__(
@@ -119,9 +121,13 @@ class SentinelStack(Stack):
         env: dict[str, str] | None = None,
         *,
         down_after_ms: int = 1000,
+        password: str | None = None,
+        sentinel_password: str | None = None,
         **options: Any,
     ) -> None:
         self.down_after_ms = down_after_ms
+        self.password = password
+        self.sentinel_password = sentinel_password
         self.servers: list[RedisServer] = []
         self.sentinels: list[SentinelServer] = []
         self.link: ReplicationLink | None = None
@@ -130,14 +136,17 @@ class SentinelStack(Stack):
     # -- Redis ------------------------------------------------------------------------
 
     def _start_redis(self, appendfsync: str) -> RedisServer:
-        master = RedisServer(self.tmp_path / "redis-a", appendfsync=appendfsync)
+        auth = (
+            ["--requirepass", self.password, "--masterauth", self.password] if self.password else []
+        )
+        master = RedisServer(self.tmp_path / "redis-a", appendfsync=appendfsync, options=auth)
         self.link = ReplicationLink(master.address)
         replica = RedisServer(
             self.tmp_path / "redis-b",
             appendfsync=appendfsync,
             replica_of=self.link.address,
             # The replica announces itself: the sentinels reach it directly.
-            options=["--replica-announce-ip", "127.0.0.1"],
+            options=["--replica-announce-ip", "127.0.0.1", *auth],
         )
         self.servers = [master, replica]
         self.sentinels = [
@@ -148,6 +157,8 @@ class SentinelStack(Stack):
                 quorum=2,
                 down_after_ms=self.down_after_ms,
                 failover_timeout_ms=10_000,
+                master_password=self.password,
+                password=self.sentinel_password,
             )
             for n in (1, 2, 3)
         ]
@@ -161,11 +172,23 @@ class SentinelStack(Stack):
         return master
 
     def _redis_env(self) -> dict[str, str]:
-        return {
-            "REDIS_URL": UNUSED_URL,
+        env = {
+            "REDIS_URL": UNUSED_URL.replace("//", f"//:{self.password}@")
+            if self.password
+            else UNUSED_URL,
             "REDIS_SENTINELS": ",".join(f"{s.host}:{s.port}" for s in self.sentinels),
             "REDIS_SENTINEL_MASTER": MASTER_NAME,
         }
+        if self.sentinel_password:
+            env["REDIS_SENTINEL_PASSWORD"] = self.sentinel_password
+        return env
+
+    def _client(self, server: RedisServer) -> redis.Redis:
+        """A direct client of one server (or sentinel), with its password."""
+        password = self.sentinel_password if isinstance(server, SentinelServer) else self.password
+        return redis.Redis.from_url(
+            server.url, password=password, decode_responses=True, socket_timeout=1
+        )
 
     def _redis_client(self) -> redis.Redis:
         settings = build_settings(**{k.lower(): v for k, v in self._redis_env().items()})
@@ -197,7 +220,7 @@ class SentinelStack(Stack):
     # -- looking -----------------------------------------------------------------------
 
     def _sentinel_view(self, sentinel: SentinelServer) -> dict[str, Any] | None:
-        client = redis.Redis.from_url(sentinel.url, decode_responses=True, socket_timeout=1)
+        client = self._client(sentinel)
         try:
             masters: dict[str, Any] = client.sentinel_masters()
             return masters.get(MASTER_NAME)
@@ -229,7 +252,7 @@ class SentinelStack(Stack):
 
     def replicas_online(self, server: RedisServer) -> int:
         """Replicas attached to ``server`` and in sync (0 if it is down or not a master)."""
-        client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=1)
+        client = self._client(server)
         try:
             info = client.info("replication")
         except redis.RedisError:
@@ -248,7 +271,7 @@ class SentinelStack(Stack):
         """Roles and the sentinels' logs, for failure messages."""
         lines = []
         for server in self.servers:
-            client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=1)
+            client = self._client(server)
             try:
                 role = client.info("replication").get("role")
             except redis.RedisError as exc:
@@ -292,7 +315,7 @@ class SentinelStack(Stack):
 
     def planned_failover(self) -> float:
         """``SENTINEL FAILOVER`` (a planned switch); when it was asked for (monotonic)."""
-        client = redis.Redis.from_url(self.sentinels[0].url, socket_timeout=2)
+        client = self._client(self.sentinels[0])
         try:
             asked = time.monotonic()
             client.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)

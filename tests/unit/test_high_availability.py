@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis
+from kombu.utils import json as kombu_json
 
 from cli.redis_server import RedisServer, SentinelServer
 from config.scrub import Scrubber
@@ -95,7 +96,11 @@ def test_the_broker_follows_the_sentinels_with_no_password_in_its_url() -> None:
     assert conf["broker_password"] == "Redis-Pass-1"
     options = conf["broker_transport_options"]
     assert options["master_name"] == "mymaster"
-    assert options["sentinel_kwargs"]["password"] == "Sentinel-Pass-1"
+    credentials = options["sentinel_kwargs"]["credential_provider"]
+    assert credentials.get_credentials() == ("Sentinel-Pass-1",)
+    # Transport options reach Celery's inspect replies (JSON) and Flower: never in clear.
+    shown = kombu_json.dumps(conf["broker_transport_options"]) + repr(options)
+    assert "Sentinel-Pass-1" not in shown and "[Filtered]" in shown
     assert options["sentinel_kwargs"]["ssl_cert_reqs"] == "none"  # the sentinels speak TLS too
     assert conf["broker_use_ssl"] == {"ssl_cert_reqs": "none"}
     # Both passwords are scrubbed from logs and Sentry by value.
