@@ -44,6 +44,7 @@ from tests.support.burst import Burst
 from tests.support.hosts import HostsStack
 from tests.support.netns import OUTSIDE, Network, unavailable
 from tests.support.procs import wait_until
+from tests.support.redis_monitor import Monitor
 from tests.support.stack import unique_domain
 from tests.support.vendor_stub import Call, Script, VendorStub
 
@@ -142,38 +143,6 @@ def test_fault_20_a_worker_host_loses_every_process_mid_burst(
             )
         finally:
             stack.stop()
-
-
-class Monitor:
-    """Every command Redis executes for clients of one address, with when (MONITOR)."""
-
-    def __init__(self, url: str, address: str) -> None:
-        # No socket timeout: a timed-out read would drop the connection. close() ends it.
-        self.client = redis.Redis.from_url(url, decode_responses=True)
-        self.address = address
-        self.seen: list[tuple[float, str]] = []
-        self._monitor = self.client.monitor()
-        self._monitor.__enter__()  # sends MONITOR now, so nothing is missed from here on
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                entry = self._monitor.next_command()
-            except (redis.RedisError, OSError, AttributeError, ValueError):
-                return  # closed
-            if entry["client_address"] == self.address:
-                self.seen.append((time.time(), str(entry["command"])))
-
-    def after(self, moment: float, text: str) -> list[tuple[float, str]]:
-        """Commands seen after ``moment`` (epoch seconds) that contain ``text``."""
-        return [(at, command) for at, command in self.seen if at > moment and text in command]
-
-    def close(self) -> None:
-        self._monitor.connection.disconnect()
-        self._thread.join(5)
-        self.client.close()
 
 
 def test_fault_21_a_partitioned_worker_host_cannot_write_over_the_redelivery(
