@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Comparison, command_line, table
 
-BENCHMARKS = ("receiver", "pipeline", "reconcile", "memory", "burst")
+BENCHMARKS = ("receiver", "pipeline", "reconcile", "memory", "burst", "scaling", "wait")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ class Runtime:
             try:
                 client.ping()
             except REDIS_UNAVAILABLE as exc:
-                raise redis_unreachable(self.settings.redis_url, exc) from None
+                raise redis_unreachable(self.settings, exc) from None
             self._checked = True
         return client
 

@@ -20,9 +20,9 @@ from typing import IO, Any
 import click
 
 from config.logging import escape_controls
-from config.scrub import Scrubber, mask_url
+from config.scrub import Scrubber
 from config.settings import ConfigError, Settings
-from fulfillment.clients import REDIS_UNAVAILABLE
+from fulfillment.clients import REDIS_UNAVAILABLE, redis_location
 from pax8.errors import AuthenticationError, CredentialsMissing, Pax8Error, TransientError
 from sandbox.config import ConfigError as SandboxConfigError
 
@@ -66,9 +66,11 @@ class Unreachable(CommandFailed):
     prefix = "fulfill: unreachable: "
 
 
-def redis_unreachable(url: str, exc: BaseException) -> Unreachable:
-    """The exit-3 error for a Redis that does not answer at ``url`` (its password masked)."""
-    return Unreachable(f"Redis at REDIS_URL={mask_url(url)} does not answer: {exc}")
+def redis_unreachable(settings: Settings | None, exc: BaseException) -> Unreachable:
+    """The exit-3 error for a Redis that does not answer (its URL's password masked; with
+    REDIS_SENTINELS, the master's name and the sentinels)."""
+    where = redis_location(settings) if settings else "REDIS_URL=(unset)"
+    return Unreachable(f"Redis at {where} does not answer: {exc}")
 
 
 def translate(exc: BaseException, settings: Settings | None) -> click.ClickException | None:
@@ -85,9 +87,8 @@ def _translate(exc: BaseException, settings: Settings | None) -> click.ClickExce
         return ConfigurationError(str(exc))
     if isinstance(exc, SandboxConfigError):
         return ConfigurationError(str(exc))
-    redis_url = settings.redis_url if settings else "(unset)"
     if isinstance(exc, REDIS_UNAVAILABLE):  # also kombu's, when a publish is refused
-        return redis_unreachable(redis_url, exc)
+        return redis_unreachable(settings, exc)
     if isinstance(exc, Pax8Error):
         return _pax8(exc, settings)
     return None

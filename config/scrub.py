@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
@@ -59,7 +59,8 @@ def secret_values(settings: Settings) -> list[str]:
         found += [item.get_secret_value() for item in items if isinstance(item, SecretStr)]
     password = urlsplit(settings.redis_url).password
     if password:
-        found.append(password)
+        # As written in the URL and as sent to Redis (a percent-encoded character decoded).
+        found += [password, unquote(password)]
     return sorted({s for s in found if len(s) >= _MIN_SECRET}, key=len, reverse=True)
 
 

@@ -27,6 +27,21 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 Role = Literal["receiver", "worker", "beat", "cli", "pax8", "console"]
 
 SecretList = Annotated[list[SecretStr], NoDecode]
+SentinelList = Annotated[list[tuple[str, int]], NoDecode]
+
+_MASTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as a pair; ValueError naming what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not _HOST.fullmatch(host):
+        raise ValueError(f"each entry must be host:port, got {text!r}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"the port of {text!r} must be 1-65535")
+    return host.strip("[]"), int(port)
+
 
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 # werkzeug.security's formats: "scrypt:n:r:p$salt$hex" and "pbkdf2:sha256:n$salt$hex".
@@ -147,6 +162,66 @@ class Settings(BaseSettings):
     redis_socket_timeout_seconds: float = Field(
         2.0, gt=0, description="Socket timeout of Redis calls made while answering a webhook."
     )
+
+    # -- high availability ------------------------------------------------------------
+    # With sentinels every Redis user (broker, ledger, locks, the CLI) asks them for the
+    # current master; REDIS_URL still gives the database, the credentials and TLS (its
+    # host and port are then unused). REDIS_WAIT_REPLICAS makes a write count only once
+    # that many replicas confirmed it (Redis WAIT): the receiver's 202, the claim before a
+    # vendor call, the outcome after it and a result marked posting before its POST.
+    redis_sentinels: SentinelList = Field(
+        default_factory=list,
+        description="Redis Sentinels, host:port,host:port,...; every Redis user follows "
+        "the master they name.",
+    )
+    redis_sentinel_master: str | None = Field(
+        None, description="The master's name at the sentinels (REDIS_SENTINELS)."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="The sentinels' own password (their requirepass), if any."
+    )
+    redis_wait_replicas: int = Field(
+        0, ge=0, le=64, description="Replicas that must confirm a write before it counts."
+    )
+    redis_wait_timeout_ms: int = Field(
+        500, ge=1, description="How long a write waits for those replicas (Redis WAIT)."
+    )
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _sentinel_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [_host_port(part.strip()) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _master_name(cls, value: str | None) -> str | None:
+        if value is not None and not _MASTER_NAME.fullmatch(value):
+            raise ValueError("must be a Sentinel master name: letters, digits, '.', '_', '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _high_availability(self) -> Settings:
+        if self.redis_sentinels and self.redis_sentinel_master is None:
+            raise ValueError(
+                "REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS (the name the "
+                "sentinels monitor the master under)"
+            )
+        if self.redis_sentinel_master is not None and not self.redis_sentinels:
+            raise ValueError("REDIS_SENTINELS is required with REDIS_SENTINEL_MASTER")
+        if self.redis_sentinel_password is not None and not self.redis_sentinels:
+            raise ValueError("REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINELS is not")
+        if self.redis_wait_replicas and (
+            self.redis_wait_timeout_ms >= self.redis_socket_timeout_seconds * 1000
+        ):
+            # The receiver's socket would give up before WAIT answers: every webhook would
+            # be a 503 after the socket timeout, even with every replica up.
+            raise ValueError(
+                "REDIS_WAIT_TIMEOUT_MS must be below REDIS_SOCKET_TIMEOUT_SECONDS "
+                f"({self.redis_socket_timeout_seconds * 1000:g} ms)"
+            )
+        return self
 
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; off when unset.")
     sentry_environment: str | None = Field(None, description="Sentry environment name.")

@@ -25,12 +25,25 @@ most once per (request, detail): a task claims the record for its detail and a f
 detail is never claimed again; a new detail starts over. Each claim records until when the
 vendor call it starts may still be running (``call_until``, the adapter's deadline); a call
 that ended without an answer (its worker killed, a timeout, the soft time limit) keeps it,
-and no claim calls the vendor again before it has passed (action ``wait``).
+and no claim calls the vendor again before it has passed (action ``wait``). Each claim also
+has its own token, which every later write of its holder presents: a worker that lost its
+claim to a redelivery of the same message (same task id; after a partition, say) can write
+nothing.
+
+**Durable transitions** (``wait_replicas`` > 0, from ``REDIS_WAIT_REPLICAS``): the writes
+whose loss in a failover could provision or report twice (recording a notification before
+its 202, the claim before a vendor call, the outcome after it, an attempt marked
+``posting`` before its result is POSTed) run with Redis ``WAIT`` on the same connection, in
+one round trip; fewer confirmations than asked raise
+:class:`~fulfillment.clients.NotReplicated`, and nobody acts on the write. Replication is
+one ordered stream, so a confirmed write also confirms everything the master did before
+it, and what a failover loses is only a tail that nothing acted on.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +51,9 @@ from typing import Any, Generic, TypeVar, cast
 
 import redis
 from redis.commands.core import Script
+from redis.sentinel import SentinelConnectionPool
 
+from fulfillment.clients import REDIS_UNAVAILABLE, NotReplicated
 from fulfillment.refs import Ref, Scope, check_id
 from fulfillment.scripts import lua_source
 from fulfillment.states import (
@@ -57,6 +72,8 @@ waiter reads the record itself, the token only wakes it, and an hour outlives an
 
 RECONCILE_TOTALS = ("seen", "enqueued", "rereported", "requeued", "reopened", "errors")
 """Reconciliation figures summed over every run (``errors``: how many the runs reported)."""
+
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", Accepted, Claimed, Changed)
 
@@ -204,14 +221,28 @@ class Scan:
 
 
 class Ledger:
-    """Typed access to the ledger's records and transitions."""
+    """Typed access to the ledger's records and transitions.
 
-    def __init__(self, client: redis.Redis, prefix: str = "ff:") -> None:
+    ``wait_replicas`` / ``wait_timeout_ms``: how many replicas must confirm a durable
+    transition, and how long it waits for them (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "ff:",
+        *,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
+    ) -> None:
         self.redis = client
         self.prefix = prefix
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._scripts: dict[str, Script] = {}
         self._index = f"{prefix}index"
         self._state_sets = [self.state_key(state) for state in STATES]
+        self._durable_writes = f"{prefix}durable-writes"
 
     # -- keys and scripts ----------------------------------------------------------------
 
@@ -243,10 +274,63 @@ class Ledger:
             script = self._scripts[name] = self.redis.register_script(lua_source(name, record))
         return script
 
-    def _run(self, name: str, ref: Ref, *args: Any, keys: Sequence[str] = ()) -> Any:
-        """Run record script ``name`` on ``ref`` (its member name is ARGV[1])."""
+    def _run(
+        self, name: str, ref: Ref, *args: Any, keys: Sequence[str] = (), durable: bool = False
+    ) -> Any:
+        """Run record script ``name`` on ``ref`` (its member name is ARGV[1]).
+
+        ``durable``: with ``wait_replicas`` set, the reply counts only once that many
+        replicas hold the script's effects (else :class:`NotReplicated`, carrying it).
+        """
         script = self._script(name)
-        return script(keys=[*self.record_keys(ref), *keys], args=[ref.member, *args])
+        all_keys, argv = [*self.record_keys(ref), *keys], [ref.member, *args]
+        if not durable or self.wait_replicas <= 0:
+            return script(keys=all_keys, args=argv)
+        reply, confirmed = self._run_and_wait(script, all_keys, argv)
+        if confirmed < self.wait_replicas:
+            self._rediscover_master()
+            raise NotReplicated(name, self.wait_replicas, confirmed, reply)
+        return reply
+
+    def _run_and_wait(self, script: Script, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """EVALSHA and ``WAIT`` on one connection, in one round trip: (reply, confirmations).
+
+        WAIT counts the replicas that acknowledged this connection's last write. A script
+        that decided without writing (a duplicate notification, a claim of a finished
+        order) wrote nothing of its own, yet its answer rests on what other connections
+        wrote; so one counter increment always follows the script, and WAIT confirms the
+        master's whole stream up to here, whatever the script did.
+        """
+        for attempt in (1, 2):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.incr(self._durable_writes)
+            pipe.execute_command(  # type: ignore[no-untyped-call]  # redis-py's signature
+                "WAIT", self.wait_replicas, self.wait_timeout_ms
+            )
+            try:
+                reply, _, confirmed = pipe.execute()
+            except redis.exceptions.NoScriptError:
+                # A new master after a failover, or a restarted one: load it, run again
+                # (the script did not run, so nothing happened twice).
+                if attempt == 2:
+                    raise
+                self.redis.script_load(script.script)
+                continue
+            return reply, int(confirmed)
+        raise AssertionError("unreachable")
+
+    def _rediscover_master(self) -> None:
+        """After a failover the old master takes writes until Sentinel demotes it (seconds):
+        ask the sentinels again, so the next write goes to the new one (a no-op without
+        Sentinel)."""
+        pool = self.redis.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            try:
+                # Drops the idle connections when the master moved.
+                pool.get_master_address()  # type: ignore[no-untyped-call]
+            except REDIS_UNAVAILABLE as exc:
+                log.warning("could not ask the sentinels for the master: %s", exc)
 
     def resolve(self, ref: Ref | str) -> Ref:
         """``ref``, or for a bare id the one scope that has a record of it.
@@ -308,6 +392,7 @@ class Ledger:
             notice.payload,
             raw,
             keys=[queue] if queue else [],
+            durable=True,
         )
         return self._change(Accepted, reply)
 
@@ -332,26 +417,37 @@ class Ledger:
         max_claims: int,
         call_seconds: float | None = None,
         now: float | None = None,
+        *,
+        token: str | None = None,
     ) -> Change[Claimed]:
         """Take the record for provisioning ``detail_id`` (see :class:`Claimed`).
+
+        ``task_id`` is the delivery's task: a redelivery of the same message may take over
+        a claim whose holder died. ``token`` is this claim's own: :meth:`finish`,
+        :meth:`release_for_retry` and :meth:`mark_dead` must present it, so a holder that
+        was taken over (it was only cut off, and comes back) cannot write. It defaults to
+        the task id, which is enough only where two deliveries of one message never
+        overlap; :func:`fulfillment.provisioning.provision` gives every claim a fresh one.
 
         ``call_seconds`` is how long the vendor call this claim starts may still be running
         (the adapter's deadline; the lease when not given). While an earlier call may still
         be running the answer is ``wait``, with the seconds left in :attr:`Change.wait`.
+
+        Durable: a claim the replicas did not confirm is given back (uncounted, and with no
+        call running) and :class:`NotReplicated` raised, so no vendor is called on it.
         """
         now = now or time.time()
+        token = token or task_id
         call = lease_seconds if call_seconds is None else call_seconds
-        reply = self._run(
-            "claim",
-            ref,
-            now,
-            detail_id,
-            task_id,
-            now + lease_seconds,
-            max_claims,
-            now + call,
-            keys=self._waiters(ref),
-        )
+        args = (now, detail_id, task_id, now + lease_seconds, max_claims, now + call, token)
+        try:
+            reply = self._run("claim", ref, *args, keys=self._waiters(ref), durable=True)
+        except NotReplicated as exc:
+            if exc.reply is not None and _text(exc.reply[0]) == Claimed.CLAIMED:
+                self.release_for_retry(
+                    ref, detail_id, token, str(exc), call_ended=True, counted=False
+                )
+            raise
         return self._change(Claimed, reply)
 
     def finish(
@@ -364,7 +460,8 @@ class Ledger:
         metadata: dict[str, Any] | None = None,
         message: str = "",
     ) -> Change[Changed]:
-        """Store the vendor's outcome (``Success`` / ``Fail``) if the claim still holds."""
+        """Store the vendor's outcome (``Success`` / ``Fail``) if the claim still holds
+        (``task_id``: the claim's token). Durable (see the module docstring)."""
         reply = self._run(
             "finish",
             ref,
@@ -376,25 +473,44 @@ class Ledger:
             json.dumps(metadata or {}, default=str),
             message,
             keys=self._waiters(ref),
+            durable=True,
         )
         return self._change(Changed, reply)
 
     def release_for_retry(
-        self, ref: Ref, detail_id: str, task_id: str, error: str, call_ended: bool = False
+        self,
+        ref: Ref,
+        detail_id: str,
+        task_id: str,
+        error: str,
+        call_ended: bool = False,
+        *,
+        counted: bool = True,
     ) -> Change[Changed]:
-        """``provisioning`` → ``queued`` before a countdown retry (the retry is counted).
+        """``provisioning`` → ``queued`` before a countdown retry, if the claim (``task_id``:
+        its token) still holds; the retry counts against the budget when ``counted``.
 
-        ``call_ended``: the vendor answered, so its call is over. Otherwise (a timeout, the
-        soft time limit) the call may still be running there, and its deadline stays.
+        ``call_ended``: the vendor answered (or was never called), so its call is over.
+        Otherwise (a timeout, the soft time limit) the call may still be running there, and
+        its deadline stays.
         """
-        ended = "1" if call_ended else "0"
-        reply = self._run("release", ref, time.time(), detail_id, task_id, error, ended)
+        reply = self._run(
+            "release",
+            ref,
+            time.time(),
+            detail_id,
+            task_id,
+            error,
+            "1" if call_ended else "0",
+            "1" if counted else "0",
+        )
         return self._change(Changed, reply)
 
     def mark_dead(
         self, ref: Ref, error: str, task_id: str = "", event: str = "dead"
     ) -> Change[Changed]:
-        """Give up on the request (only if ``task_id`` still holds it, when given)."""
+        """Give up on the request (only if the claim ``task_id`` names, by its token, still
+        holds it, when given)."""
         reply = self._run("dead", ref, time.time(), task_id, error, event, keys=self._waiters(ref))
         return self._change(Changed, reply)
 
@@ -439,8 +555,18 @@ class Ledger:
         return sorted(out, key=lambda attempt: attempt.at)
 
     def mark_posting(self, ref: Ref, attempt_id: str) -> None:
-        """Note that a result POST for ``attempt_id`` is about to leave."""
-        self._run("mark_attempt", ref, time.time(), attempt_id, AttemptState.POSTING, "", "")
+        """Note that a result POST for ``attempt_id`` is about to leave (durable: a POST
+        whose mark a failover lost would be repeated without the look-up first)."""
+        self._run(
+            "mark_attempt",
+            ref,
+            time.time(),
+            attempt_id,
+            AttemptState.POSTING,
+            "",
+            "",
+            durable=True,
+        )
 
     def mark_pending(self, ref: Ref, attempt_id: str, event: str, note: str) -> None:
         """The attempt is still owed (its POST surely stored nothing); noted in the history."""

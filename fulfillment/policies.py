@@ -76,6 +76,10 @@ class Policies:
     past which no call in the worker's process is left."""
     busy_countdown: float = 2.0
     """How soon to look again when another task holds the order's report."""
+    replicas: RetryPolicy = RetryPolicy(max_retries=0, base=1.0, cap=30.0)
+    """When to try again a task whose write the replicas did not confirm
+    (``REDIS_WAIT_REPLICAS``): never given up (it is Redis, not the order), capped low so
+    work resumes soon after the replicas are back."""
 
 
 def reconcile_policy(settings: Settings) -> ReconcilePolicy:

@@ -18,12 +18,19 @@ answer (a timeout, the soft limit, a worker killed mid-call) may go on at the ve
 vendor that stores its idempotency key only when it finishes would do the work twice for a
 repeat that arrives first: so no repeat starts before that deadline. The claim answers
 ``wait`` and the task retries with the time left as its countdown; no worker sleeps.
+
+Every claim carries its own token, and each write after the vendor call presents it: a
+task whose claim was taken over meanwhile (its worker was cut off from Redis past the
+visibility timeout, and the message went to another) stores nothing, reports nothing and
+retries nothing. With ``REDIS_WAIT_REPLICAS`` a claim the replicas did not confirm raises
+:class:`~fulfillment.clients.NotReplicated` before any vendor call (the task tries later).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -57,6 +64,7 @@ def provision(
 ) -> Outcome:
     """Claim, call the vendor once, store the outcome; see the module docstring."""
     ledger, policies = services.ledger, services.policies
+    token = claim_token(task_id)
     now, call_seconds = time.time(), _call_seconds(services, ref)
     claim = ledger.claim(
         ref,
@@ -66,6 +74,7 @@ def provision(
         policies.max_claims,
         call_seconds=call_seconds,
         now=now,
+        token=token,
     )
     call_until = now + call_seconds
     if claim.action is Claimed.WAIT:
@@ -113,9 +122,9 @@ def provision(
         external_ids = result.external_ids()
     except PermanentVendorError as exc:
         call.done(metrics.REFUSED)
-        change = ledger.finish(ref, detail_id, task_id, ResultStatus.FAIL, message=exc.message)
+        change = ledger.finish(ref, detail_id, token, ResultStatus.FAIL, message=exc.message)
         if change.action is not Changed.OK:
-            return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
+            return _claim_lost(ref, "the outcome was stored", change.previous)
         bug = isinstance(exc, VendorContractError)
         log_state(
             State.FAILED,
@@ -136,7 +145,9 @@ def provision(
         answered = isinstance(exc, TransientVendorError) and not isinstance(exc, VendorNoAnswer)
         if policies.provision.exhausted(record.retries):
             reason = f"vendor still failing after {record.retries} retries: {message}"
-            ledger.mark_dead(ref, reason, task_id, event="retries-exhausted")
+            change = ledger.mark_dead(ref, reason, token, event="retries-exhausted")
+            if change.action is not Changed.OK:
+                return _claim_lost(ref, "the order was given up", change.previous)
             metrics.DEAD_ORDERS.labels("retries-exhausted").inc()
             log_state(
                 State.DEAD, record, event="retries-exhausted", level=logging.ERROR, error=reason
@@ -145,7 +156,9 @@ def provision(
         delay = policies.provision.delay(record.retries, getattr(exc, "retry_after", None))
         if not answered:
             delay = _bounded(services, max(delay, call_until - time.time()))
-        ledger.release_for_retry(ref, detail_id, task_id, message, call_ended=answered)
+        change = ledger.release_for_retry(ref, detail_id, token, message, call_ended=answered)
+        if change.action is not Changed.OK:
+            return _claim_lost(ref, "the retry was recorded", change.previous)
         metrics.RETRIES.labels(metrics.PROVISION).inc()
         log_state(
             State.QUEUED,
@@ -160,17 +173,19 @@ def provision(
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not loop or report Fail
         call.done(metrics.ERROR)
         reason = f"adapter error: {type(exc).__name__}: {exc}"
-        ledger.mark_dead(ref, reason, task_id, event="adapter-error")
+        change = ledger.mark_dead(ref, reason, token, event="adapter-error")
+        if change.action is not Changed.OK:
+            return _claim_lost(ref, "the order was given up", change.previous)
         metrics.DEAD_ORDERS.labels("adapter-error").inc()
         log_state(State.DEAD, record, event="adapter-error", level=logging.ERROR, error=reason)
         return Outcome.dead(reason, exc)
 
     call.done(metrics.SUCCESS)
     change = ledger.finish(
-        ref, detail_id, task_id, ResultStatus.SUCCESS, external_ids, result.metadata
+        ref, detail_id, token, ResultStatus.SUCCESS, external_ids, result.metadata
     )
     if change.action is not Changed.OK:
-        return Outcome.done(f"claim lost before the outcome was stored ({change.previous})")
+        return _claim_lost(ref, "the outcome was stored", change.previous)
     log_state(State.PROVISIONED, record, event="vendor-ok", external_ids=external_ids)
     return Outcome(Next.REPORT, state=State.PROVISIONED)
 
@@ -195,6 +210,23 @@ class _VendorCall:
         metrics.VENDOR_CALLS.labels(self.type, outcome).inc()
         metrics.VENDOR_DURATION.labels(self.type).observe(self.seconds)
         self.seconds = None
+
+
+def claim_token(task_id: str) -> str:
+    """A fresh token for one claim by ``task_id`` (the task id first, for operators)."""
+    return f"{task_id}/{secrets.token_hex(8)}"
+
+
+def _claim_lost(ref: Ref, before: str, previous: State | None) -> Outcome:
+    """Another delivery took the claim over (or the order moved on) before ``before``:
+    this one writes, reports and retries nothing; whoever holds the order now finishes it."""
+    log.warning(
+        "request_id=%s: claim lost before %s (now %s); this delivery leaves it to its holder",
+        ref,
+        before,
+        previous,
+    )
+    return Outcome.done(f"claim lost before {before} ({previous})", previous)
 
 
 def fulfil(

@@ -62,7 +62,11 @@ class Services:
     def ledger(self) -> Ledger:
         """The ledger on :attr:`redis`."""
         if self._ledger is None:
-            self._ledger = Ledger(self.redis)
+            self._ledger = Ledger(
+                self.redis,
+                wait_replicas=self.settings.redis_wait_replicas,
+                wait_timeout_ms=self.settings.redis_wait_timeout_ms,
+            )
         return self._ledger
 
     @property

@@ -6,6 +6,10 @@ failover) must not lose the order: with late acknowledgement a task that raises 
 acknowledged, i.e. its message is gone. So the message is rejected with requeue instead:
 put back at once if Redis answers again, otherwise left unacknowledged, and redelivered
 after the visibility timeout.
+
+A write the replicas did not confirm (``REDIS_WAIT_REPLICAS``; Redis itself answers) is
+tried again after a countdown instead, so a missing replica neither spins the message
+through the queue nor spends the order's budgets.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from celery import Task
 from celery.exceptions import Reject
 
 from config.sentry import capture_dead_order, capture_order_alert
-from fulfillment.clients import REDIS_UNAVAILABLE
+from fulfillment.clients import REDIS_UNAVAILABLE, NotReplicated
 from fulfillment.outcomes import Next, Outcome
 from fulfillment.refs import Ref
 from fulfillment.services import Services
@@ -31,6 +35,10 @@ class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
+        except NotReplicated as exc:
+            countdown = self.services.policies.replicas.delay(self.request.retries)
+            log.warning("%s%s: %s; again in %.1fs", self.name, args, exc, countdown)
+            raise self.retry(countdown=countdown, max_retries=None) from exc
         except REDIS_UNAVAILABLE as exc:
             log.warning("%s%s: Redis unavailable (%s); message handed back", self.name, args, exc)
             raise Reject(exc, requeue=True) from exc

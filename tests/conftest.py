@@ -1,14 +1,15 @@
-"""Shared fixtures, and a guard: the test process may only open sockets to loopback."""
+"""Shared fixtures, and a guard: the test process may only open sockets to loopback (and
+to the addresses a test assigned to hosts it built itself: :mod:`tests.support.network`)."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.support.network import allowed
 from tests.support.stack import Stack
 
 _real_connect = socket.socket.connect
@@ -17,11 +18,7 @@ _real_connect = socket.socket.connect
 def _loopback_only(self: socket.socket, address: Any) -> Any:
     if self.family in (socket.AF_INET, socket.AF_INET6):
         host = address[0]
-        try:
-            allowed = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            allowed = host == "localhost"
-        if not allowed:
+        if not allowed(host):
             raise ConnectionRefusedError(f"tests may not reach {host}: loopback only")
     return _real_connect(self, address)
 

@@ -18,7 +18,9 @@ It behaves like a small real SaaS back office, so the demo and the tests see hon
 Every outcome is stored under the order's idempotency key in the same Redis transaction
 as the change it made, so a call repeated after a crash returns the first outcome and
 changes nothing. ``provisionings`` lists every change, for counting in tests.
-Simulated and production orders live in separate namespaces.
+Simulated and production orders live in separate namespaces. Its database is the Redis of
+``REDIS_URL`` (a vendor's own store, not the worker's: it does not follow
+``REDIS_SENTINELS``; a production vendor keeps its data where it always has).
 """
 
 from __future__ import annotations

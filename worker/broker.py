@@ -9,42 +9,51 @@ detached transport's URL: ``AttributeError: 'NoneType' object has no attribute
 whenever it held a task and waited for another (fault 07b).
 
 This channel finishes closing on the first call instead, while the transport is attached.
-:func:`install` makes the ``redis://`` and ``rediss://`` schemes use it, so URLs, logs and
-Flower's broker view stay as they are.
+:func:`install` makes the ``redis://`` and ``rediss://`` schemes use it, and ``sentinel://``
+(``REDIS_SENTINELS``) kombu's Sentinel transport with the same close, whose connections ask
+the sentinels for the master (a master killed or demoted in a failover is the same lost
+connection), so URLs, logs and Flower's broker view stay as they are.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES, _transport_cache, virtual
 from kombu.transport import redis as kombu_redis
 
 TRANSPORT = "worker.broker:Transport"
+SENTINEL_TRANSPORT = "worker.broker:SentinelTransport"
 
 log = logging.getLogger(__name__)
-SCHEMES = ("redis", "rediss")
+SCHEMES = {"redis": TRANSPORT, "rediss": TRANSPORT, "sentinel": SENTINEL_TRANSPORT}
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped
-    """Kombu's Redis channel whose ``close`` completes even when Redis is gone."""
+class SafeClose:
+    """A Redis channel's ``close`` that completes even when Redis is gone (a mixin before
+    one of kombu's Redis channels)."""
+
+    closed: bool
+    connection_errors: tuple[type[BaseException], ...]
 
     def close(self) -> None:
         """Close, and stay closed, whether or not Redis answers."""
         try:
-            super().close()
+            super().close()  # type: ignore[misc]  # kombu's channel, after this in the MRO
         except self.connection_errors as exc:
             if not self.closed:
                 self._finish_close(exc)
             else:
                 self._lost(exc)
 
-    def _finish_close(self, error: Exception) -> None:
+    def _finish_close(self, error: BaseException) -> None:
         """The steps kombu's close skipped; none of them needs a live connection."""
-        self._in_poll = None
-        self.connection.cycle.discard(self)
-        self._disconnect_pools()
-        self._close_clients()
+        channel: Any = self
+        channel._in_poll = None
+        channel.connection.cycle.discard(self)
+        channel._disconnect_pools()  # the Sentinel channel's also closes its sentinels
+        channel._close_clients()
         try:
             # Marks the channel closed, then puts unacknowledged messages back.
             virtual.Channel.close(self)
@@ -53,7 +62,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped
         else:
             log.info("broker channel closed after a connection error: %r", error)
 
-    def _lost(self, error: Exception) -> None:
+    def _lost(self, error: BaseException) -> None:
         # Not raised: the channel is closed, and callers (Celery's bootsteps) that catch
         # connection errors on a connection they already let go of turn it into an
         # AttributeError. Nothing is lost: the messages are still in Redis's unacked set.
@@ -64,14 +73,29 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped
         )
 
 
+class Channel(SafeClose, kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped
+    """Kombu's Redis channel whose ``close`` completes even when Redis is gone."""
+
+
+class SentinelChannel(SafeClose, kombu_redis.SentinelChannel):  # type: ignore[misc]
+    """Kombu's Sentinel channel whose ``close`` completes even when the master is gone."""
+
+
 class Transport(kombu_redis.Transport):  # type: ignore[misc]  # kombu is untyped
     """Kombu's Redis transport with :class:`Channel`."""
 
     Channel = Channel
 
 
+class SentinelTransport(kombu_redis.SentinelTransport):  # type: ignore[misc]
+    """Kombu's Redis Sentinel transport with :class:`SentinelChannel`."""
+
+    Channel = SentinelChannel
+
+
 def install() -> None:
-    """Resolve the ``redis``/``rediss`` schemes to :class:`Transport` in this process."""
-    for scheme in SCHEMES:
-        TRANSPORT_ALIASES[scheme] = TRANSPORT
+    """Resolve ``redis``/``rediss`` to :class:`Transport` and ``sentinel`` to
+    :class:`SentinelTransport` in this process."""
+    for scheme, transport in SCHEMES.items():
+        TRANSPORT_ALIASES[scheme] = transport
         _transport_cache.pop(scheme, None)

@@ -10,6 +10,9 @@ Why each reliability setting is what it is:
   it must exceed every countdown and time limit (checked by the settings), or a long
   task or a delayed retry would run twice.
 * JSON only, results ignored (the ledger is the state), bounded publish retries.
+* With ``REDIS_SENTINELS`` the broker is kombu's Sentinel transport on the master they
+  name (:func:`broker_settings`): ``sentinel://`` URLs without any credential, the
+  password in ``broker_password`` (Celery masks it in banners and ``inspect conf``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from config.settings import Settings
+from fulfillment.clients import master_options, sentinel_options
 from fulfillment.names import ALL_QUEUES, PROVISION_TASKS, RECONCILE, REPORT
 
 
@@ -33,18 +37,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     # How often a worker looks for messages whose consumer died (unacked past the
     # visibility timeout). Kombu's default sweep is ~100 s; tie it to the timeout.
     restore_every = max(1.0, min(10.0, settings.visibility_timeout_seconds / 10))
+    transport_options = {
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        "socket_timeout": max(socket_timeout, 2.0),
+        "socket_connect_timeout": socket_timeout,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
+        "retry_on_timeout": False,
+        "unacked_restore_interval": restore_every,
+        "unacked_restore_throttle": 1,
+    }
     return {
-        "broker_url": settings.redis_url,
-        "broker_transport_options": {
-            "visibility_timeout": settings.visibility_timeout_seconds,
-            "socket_timeout": max(socket_timeout, 2.0),
-            "socket_connect_timeout": socket_timeout,
-            "socket_keepalive": True,
-            "health_check_interval": 10,
-            "retry_on_timeout": False,
-            "unacked_restore_interval": restore_every,
-            "unacked_restore_throttle": 1,
-        },
+        **broker_settings(settings, transport_options),
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "broker_pool_limit": 10,
@@ -91,3 +95,34 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
     }
+
+
+def broker_settings(settings: Settings, transport_options: dict[str, Any]) -> dict[str, Any]:
+    """``broker_url`` and its options: ``REDIS_URL``, or the sentinels (``REDIS_SENTINELS``)
+    with the database, credentials and TLS of ``REDIS_URL``."""
+    if not settings.redis_sentinels:
+        return {"broker_url": settings.redis_url, "broker_transport_options": transport_options}
+    master = master_options(settings)
+    db = int(master.get("db") or 0)
+    url = ";".join(
+        f"sentinel://[{host}]:{port}/{db}" if ":" in host else f"sentinel://{host}:{port}/{db}"
+        for host, port in settings.redis_sentinels
+    )
+    timeout = float(transport_options["socket_connect_timeout"])
+    conf: dict[str, Any] = {
+        "broker_url": url,
+        "broker_transport_options": {
+            **transport_options,
+            "master_name": settings.redis_sentinel_master,
+            "sentinel_kwargs": sentinel_options(settings, timeout),
+        },
+    }
+    if master.get("password"):
+        conf["broker_password"] = master["password"]
+    if master.get("username"):
+        conf["broker_user"] = master["username"]
+    if master.get("ssl"):
+        tls = {k: v for k, v in master.items() if k.startswith("ssl_")}
+        # An empty mapping would mean "no TLS" to Celery: verify certificates by default.
+        conf["broker_use_ssl"] = {"ssl_cert_reqs": "required", **tls}
+    return conf

@@ -8,10 +8,13 @@
 --   [6] max claims: deliveries of one task message before the order is dead
 --   [7] call until: when the vendor call this claim starts may still be running, at the
 --       latest (a timestamp: the adapter's own deadline)
+--   [8] claim token: this claim's own, which finish, release and dead must present (a
+--       redelivery of the same task id takes over with a new one, so the first holder,
+--       if only cut off, can no longer write)
 -- Returns {action, previous state}: action is one of fulfillment.states.Claimed
 --   claimed, done, busy, wait, stale, dead, dead_now, missing; wait adds the seconds left.
 local now, detail, task = tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local lease_until, max_claims, call_until = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local lease_until, max_claims, call_until, token = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local state = redis.call('HGET', RECORD, 'state')
 if not state then return {'missing', ''} end
 if redis.call('HGET', RECORD, 'detail_id') ~= detail then return {'stale', state} end
@@ -46,6 +49,7 @@ if claims > max_claims then
   notify_waiters(KEYS[12])
   return {'dead_now', state}
 end
-redis.call('HSET', RECORD, 'claim_task', task, 'claim_until', lease_until, 'call_until', call_until)
+redis.call('HSET', RECORD, 'claim_task', task, 'claim_token', token, 'claim_until', lease_until,
+  'call_until', call_until)
 set_state('provisioning', now, 'claimed', task)
 return {'claimed', state}

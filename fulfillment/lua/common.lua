@@ -37,9 +37,10 @@ local function note(now, event, text)
   push_history(now, redis.call('HGET', RECORD, 'state') or '', event, text)
 end
 
--- Whether ``task`` still holds the record's claim for ``detail``.
-local function holds(state, detail, task)
-  return state == 'provisioning' and redis.call('HGET', RECORD, 'claim_task') == task
+-- Whether the claim named by ``token`` (claim.lua's ARGV[8]) still holds the record for
+-- ``detail``.
+local function holds(state, detail, token)
+  return state == 'provisioning' and redis.call('HGET', RECORD, 'claim_token') == token
     and redis.call('HGET', RECORD, 'detail_id') == detail
 end
 

@@ -3,7 +3,7 @@
 -- KEYS: the record's keys (common.lua), then
 --   KEYS[12]  the record's outcome list (optional: given when someone may wait for it)
 -- ARGV:
---   [1] member  [2] now  [3] detail id  [4] task id
+--   [1] member  [2] now  [3] detail id  [4] claim token (claim.lua's ARGV[8])
 --   [5] outcome (Success|Fail)  [6] external ids (JSON)  [7] metadata (JSON)
 --   [8] message (the Fail's message, or a note)
 -- Returns {action, previous state}: ok, or stale (the claim was lost).

@@ -17,9 +17,15 @@ class LoopbackServer:
     """Serves ``handler`` on 127.0.0.1 from a daemon thread until :meth:`close`."""
 
     def __init__(
-        self, handler: type[BaseHTTPRequestHandler], name: str | None = None, port: int = 0
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        name: str | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        # ``host``: another address than loopback only for hosts a test built itself.
+        self.host = host
+        self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
         # A short poll interval: shutdown() waits for the next poll.
         self.thread = threading.Thread(

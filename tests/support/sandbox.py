@@ -47,9 +47,9 @@ DEFAULT_CREDENTIALS = {
 }
 
 
-def sandbox_command(port: int, options: dict[str, Any]) -> list[str]:
+def sandbox_command(port: int, options: dict[str, Any], host: str = "127.0.0.1") -> list[str]:
     """The argv that starts a sandbox on ``port`` with ``options`` (None values are left out)."""
-    argv = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port)]
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")
         if value is None:
@@ -65,17 +65,20 @@ def start_sandbox(
     tmp_path: Path,
     name: str = "sandbox",
     env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
     **options: Any,
 ) -> SandboxHandle:
     """Start ``python -m sandbox`` on a free port and wait until it answers.
 
     ``options`` are sandbox settings (``max_retries=1``, ``webhook_url=...``); ``env`` adds
     environment variables (``SANDBOX_*`` ones are settings too, below the options). The
-    process log is ``tmp_path/<name>.log``.
+    process log is ``tmp_path/<name>.log``. ``host``: the address it listens on (another
+    than loopback for hosts a test built: :mod:`tests.support.netns`).
     """
     port = free_port()
-    proc = Proc(name, sandbox_command(port, options), env=dict(env or {}), log_dir=tmp_path)
-    url = f"http://127.0.0.1:{port}"
+    command = sandbox_command(port, options, host)
+    proc = Proc(name, command, env=dict(env or {}), log_dir=tmp_path)
+    url = f"http://{host}:{port}"
     try:
         proc.wait_http(f"{url}/sandbox/health")
     except BaseException:

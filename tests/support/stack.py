@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,9 @@ class Stack:
     ) -> None:
         self.tmp_path = tmp_path
         self.procs: list[Proc] = []
-        self.redis_server = RedisServer(tmp_path / "redis", appendfsync=redis_appendfsync).start()
+        self.redis_server = self._start_redis(redis_appendfsync)
         self.receiver_port = free_port()
-        self.receiver_url = f"http://127.0.0.1:{self.receiver_port}"
+        self.receiver_url = f"http://{self._receiver_host()}:{self.receiver_port}"
         options: dict[str, Any] = {
             "retry_delay": 0.2,
             "webhook_url": f"{self.receiver_url}/webhooks/pax8",
@@ -70,11 +70,11 @@ class Stack:
             "simulation_webhook_secret": SIM_SECRET,
         }
         options.update(sandbox_options or {})
-        self.sandbox: SandboxHandle = start_sandbox(tmp_path, **options)
+        self.sandbox: SandboxHandle = self._start_sandbox(options)
         self.env: dict[str, str] = {
             **FAST_ENV,
             **self.sandbox.env(),
-            "REDIS_URL": self.redis_server.url,
+            **self._redis_env(),
             "PAX8_WEBHOOK_SECRETS": PROD_SECRET,
             "PAX8_SIMULATION_WEBHOOK_SECRETS": SIM_SECRET,
             "VENDOR_ADAPTER": "example",
@@ -83,21 +83,51 @@ class Stack:
             "PYTHONPATH": str(ROOT),
         }
         self.env.update(env or {})
-        self._redis = redis.Redis.from_url(self.redis_server.url, decode_responses=True)
+        self._redis = self._redis_client()
         self.ledger = Ledger(self._redis)
         self.http = httpx.Client(timeout=30.0)
 
+    # -- Redis (a subclass may put a replica and sentinels here) ------------------------
+
+    def _start_redis(self, appendfsync: str) -> RedisServer:
+        """Start the stack's Redis."""
+        return RedisServer(self.tmp_path / "redis", appendfsync=appendfsync).start()
+
+    def _redis_env(self) -> dict[str, str]:
+        """The settings that point every process at the stack's Redis."""
+        return {"REDIS_URL": self.redis_server.url}
+
+    def _redis_client(self) -> redis.Redis:
+        """The test's own (decoded) client of the stack's Redis."""
+        return redis.Redis.from_url(self.redis_server.url, decode_responses=True)
+
+    def _stop_redis(self) -> None:
+        self.redis_server.stop()
+
+    # -- where the receiver and the sandbox listen (a subclass may put them elsewhere) --
+
+    def _receiver_host(self) -> str:
+        return "127.0.0.1"
+
+    def _start_sandbox(self, options: dict[str, Any]) -> SandboxHandle:
+        return start_sandbox(self.tmp_path, **options)
+
     # -- processes ---------------------------------------------------------------------
 
-    def start(self, line: str, name: str | None = None, **env: str) -> Proc:
-        """Start the Procfile line ``line`` with the stack's environment plus ``env``."""
-        proc = Proc(name or line, procfile_command(line), {**self.env, **env}, self.tmp_path)
+    def start(
+        self, line: str, name: str | None = None, *, wrapper: Sequence[str] = (), **env: str
+    ) -> Proc:
+        """Start the Procfile line ``line`` with the stack's environment plus ``env``
+        (``wrapper``: a prefix such as ``ip netns exec HOST`` that runs it elsewhere)."""
+        command = " ".join([*wrapper, procfile_command(line)])
+        proc = Proc(name or line, command, {**self.env, **env}, self.tmp_path)
         self.procs.append(proc)
         return proc
 
     def start_receiver(self, **env: str) -> Proc:
         """gunicorn from the Procfile ``web`` line, on the port the sandbox delivers to."""
-        proc = self.start("web", "web", PORT=str(self.receiver_port), BIND_HOST="127.0.0.1", **env)
+        env.setdefault("BIND_HOST", self._receiver_host())
+        proc = self.start("web", "web", PORT=str(self.receiver_port), **env)
         proc.wait_http(f"{self.receiver_url}/healthz")
         return proc
 
@@ -214,7 +244,7 @@ class Stack:
         self.http.close()
         self.sandbox.stop()
         self._redis.close()
-        self.redis_server.stop()
+        self._stop_redis()
 
 
 def notification(

@@ -15,7 +15,9 @@ PartnerEnrollment enrolls a partner. How it treats ``Idempotency-Key`` is chosen
 :meth:`VendorStub.provisionings` counts work really done (each success that created or
 changed something), not keys, so a double provisioning shows. Answers are scripted per
 call (status, body, a hang before anything, work time, a delay after the work, a trickled
-answer), then fall back to the rules above.
+answer; ``default`` when nothing is scripted), then fall back to the rules above.
+:meth:`VendorStub.hold` keeps chosen answers back until :meth:`VendorStub.release` (a
+vendor slow to answer one host), and each call records the caller's address.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler
@@ -67,6 +70,10 @@ class Call:
     headers: dict[str, str]
     status: int
     at: float
+    peer: str = ""  # the caller's address (which host called, with several)
+
+
+Hold = Callable[[Call], bool]
 
 
 @dataclass
@@ -85,8 +92,11 @@ class VendorStub(LoopbackServer):
         keys: Keys = Keys.AT_START,
         work: float = 0.0,
         retry_after: str = "1",
+        default: Script | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.token = token
+        self.default = default or Script()  # the answer when nothing is scripted
         self.keys = keys
         self.work = work
         self.retry_after = retry_after
@@ -97,6 +107,8 @@ class VendorStub(LoopbackServer):
         self._stored: dict[str, tuple[str, _Answer]] = {}  # key → (body hash, answer)
         self._started: dict[str, str] = {}  # key → body hash, while its work runs (AT_START)
         self._subscriptions: dict[str, dict[str, str]] = {}
+        self._hold: Hold | None = None
+        self._held: list[tuple[Call, threading.Event]] = []
         self._lock = threading.Lock()
         stub = self
 
@@ -109,12 +121,12 @@ class VendorStub(LoopbackServer):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        super().__init__(Handler, name="vendor-stub")
+        super().__init__(Handler, name="vendor-stub", host=host)
 
     @property
     def url(self) -> str:
         """Where the ``http`` adapter should POST (``VENDOR_HTTP_URL``)."""
-        return f"http://127.0.0.1:{self.port}/orders"
+        return f"http://{self.host}:{self.port}/orders"
 
     def then(self, *scripts: Script) -> VendorStub:
         """Queue answers for the next calls."""
@@ -132,6 +144,32 @@ class VendorStub(LoopbackServer):
         """When each call about ``request_id`` came in (before any work or answer)."""
         with self._lock:
             return [at for rid, at in self.arrivals if rid == request_id]
+
+    def hold(self, which: Hold) -> None:
+        """From now on, keep the answer to every call ``which`` picks (after doing the work)
+        until :meth:`release`: a vendor whose answers are slow to come back."""
+        with self._lock:
+            self._hold = which
+
+    def held(self) -> list[Call]:
+        """The calls whose answers are held right now."""
+        with self._lock:
+            return [call for call, event in self._held if not event.is_set()]
+
+    def release(self, which: Hold | None = None) -> int:
+        """Answer the held calls ``which`` picks (all by default); how many."""
+        with self._lock:
+            chosen = [e for c, e in self._held if not e.is_set() and (which is None or which(c))]
+        for event in chosen:
+            event.set()
+        return len(chosen)
+
+    def close(self) -> None:
+        """Answer whatever is still held, then stop serving."""
+        with self._lock:
+            self._hold = None
+        self.release()
+        super().close()
 
     def calls_for(self, request_id: str) -> list[Call]:
         """Every call about ``request_id``, repeats included."""
@@ -157,7 +195,7 @@ class VendorStub(LoopbackServer):
             # scripted answer: the script is for the calls that do work.
             keyed = self.keys is not Keys.IGNORED and (key in self._stored or key in self._started)
             script = None if keyed else (self.script.popleft() if self.script else None)
-        script = script or Script()
+        script = script or self.default
         if script.delay_before:
             time.sleep(script.delay_before)
         answer = self._begin(key, fingerprint)
@@ -165,7 +203,8 @@ class VendorStub(LoopbackServer):
             answer = self._work(key, fingerprint, order, script)
             if script.delay_after:
                 time.sleep(script.delay_after)
-        self._record(key, order, headers, answer.status)
+        peer = str(handler.client_address[0])
+        self._wait_if_held(self._record(key, order, headers, answer.status, peer))
         self._send(handler, answer, script.trickle)
 
     def _begin(self, key: str, fingerprint: str) -> _Answer | None:
@@ -254,10 +293,20 @@ class VendorStub(LoopbackServer):
         )
 
     def _record(
-        self, key: str, order: dict[str, Any], headers: dict[str, str], status: int
-    ) -> None:
+        self, key: str, order: dict[str, Any], headers: dict[str, str], status: int, peer: str
+    ) -> Call:
+        call = Call(key, order, headers, status, time.time(), peer)
         with self._lock:
-            self.calls.append(Call(key, order, headers, status, time.time()))
+            self.calls.append(call)
+        return call
+
+    def _wait_if_held(self, call: Call, limit: float = 300.0) -> None:
+        with self._lock:
+            if self._hold is None or not self._hold(call):
+                return
+            event = threading.Event()
+            self._held.append((call, event))
+        event.wait(limit)
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, answer: _Answer, trickle: float) -> None:
