@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.redis_server import RedisServer
 from tests.faults.conftest import FAULT_ENV, bulk_notifications, results_by_request, tally
 from tests.support.burst import Burst
 from tests.support.procs import Proc, wait_until
@@ -138,6 +139,19 @@ def finish_and_count(
     return accepted, totals
 
 
+def kill_master_while_orders_are_owed(stack: SentinelStack, vendor: VendorStub) -> RedisServer:
+    """Kill the master after its replica has lagged ``LAG`` seconds, with every vendor answer
+    held meanwhile: no order finishes while the replica lags, so each one acknowledged in
+    that time is still owed a result when the master dies, however fast the workers were.
+    The held answers come back once the master is dead (calls that ended mid-failover)."""
+    vendor.hold(lambda call: True)
+    try:
+        return stack.kill_master(lagging=LAG)
+    finally:
+        vendor.hold(None)
+        vendor.release()
+
+
 def test_fault_17_master_killed_mid_burst_with_wait_1_loses_no_acknowledged_order(
     tmp_path: Path, vendor: VendorStub
 ) -> None:
@@ -147,7 +161,7 @@ def test_fault_17_master_killed_mid_burst_with_wait_1_loses_no_acknowledged_orde
         bodies = bulk_notifications(stack, BURST)
         burst = Burst(f"{stack.receiver_url}/webhooks/pax8", bodies, rate=RATE, threads=16).start()
         burst.wait_acknowledged(BURST // 3)
-        killed = stack.kill_master(lagging=LAG)
+        killed = kill_master_while_orders_are_owed(stack, vendor)
         killed_at = time.monotonic()
         promoted = stack.wait_failover(killed.address)
         promoted_after = time.monotonic() - killed_at
@@ -177,7 +191,7 @@ def test_fault_18_master_killed_mid_burst_with_wait_0_reconciliation_brings_orde
         bodies = bulk_notifications(stack, BURST)
         burst = Burst(f"{stack.receiver_url}/webhooks/pax8", bodies, rate=RATE, threads=16).start()
         burst.wait_acknowledged(BURST // 3)
-        killed = stack.kill_master(lagging=LAG)
+        killed = kill_master_while_orders_are_owed(stack, vendor)
         killed_at = time.monotonic()
         promoted = stack.wait_failover(killed.address)
         promoted_after = time.monotonic() - killed_at

@@ -61,9 +61,14 @@ class ReplicationLink:
         while not self._closed.is_set():
             try:
                 replica, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
                 master = socket.create_connection(self.master, timeout=5)
             except OSError:
-                return
+                # The master is gone (killed): the replica retries, and finds it gone again.
+                replica.close()
+                continue
             master.settimeout(None)
             self._sockets += [replica, master]
             threading.Thread(target=self._pump, args=(master, replica, True), daemon=True).start()
@@ -156,7 +161,12 @@ class SentinelStack(Stack):
                 master.address,
                 quorum=2,
                 down_after_ms=self.down_after_ms,
-                failover_timeout_ms=10_000,
+                # Sentinel repoints a replica whose master is not the one it monitors
+                # ("+fix-slave-config") once failover-timeout has passed since it saw it: at
+                # 10 s that bypassed the link within a test, and the replica lagged no more.
+                # Three minutes (Redis's default) outlasts any test; one failover per stack
+                # never meets the timeout's other uses.
+                failover_timeout_ms=180_000,
                 master_password=self.password,
                 password=self.sentinel_password,
             )
@@ -267,6 +277,21 @@ class SentinelStack(Stack):
             if key.startswith("slave") and isinstance(value, dict) and value["state"] == "online"
         )
 
+    def replicas_via_link(self) -> int:
+        """Servers that replicate from the link's address (1 until a failover)."""
+        count = 0
+        for server in self.servers:
+            client = self._client(server)
+            try:
+                info = client.info("replication")
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+            if self.link is not None and int(info.get("master_port", 0)) == self.link.port:
+                count += 1
+        return count
+
     def about(self) -> str:
         """Roles and the sentinels' logs, for failure messages."""
         lines = []
@@ -296,6 +321,8 @@ class SentinelStack(Stack):
         master = self.master()
         if lagging:
             assert self.link is not None and self.link.master == master.address
+            # The replica must still replicate through the link, or holding it holds nothing.
+            assert self.replicas_via_link() == 1, f"the replica left the link\n{self.about()}"
             self.link.hold()
             time.sleep(lagging)
         master.kill()

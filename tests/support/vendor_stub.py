@@ -145,9 +145,10 @@ class VendorStub(LoopbackServer):
         with self._lock:
             return [at for rid, at in self.arrivals if rid == request_id]
 
-    def hold(self, which: Hold) -> None:
+    def hold(self, which: Hold | None) -> None:
         """From now on, keep the answer to every call ``which`` picks (after doing the work)
-        until :meth:`release`: a vendor whose answers are slow to come back."""
+        until :meth:`release`: a vendor whose answers are slow to come back. ``None``: hold
+        no more (what is held stays held until released)."""
         with self._lock:
             self._hold = which
 
