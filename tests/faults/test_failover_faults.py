@@ -152,40 +152,13 @@ def kill_master_while_orders_are_owed(stack: SentinelStack, vendor: VendorStub) 
         vendor.release()
 
 
-def test_fault_17_master_killed_mid_burst_with_wait_1_loses_no_acknowledged_order(
-    tmp_path: Path, vendor: VendorStub
-) -> None:
-    stack = sentinel_stack(tmp_path, vendor, wait_replicas=1)
-    try:
-        procs = start_processes(stack)
-        bodies = bulk_notifications(stack, BURST)
-        burst = Burst(f"{stack.receiver_url}/webhooks/pax8", bodies, rate=RATE, threads=16).start()
-        burst.wait_acknowledged(BURST // 3)
-        killed = kill_master_while_orders_are_owed(stack, vendor)
-        killed_at = time.monotonic()
-        promoted = stack.wait_failover(killed.address)
-        promoted_after = time.monotonic() - killed_at
-        killed.start()  # back with its AOF; the sentinels make it a replica of the new master
-        back_after = stack.wait_replicated() - killed_at
-        _, totals = finish_and_count(
-            stack,
-            vendor,
-            burst,
-            procs,
-            "17 master SIGKILLed mid-burst, WAIT 1 replica",
-            f"promoted {promoted.port} after {promoted_after:.1f}s, replica back "
-            f"{back_after:.1f}s after the kill",
-        )
-        # Every 202 was on the replica before it was sent: nothing for reconciliation.
-        assert totals["enqueued"] == 0, totals
-    finally:
-        stack.stop()
-
-
-def test_fault_18_master_killed_mid_burst_with_wait_0_reconciliation_brings_orders_back(
-    tmp_path: Path, vendor: VendorStub
-) -> None:
-    stack = sentinel_stack(tmp_path, vendor, wait_replicas=0)
+def master_killed_mid_burst(
+    tmp_path: Path, vendor: VendorStub, wait_replicas: int, fault: str
+) -> dict[str, int]:
+    """Faults 17 and 18: the master killed a third into the burst while its replica lags;
+    the old master restarted (with its AOF: the sentinels make it a replica of the new
+    one); everything counted. What reconciliation did, summed over its runs."""
+    stack = sentinel_stack(tmp_path, vendor, wait_replicas=wait_replicas)
     try:
         procs = start_processes(stack)
         bodies = bulk_notifications(stack, BURST)
@@ -196,23 +169,42 @@ def test_fault_18_master_killed_mid_burst_with_wait_0_reconciliation_brings_orde
         promoted = stack.wait_failover(killed.address)
         promoted_after = time.monotonic() - killed_at
         killed.start()
+        back_after = stack.wait_replicated() - killed_at
         _, totals = finish_and_count(
             stack,
             vendor,
             burst,
             procs,
-            "18 master SIGKILLed mid-burst, WAIT 0",
-            f"promoted {promoted.port} after {promoted_after:.1f}s",
+            fault,
+            f"promoted {promoted.port} after {promoted_after:.1f}s, replica back "
+            f"{back_after:.1f}s after the kill",
         )
         print(
-            f"[18] orders reconciliation brought back: {totals['enqueued']} unknown to the "
-            f"new master, {totals['requeued']} stranded in flight ({totals['runs']} runs)"
+            f"[{fault[:2]}] orders reconciliation brought back: {totals['enqueued']} unknown "
+            f"to the new master, {totals['requeued']} stranded in flight ({totals['runs']} runs)"
         )
-        # The replica lagged: orders acknowledged in that time were lost with the master,
-        # and only reconciliation (from Pax8's unfulfilled list) could bring them back.
-        assert totals["enqueued"] >= 1, totals
+        return totals
     finally:
         stack.stop()
+
+
+def test_fault_17_master_killed_mid_burst_with_wait_1_loses_no_acknowledged_order(
+    tmp_path: Path, vendor: VendorStub
+) -> None:
+    totals = master_killed_mid_burst(
+        tmp_path, vendor, 1, "17 master SIGKILLed mid-burst, WAIT 1 replica"
+    )
+    # Every 202 was on the replica before it was sent: nothing for reconciliation.
+    assert totals["enqueued"] == 0, totals
+
+
+def test_fault_18_master_killed_mid_burst_with_wait_0_reconciliation_brings_orders_back(
+    tmp_path: Path, vendor: VendorStub
+) -> None:
+    totals = master_killed_mid_burst(tmp_path, vendor, 0, "18 master SIGKILLed mid-burst, WAIT 0")
+    # The replica lagged: orders acknowledged in that time were lost with the master,
+    # and only reconciliation (from Pax8's unfulfilled list) could bring them back.
+    assert totals["enqueued"] >= 1, totals
 
 
 def test_fault_19_planned_failover_mid_burst_refuses_only_inside_the_switch(
