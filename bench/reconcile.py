@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{summary.seen}, in flight {summary.in_flight}, enqueued {summary.enqueued}, "
                     f"attempts created {summary.attempts_created}, errors {summary.errors[:3]}"
                 )
-                if len(publisher.provisions) != unknown or summary.in_flight != total - unknown:
+                if len(publisher.provisioned) != unknown or summary.in_flight != total - unknown:
                     raise SystemExit(
-                        f"reconcile enqueued {len(publisher.provisions)} (expected {unknown}) "
+                        f"reconcile enqueued {len(publisher.provisioned)} (expected {unknown}) "
                         f"and saw {summary.in_flight} in flight (expected {total - unknown})"
                     )
                 bench.details[f"round {round_number} calls by operation"] = snapshot["by_operation"]

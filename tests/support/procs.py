@@ -32,7 +32,7 @@ class GiveUp(AssertionError):
 
 
 def wait_until(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 20.0,
     interval: float = 0.05,
     message: str | Callable[[], str] = "condition not met",

@@ -29,7 +29,7 @@ class Monitor:
         self.client = redis.Redis.from_url(url, decode_responses=True)
         self.address = address
         self.seen: list[Seen] = []
-        self._monitor = self.client.monitor()
+        self._monitor = self.client.monitor()  # type: ignore[no-untyped-call]  # redis-py
         self._monitor.__enter__()  # sends MONITOR now: nothing is missed from here on
         self._thread = threading.Thread(target=self._run, name="redis-monitor", daemon=True)
         self._thread.start()

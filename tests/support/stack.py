@@ -218,8 +218,13 @@ class Stack:
         self, count: int, timeout: float = 60.0, **filters: str
     ) -> list[dict[str, Any]]:
         """Wait until the sandbox holds at least ``count`` results (matching ``filters``)."""
+
+        def enough() -> list[dict[str, Any]] | None:
+            found = self.sandbox.results(**filters)
+            return found if len(found) >= count else None
+
         return wait_until(
-            lambda: (found := self.sandbox.results(**filters)) and len(found) >= count and found,
+            enough,
             timeout,
             0.1,
             message=lambda: (
