@@ -458,6 +458,15 @@ class WrkResult:
         return self.ok / self.seconds if self.seconds else 0.0
 
 
+def wrk_peak(web: Web, warmup: float, seconds: float) -> tuple[WrkResult, float]:
+    """One peak measurement of ``web``: a warm-up, then wrk for ``seconds``; the result and
+    the gunicorn CPU it cost per request, in milliseconds (master and workers)."""
+    run_wrk(web.url, warmup)
+    before = cpu_seconds(web.proc.pid)
+    result = run_wrk(web.url, seconds)
+    return result, (cpu_seconds(web.proc.pid) - before) * 1000 / max(1, result.requests)
+
+
 def run_wrk(
     url: str, seconds: float, connections: int = 8, threads: int = 1, pace_ms: float = 0.0
 ) -> WrkResult:

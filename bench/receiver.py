@@ -34,12 +34,12 @@ from bench.common import (
     Comparison,
     Web,
     best,
-    cpu_seconds,
     new_stack,
     percentile,
     run_load,
     run_wrk,
     start_web,
+    wrk_peak,
 )
 
 # Seconds of open-loop load whose latencies are not counted (connections being opened).
@@ -85,12 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             cpu_ms: dict[str, list[float]] = {web.name: [] for web in webs}
             for round_number in range(1, bench.args.rounds + 1):
                 for web in webs:
-                    run_wrk(web.url, warmup)
-                    cpu_before = cpu_seconds(web.proc.pid)
-                    result = run_wrk(web.url, seconds)
-                    cpu_ms[web.name].append(
-                        (cpu_seconds(web.proc.pid) - cpu_before) * 1000 / max(1, result.requests)
-                    )
+                    result, cpu = wrk_peak(web, warmup, seconds)
+                    cpu_ms[web.name].append(cpu)
                     peaks[web.name].append(result.rate)
                     wrk_p99[web.name].append(result.p99_ms)
                     bench.log(

@@ -28,10 +28,10 @@ from bench.common import (
     Comparison,
     Web,
     best,
-    cpu_seconds,
     new_stack,
     run_wrk,
     web_command,
+    wrk_peak,
 )
 from cli.redis_server import RedisServer
 from tests.support.procs import Proc, free_port, wait_until
@@ -73,12 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             refused: dict[str, int] = {web.name: 0 for web in webs}
             for round_number in range(1, bench.args.rounds + 1):
                 for web in webs:
-                    run_wrk(web.url, warmup)
-                    before = cpu_seconds(web.proc.pid)
-                    result = run_wrk(web.url, seconds)
-                    cpu[web.name].append(
-                        (cpu_seconds(web.proc.pid) - before) * 1000 / max(1, result.requests)
-                    )
+                    result, used = wrk_peak(web, warmup, seconds)
+                    cpu[web.name].append(used)
                     peaks[web.name].append(result.rate)
                     refused[web.name] += result.bad
                     bench.log(
