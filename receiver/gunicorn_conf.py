@@ -10,7 +10,9 @@ master: so the patch happens here, in the config module gunicorn loads first.
 The master also serves the workers' metrics on ``WEB_METRICS_PORT`` (``receiver/metrics.py``):
 its multi-process directory is made here, before the app is imported and any worker forked.
 
-Everything else stays on the Procfile's command line, where an operator reads it.
+The graceful timeout is set here too (``receiver/lifecycle.py``): it follows
+``CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS``, so that a stop lets every waiting CloudBlue call be
+answered. Everything else stays on the Procfile's command line, where an operator reads it.
 """
 
 import warnings
@@ -25,7 +27,11 @@ monkey.patch_all()
 
 worker_class = "gevent"
 
+from receiver.lifecycle import graceful_timeout_seconds  # noqa: E402 - after the patch
 from receiver.metrics import web_metrics  # noqa: E402 - after the patch, as everything
+
+# Outlasts a CloudBlue call's wait for its outcome, so a stop answers every waiting call.
+graceful_timeout = graceful_timeout_seconds()
 
 web_metrics.prepare()
 when_ready = web_metrics.when_ready

@@ -11,6 +11,7 @@ retry answered from the ledger (one provisioning), bad payloads 400 naming the f
 from __future__ import annotations
 
 import json
+import signal
 import statistics
 import threading
 import time
@@ -413,3 +414,54 @@ def test_a_slow_vendor_past_the_deadline_is_503_and_the_retry_is_answered_once(
         assert len(calls(idle.redis(), request_id, "started")) == 1
     finally:
         worker.stop()
+
+
+def test_a_receiver_told_to_stop_answers_every_call_still_waiting(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A deploy stops the receiver (SIGTERM to gunicorn's master) while calls wait for
+    their outcome longer than the 20 s graceful timeout it once had: each is still answered
+    (503 with Retry-After at its deadline: no worker runs) and then the receiver exits."""
+    wait = 22.0
+    stack = Stack(
+        tmp_path_factory.mktemp("cloudblue-stop"),
+        env={"CLOUDBLUE_WEBHOOK_SECRETS": SECRET, "CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS": str(wait)},
+    )
+    try:
+        web = stack.start_receiver()
+        bodies = [payload("creation") for _ in range(3)]
+
+        def call(body: dict[str, Any]) -> httpx.Response | Exception:
+            try:
+                with httpx.Client(timeout=wait + 20) as client:
+                    return post(client, base(stack), body, "create")
+            except httpx.HTTPError as exc:  # a reset connection: what must not happen
+                return exc
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            futures = [pool.submit(call, body) for body in bodies]
+            wait_until(
+                lambda: _blocked(stack) >= len(bodies),
+                10,
+                interval=0.01,
+                message=lambda: f"{_blocked(stack)} of {len(bodies)} waiting",
+            )
+            told = time.monotonic()
+            web.signal(signal.SIGTERM)
+            answers = [future.result() for future in futures]
+        answered = time.monotonic() - told
+        for answer in answers:
+            assert isinstance(answer, httpx.Response), f"dropped on the stop: {answer!r}"
+            assert answer.status_code == 503 and answer.headers["Retry-After"] == "5", answer
+            assert answer.headers[REQUEST_ID]
+        # The receiver stops once the last call is answered, within the graceful timeout.
+        wait_until(lambda: not web.alive(), 15, message=lambda: web.describe())
+        stopped = time.monotonic() - told
+        print(
+            f"[cloudblue] stop: waiting calls answered {answered:.1f}s after SIGTERM, "
+            f"receiver exited at {stopped:.1f}s"
+        )
+        assert answered > 20.0, "answered before the old graceful timeout: the test proves nothing"
+        assert web.popen.returncode == 0, web.describe()
+    finally:
+        stack.stop()

@@ -169,3 +169,25 @@ def test_compose_ships_no_credential_and_publishes_only_the_receiver() -> None:
     assert services["console"]["ports"] == ["127.0.0.1:8090:8090"]
     assert services["sandbox"]["profiles"] == ["dev"]  # never part of a production `up`
     assert "change-me" not in (ROOT / "docker-compose.yml").read_text()
+
+
+def _seconds(period: str) -> int:
+    """A compose duration such as ``40s`` or ``3m``, in seconds."""
+    match = re.fullmatch(r"(\d+)([sm])", period)
+    assert match, period
+    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def test_a_stop_outlasts_a_cloudblue_wait_from_the_procfile_to_compose() -> None:
+    # The graceful timeout follows the wait (receiver/gunicorn_conf.py); a flag on the web
+    # line would override it, and compose's stop must give gunicorn that long.
+    from config.settings import build_settings
+    from receiver.lifecycle import MARGIN_SECONDS, graceful_timeout_seconds
+
+    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line[:4] == "web:")
+    assert "--graceful-timeout" not in web
+    default = graceful_timeout_seconds(build_settings())
+    assert default == 25 + MARGIN_SECONDS
+    assert graceful_timeout_seconds(build_settings(cloudblue_response_timeout_seconds=7.5)) == 13
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert _seconds(compose["services"]["web"]["stop_grace_period"]) > default
