@@ -27,13 +27,20 @@ monkey.patch_all()
 
 worker_class = "gevent"
 
-from receiver.lifecycle import graceful_timeout_seconds  # noqa: E402 - after the patch
-from receiver.metrics import web_metrics  # noqa: E402 - after the patch, as everything
+from config.settings import ConfigError, Settings, build_settings  # noqa: E402 - after the patch
+from receiver.lifecycle import graceful_timeout_seconds  # noqa: E402
+from receiver.metrics import web_metrics  # noqa: E402
+
+_settings: Settings | None
+try:
+    _settings = build_settings()
+except ConfigError:
+    _settings = None  # the app's import reports it, with the settings' one line
 
 # Outlasts a CloudBlue call's wait for its outcome, so a stop answers every waiting call.
-graceful_timeout = graceful_timeout_seconds()
+graceful_timeout = graceful_timeout_seconds(_settings)
 
-web_metrics.prepare()
+web_metrics.prepare(_settings)
 when_ready = web_metrics.when_ready
 post_fork = web_metrics.post_fork
 child_exit = web_metrics.child_exit

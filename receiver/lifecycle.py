@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import math
 
-from config.settings import ConfigError, Settings, build_settings
+from config.settings import Settings
 
 MARGIN_SECONDS = 5
 """Beyond the longest wait: the answer's own write, and the last Redis read before it."""
 
 FALLBACK_SECONDS = 30
-"""When the settings cannot be read here (the app's import then stops the process, naming
-the setting)."""
+"""When the settings do not load (the app's import then stops the process, naming the
+setting)."""
 
 
-def graceful_timeout_seconds(settings: Settings | None = None) -> int:
-    """gunicorn's ``graceful_timeout`` for these settings (read from the environment when
-    not given): the CloudBlue wait plus :data:`MARGIN_SECONDS`."""
+def graceful_timeout_seconds(settings: Settings | None) -> int:
+    """gunicorn's ``graceful_timeout`` for these settings: the CloudBlue wait plus
+    :data:`MARGIN_SECONDS`."""
     if settings is None:
-        try:
-            settings = build_settings()
-        except ConfigError:
-            return FALLBACK_SECONDS
+        return FALLBACK_SECONDS
     return math.ceil(settings.cloudblue_response_timeout_seconds) + MARGIN_SECONDS

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fulfillment.metrics import process
 from fulfillment.metrics.exporter import GeventServer, ThreadServer, serve
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +30,13 @@ class WebMetrics:
         self.server: GeventServer | ThreadServer | None = None
         self._master = 0
 
-    def prepare(self) -> None:
+    def prepare(self, settings: Settings | None) -> None:
         """In the master, before the app is loaded or a worker forked (with the exporter
-        off, the workers keep their counts in memory: nothing to merge, no files)."""
-        from config.settings import ConfigError, build_settings
-
-        try:
-            port = build_settings().web_metrics_port
-        except ConfigError:
-            return  # the app's import reports it, with the settings' one line
-        if port:
+        off, the workers keep their counts in memory: nothing to merge, no files).
+        ``settings`` is None when they do not load: the app's import then reports it."""
+        if settings is None:
+            return
+        if settings.web_metrics_port:
             self.path = process.start("web")
         self._master = os.getpid()
 
