@@ -44,8 +44,8 @@ from cli.procs import (
 )
 from cli.redis_server import RedisBinaryNotFound, RedisServer
 from config.settings import Settings, build_settings
-from fulfillment.clients import RedisUse, pax8_client, redis_client
 from fulfillment.ledger import Ledger
+from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client
 from pax8.client import Pax8Client
 
 PROCESSES = ("web", "worker", "beat", "flower", "console")

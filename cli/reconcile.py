@@ -7,8 +7,8 @@ import click
 from cli.context import runtime
 from cli.errors import CommandFailed
 from cli.output import echo_json
-from fulfillment.policies import reconcile_policy
-from fulfillment.reconcile import ReconcileSummary, reconcile
+from fulfillment.workflow.policies import reconcile_policy
+from fulfillment.workflow.reconcile import ReconcileSummary, reconcile
 
 _LINES = (
     ("seen", "unfulfilled requests listed by Pax8"),

@@ -14,9 +14,9 @@ from config.scrub import Scrubber
 from config.settings import Settings, load_settings
 from console.auth import REALM, Users, host_is_loopback
 from console.csrf import token as csrf_token
-from fulfillment.clients import REDIS_UNAVAILABLE, RedisUse
+from fulfillment.ledger.states import State
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE, RedisUse
 from fulfillment.services import Services
-from fulfillment.states import State
 
 SECURITY_HEADERS = {
     # No script at all, styles only from here, never framed, forms only to here.

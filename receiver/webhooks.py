@@ -17,18 +17,18 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from config.settings import Settings
-from fulfillment import metrics
-from fulfillment.clients import REDIS_UNAVAILABLE
-from fulfillment.intake import Intake, accept
+from fulfillment.intake.accept import Intake, accept
+from fulfillment.intake.notifications import InvalidNotification, parse_pax8
 from fulfillment.ledger import Notice
-from fulfillment.notifications import InvalidNotification, parse_pax8
+from fulfillment.runtime import metrics
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from fulfillment.services import Services
 from receiver.auth import Match, SecretChecker
 from receiver.errors import ApiError
 
 bp = Blueprint("webhooks", __name__)
 
-# Redis cannot take this now (fulfillment.clients.REDIS_UNAVAILABLE): 503, Pax8 retries.
+# Redis cannot take this now (fulfillment.runtime.clients.REDIS_UNAVAILABLE): 503, Pax8 retries.
 # Anything else from Redis (a script error, a wrong type) is a bug: a 500 Sentry reports.
 RETRY_AFTER_SECONDS = "5"
 

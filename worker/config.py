@@ -22,8 +22,8 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from config.settings import Settings
-from fulfillment.clients import master_options, sentinel_options
 from fulfillment.names import ALL_QUEUES, PROVISION_TASKS, RECONCILE, REPORT
+from fulfillment.runtime.clients import master_options, sentinel_options
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 
 from config.settings import Settings
-from fulfillment.clients import RedisUse
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
 from worker import broker
 from worker.config import celery_config

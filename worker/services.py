@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config.settings import Settings
-from fulfillment.clients import RedisUse
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
 from worker.factory import FulfillmentCelery, create_celery
 from worker.publish import CeleryPublisher

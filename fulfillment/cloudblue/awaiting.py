@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 
 from fulfillment.ledger import Ledger, Record
-from fulfillment.refs import Ref
-from fulfillment.states import State
+from fulfillment.ledger.refs import Ref
+from fulfillment.ledger.states import State
 
 MIN_STEP = 0.01
 """Redis reads a BLPOP timeout in milliseconds and blocks forever on 0: never ask for less."""

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fulfillment.refs import is_id
+from fulfillment.ledger.refs import is_id
 from pax8.models import ProvisionDetail, ProvisionRequest, RequestType
 from vendors.cloudblue import CloudBlueOrder, Operation, ProvisioningRequestPayload
 

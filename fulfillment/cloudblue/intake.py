@@ -1,9 +1,9 @@
 """Record a CloudBlue call as the ledger record it is, and enqueue it.
 
 Which record a call is depends on what the ledger saw of its subscription (a call without a
-``requestId`` that repeats the latest one is its retry; see :mod:`fulfillment.cloudblue`),
+``requestId`` that repeats the latest one is its retry; see :mod:`fulfillment.cloudblue.calls`),
 so naming it costs one Redis round trip before the usual atomic record-and-enqueue of
-:func:`fulfillment.intake.accept`. Every call advances its subscription's sequence, with or
+:func:`fulfillment.intake.accept.accept`. Every call advances its subscription's sequence, with or
 without a ``requestId``, so a stop sent with one and a start without one still tell a
 later identical stop apart from a retry.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from fulfillment.cloudblue import CloudBlueCall, detail_id, record_id
-from fulfillment.intake import Intake, Publisher, accept
+from fulfillment.cloudblue.calls import CloudBlueCall, detail_id, record_id
+from fulfillment.intake.accept import Intake, Publisher, accept
 from fulfillment.ledger import Ledger, Notice
 
 log = logging.getLogger(__name__)

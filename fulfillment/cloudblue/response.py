@@ -4,7 +4,7 @@ PLM's type (CBC 21 SDK, ``inhouse-products`` ``ProvisioningResponsePayload``) ha
 properties: ``vendorSubscriptionId`` (later requests carry it back, top level and in
 ``tenant``) and ``fulfillmentParameters``, a list of ``ResponseParameter`` (``id``,
 ``value``, ``phase``, ``type``, ``structuredValue``). The JSON schema of what is sent is
-``fulfillment/schemas/provisioning-response-payload.schema.json``.
+``fulfillment/cloudblue/schemas/provisioning-response-payload.schema.json``.
 
 From the stored outcome: the adapter's subscription id (else the one the platform sent, so
 a stop answered by an adapter that returns no id still names the subscription), and the
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fulfillment.cloudblue import stored_order
+from fulfillment.cloudblue.calls import stored_order
 from fulfillment.ledger import Record
 
 SCHEMA = "schemas/provisioning-response-payload.schema.json"

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Notice
-from fulfillment.refs import Ref
-from fulfillment.states import Accepted, State
+from fulfillment.ledger.events import log_state
+from fulfillment.ledger.refs import Ref
+from fulfillment.ledger.states import Accepted, State
 
 
 class Publisher(Protocol):

@@ -3,7 +3,7 @@
 Tolerant of what Pax8 sends loosely (unknown fields, ``compayDomain``, deprecated
 fields, non-UUID ids), strict about what the worker cannot do without: a request id, an
 attempt id, a detail id and a known type. Every id is checked against
-:data:`fulfillment.refs.ID_PATTERN` before it becomes a key, a path or a log field. Errors
+:data:`fulfillment.ledger.refs.ID_PATTERN` before it becomes a key, a path or a log field. Errors
 name the field, in the wire's camelCase, so a 400 tells the sender exactly what is wrong.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fulfillment.cloudblue import CloudBlueCall, CloudBlueError, parse_call
+from fulfillment.cloudblue.calls import CloudBlueCall, CloudBlueError, parse_call
 from fulfillment.ledger import Notice
-from fulfillment.refs import InvalidId, check_id
+from fulfillment.ledger.refs import InvalidId, check_id
 from pax8.models import ProvisionNotification, RequestType
 from vendors.cloudblue import Operation
 
@@ -129,7 +129,7 @@ def parse_pax8(body: bytes) -> tuple[Notice, ProvisionNotification]:
 
 def parse_cloudblue(body: bytes, suffix: Operation | None = None) -> CloudBlueCall:
     """Parse a CloudBlue ``ProvisioningRequestPayload`` (``suffix``: the operation its URL
-    names). Which ledger record it is needs Redis (see :mod:`fulfillment.cloudblue_intake`)."""
+    names). Which ledger record it is needs Redis (see :mod:`fulfillment.cloudblue.intake`)."""
     data = load_json(body)
     try:
         return parse_call(data, suffix)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fulfillment.ledger import Record
-from fulfillment.refs import Ref
-from fulfillment.states import State
+from fulfillment.ledger.refs import Ref
+from fulfillment.ledger.states import State
+from fulfillment.ledger.store import Record
 
 log = logging.getLogger("fulfillment.state")
 
@@ -22,7 +22,7 @@ def log_state(
     **extra: Any,
 ) -> None:
     """Log ``state`` for a request (``record``, or only its ``ref``): id, attempt, type and
-    simulation flag, plus ``extra``. Ids are checked where they enter (fulfillment.refs), so
+    simulation flag, plus ``extra``. Ids are checked where they enter (fulfillment.ledger.refs), so
     none can forge a line here."""
     ref = ref or (record.ref if record else None)
     fields: dict[str, Any] = {

@@ -12,7 +12,7 @@ from types import TracebackType
 
 import redis
 
-from fulfillment.scripts import lua_source
+from fulfillment.ledger.scripts import lua_source
 
 
 class RedisLock:

@@ -1,4 +1,4 @@
-"""The ledger's and locks' Lua scripts, read once from ``fulfillment/lua/*.lua``.
+"""The ledger's and locks' Lua scripts, read once from ``fulfillment/ledger/lua/*.lua``.
 
 Each file starts with a header naming its ``KEYS`` and ``ARGV``. The scripts that change
 one ledger record share ``common.lua`` (the key layout and the helpers), prepended here.

@@ -7,7 +7,7 @@
                                              killing its worker)
 
 Each ledger script answers with one of the actions below; the Lua scripts spell the same
-strings (``fulfillment/lua/``), and :class:`State` is listed in their order in
+strings (``fulfillment/ledger/lua/``), and :class:`State` is listed in their order in
 ``common.lua`` (a unit test checks both).
 """
 

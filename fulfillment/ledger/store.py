@@ -1,8 +1,8 @@
 """The ledger: one Redis record per provision request, changed only by atomic scripts.
 
-States and transition answers are in :mod:`fulfillment.states`. A record is named by its
-:class:`~fulfillment.refs.Ref`, ``<scope>:<id>`` (``pax8``, ``pax8-sim`` or ``cloudblue``,
-and an id checked against :data:`~fulfillment.refs.ID_PATTERN`), so the same id in two
+States and transition answers are in :mod:`fulfillment.ledger.states`. A record is named by its
+:class:`~fulfillment.ledger.refs.Ref`, ``<scope>:<id>`` (``pax8``, ``pax8-sim`` or ``cloudblue``,
+and an id checked against :data:`~fulfillment.ledger.refs.ID_PATTERN`), so the same id in two
 scopes is two records and no notice of one scope can change another's. Keys (``prefix``
 defaults to ``ff:``)::
 
@@ -15,9 +15,9 @@ defaults to ``ff:``)::
     ff:index                       zset   <scope>:<id> by last update (recent orders)
     ff:state:<state>               zset   <scope>:<id> by the time it entered the state
     ff:cloudblue:sub:<id>          hash   a CloudBlue subscription's sequence of operations
-                                          (which call is a retry: fulfillment.cloudblue)
+                                          (which call is a retry: fulfillment.cloudblue.calls)
 
-Every transition is one Lua script (``fulfillment/lua/*.lua``, each with a header naming
+Every transition is one Lua script (``fulfillment/ledger/lua/*.lua``, each with a header naming
 its keys and arguments; the record scripts share ``common.lua``), loaded once per client
 and given every key it touches in ``KEYS``. So two workers (or a worker and the receiver)
 can never both claim a request, and a record is never half-written. Vendor work happens at
@@ -35,7 +35,7 @@ whose loss in a failover could provision or report twice (recording a notificati
 its 202, the claim before a vendor call, the outcome after it, an attempt marked
 ``posting`` before its result is POSTed) run with Redis ``WAIT`` on the same connection, in
 one round trip; fewer confirmations than asked raise
-:class:`~fulfillment.clients.NotReplicated`, and nobody acts on the write. Replication is
+:class:`~fulfillment.runtime.clients.NotReplicated`, and nobody acts on the write. Replication is
 one ordered stream, so a confirmed write also confirms everything the master did before
 it, and what a failover loses is only a tail that nothing acted on.
 """
@@ -53,16 +53,16 @@ import redis
 from redis.commands.core import Script
 from redis.sentinel import SentinelConnectionPool
 
-from fulfillment.clients import REDIS_UNAVAILABLE, NotReplicated
-from fulfillment.refs import Ref, Scope, check_id
-from fulfillment.scripts import lua_source
-from fulfillment.states import (
+from fulfillment.ledger.refs import Ref, Scope, check_id
+from fulfillment.ledger.scripts import lua_source
+from fulfillment.ledger.states import (
     Accepted,
     AttemptState,
     Changed,
     Claimed,
     State,
 )
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE, NotReplicated
 from pax8.models import ResultStatus
 
 STATES = tuple(State)
@@ -374,7 +374,7 @@ class Ledger:
         message: tuple[str, str] | None = None,
         now: float | None = None,
     ) -> Change[Accepted]:
-        """Record a notification; the action (:class:`~fulfillment.states.Accepted`) says
+        """Record a notification; the action (:class:`~fulfillment.ledger.states.Accepted`) says
         what to enqueue. With ``message`` (queue, raw task message) the script pushes it
         itself when the order must be provisioned (action ``queued``)."""
         queue, raw = message if message else ("", "")
@@ -427,7 +427,7 @@ class Ledger:
         :meth:`release_for_retry` and :meth:`mark_dead` must present it, so a holder that
         was taken over (it was only cut off, and comes back) cannot write. It defaults to
         the task id, which is enough only where two deliveries of one message never
-        overlap; :func:`fulfillment.provisioning.provision` gives every claim a fresh one.
+        overlap; :func:`fulfillment.workflow.provisioning.provision` gives every claim a fresh one.
 
         ``call_seconds`` is how long the vendor call this claim starts may still be running
         (the adapter's deadline; the lease when not given). While an earlier call may still
@@ -679,7 +679,8 @@ class Ledger:
         return int(self._script("purge", record=False)(keys=keys, args=[older_than, *members]))
 
     def wake_next(self, ref: Ref) -> None:
-        """Put the outcome token back for the next waiter (see :mod:`fulfillment.awaiting`)."""
+        """Put the outcome token back for the next waiter (see
+        :mod:`fulfillment.cloudblue.awaiting`)."""
         key = self.outcome_key(ref)
         pipe = self.redis.pipeline(transaction=False)
         pipe.lpush(key, "1")

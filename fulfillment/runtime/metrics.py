@@ -3,14 +3,14 @@
 Recorded in-process where the event happens, never with a Redis call: the receiver counts
 webhooks and times their answer, the worker counts vendor calls, results, retries and dead
 orders. What only the ledger knows (orders by state, the oldest unreported outcome, queue
-depth, reconciliation) is read at scrape time by :mod:`fulfillment.metrics.ledger`, so it is
+depth, reconciliation) is read at scrape time by :mod:`fulfillment.views.ledger_metrics`, so it is
 the same whichever process serves it.
 
 Conventions: counters end in ``_total``, durations are ``_seconds`` histograms, labels have
 a small fixed set of values (a route, a status code, a request type, an outcome) and never
 an order's id. Every metric here has labels: prometheus_client creates a labelled metric's
 storage at its first ``labels()`` call, which comes after a process has chosen single- or
-multi-process storage (:mod:`fulfillment.metrics.process`), whatever it imported before.
+multi-process storage (:mod:`fulfillment.runtime.multiprocess`), whatever it imported before.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def start(kind: str) -> Path:
     Call it in the parent before it forks children that record. The environment variable
     is what prometheus_client reads, in this process and in its children; the value class
     is chosen again because prometheus_client chose one when it was first imported, perhaps
-    before this process knew it would fork (every metric of :mod:`fulfillment.metrics` has
+    before this process knew it would fork (every metric of :mod:`fulfillment.runtime.metrics` has
     labels, so none has storage yet).
     """
     remove_stale()

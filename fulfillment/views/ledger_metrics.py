@@ -16,10 +16,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.ledger import RECONCILE_TOTALS, STATES, Ledger
-from fulfillment.metrics import RECONCILE_BUCKETS
-from fulfillment.states import FINISHED, IN_FLIGHT, State
+from fulfillment.ledger.states import FINISHED, IN_FLIGHT, State
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE
+from fulfillment.runtime.metrics import RECONCILE_BUCKETS
 
 UNACKED_KEY = "unacked"
 """Kombu's Redis hash of delivered, unacknowledged messages (its default ``unacked_key``);

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fulfillment.ledger import Ledger, Record
-from fulfillment.refs import Ref, Scope
-from fulfillment.states import State
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
 
 SCAN_LIMIT = 20_000
 """At most this many records are looked at for one page of a filtered search."""

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
-from fulfillment.cloudblue import cloudblue_detail, cloudblue_request, parse_call, stored_request
+from fulfillment.cloudblue.calls import (
+    cloudblue_detail,
+    cloudblue_request,
+    parse_call,
+    stored_request,
+)
 from fulfillment.ledger import Record
 from pax8.models import ProvisionNotification, RequestType
 from vendors.base import Order

@@ -1,8 +1,9 @@
 """The one outcome type that travels from a domain function to the task that called it.
 
-:func:`fulfillment.provisioning.provision` and :func:`fulfillment.reporting.report` both
-answer with an :class:`Outcome`; a task only maps :attr:`Outcome.next` to Celery (report
-now, retry with a countdown, alert, or nothing).
+:func:`fulfillment.workflow.provisioning.provision` and
+:func:`fulfillment.workflow.reporting.report` both answer with an :class:`Outcome`; a task
+only maps :attr:`Outcome.next` to Celery (report now, retry with a countdown, alert, or
+nothing).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fulfillment.states import State
+from fulfillment.ledger.states import State
 
 
 class Next(StrEnum):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from config.settings import Settings
-from fulfillment.backoff import backoff_delay
+from fulfillment.workflow.backoff import backoff_delay
 
 
 @dataclass(frozen=True)

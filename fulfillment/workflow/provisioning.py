@@ -23,7 +23,7 @@ Every claim carries its own token, and each write after the vendor call presents
 task whose claim was taken over meanwhile (its worker was cut off from Redis past the
 visibility timeout, and the message went to another) stores nothing, reports nothing and
 retries nothing. With ``REDIS_WAIT_REPLICAS`` a claim the replicas did not confirm raises
-:class:`~fulfillment.clients.NotReplicated` before any vendor call (the task tries later).
+:class:`~fulfillment.runtime.clients.NotReplicated` before any vendor call (the task tries later).
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ import secrets
 import time
 from collections.abc import Callable
 
-from fulfillment import metrics
-from fulfillment.events import log_state
+from fulfillment.ledger.events import log_state
+from fulfillment.ledger.refs import Ref
+from fulfillment.ledger.states import Changed, Claimed, State
 from fulfillment.names import REPORT
-from fulfillment.orders import order_from_record
-from fulfillment.outcomes import Next, Outcome
-from fulfillment.refs import Ref
-from fulfillment.reporting import report
+from fulfillment.runtime import metrics
 from fulfillment.services import Services
-from fulfillment.states import Changed, Claimed, State
+from fulfillment.workflow.orders import order_from_record
+from fulfillment.workflow.outcomes import Next, Outcome
+from fulfillment.workflow.reporting import report
 from pax8.models import ResultStatus
 from vendors.base import Order, Provisioned
 from vendors.errors import (

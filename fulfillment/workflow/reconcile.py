@@ -25,14 +25,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fulfillment.intake import Publisher, accept
+from fulfillment.intake.accept import Publisher, accept
+from fulfillment.intake.notifications import InvalidNotification, parse_pax8
 from fulfillment.ledger import Ledger
-from fulfillment.locks import RedisLock
-from fulfillment.metrics import RECONCILE_BUCKETS
-from fulfillment.notifications import InvalidNotification, parse_pax8
-from fulfillment.policies import ReconcilePolicy
-from fulfillment.refs import Ref, is_id
-from fulfillment.states import FINISHED, IN_FLIGHT, Accepted, AttemptState, Changed, State
+from fulfillment.ledger.locks import RedisLock
+from fulfillment.ledger.refs import Ref, is_id
+from fulfillment.ledger.states import FINISHED, IN_FLIGHT, Accepted, AttemptState, Changed, State
+from fulfillment.runtime.metrics import RECONCILE_BUCKETS
+from fulfillment.workflow.policies import ReconcilePolicy
 from pax8.client import Pax8Client
 from pax8.errors import NotFound, Pax8Error
 from pax8.models import AttemptStatus, ProvisionAttempt, ProvisionRequest, to_wire

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fulfillment.intake import Publisher
+from fulfillment.intake.accept import Publisher
 from fulfillment.ledger import AmbiguousId, Ledger, Record
-from fulfillment.refs import Ref
-from fulfillment.states import IN_FLIGHT, Changed, State
+from fulfillment.ledger.refs import Ref
+from fulfillment.ledger.states import IN_FLIGHT, Changed, State
 from pax8.client import Pax8Client
 from pax8.models import ResultStatus
 

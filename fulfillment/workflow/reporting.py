@@ -22,13 +22,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fulfillment import metrics
-from fulfillment.events import log_state
 from fulfillment.ledger import Ledger, Record
-from fulfillment.locks import RedisLock
-from fulfillment.outcomes import Next, Outcome
-from fulfillment.refs import Ref
-from fulfillment.states import FINISHED, OWED, AttemptState, State
+from fulfillment.ledger.events import log_state
+from fulfillment.ledger.locks import RedisLock
+from fulfillment.ledger.refs import Ref
+from fulfillment.ledger.states import FINISHED, OWED, AttemptState, State
+from fulfillment.runtime import metrics
+from fulfillment.workflow.outcomes import Next, Outcome
 from pax8.errors import (
     AuthenticationError,
     ClientError,

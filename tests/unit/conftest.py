@@ -20,7 +20,7 @@ from flask import Flask
 
 from cli.redis_server import RedisServer
 from config.settings import Settings, build_settings
-from fulfillment.clients import RedisUse
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
 from pax8.auth import Credentials
 from pax8.client import Pax8Client

@@ -18,10 +18,10 @@ import redis
 from celery import signals
 
 from cli.redis_server import RedisServer
-from fulfillment.clients import RedisUse
-from fulfillment.refs import Ref, Scope
-from fulfillment.scripts import LUA
-from fulfillment.states import State
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.scripts import LUA
+from fulfillment.ledger.states import State
+from fulfillment.runtime.clients import RedisUse
 from receiver.app import create_app
 from tests.support.procs import ROOT
 from tests.support.stack import notification

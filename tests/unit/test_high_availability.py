@@ -22,13 +22,13 @@ from kombu.utils import json as kombu_json
 from cli.redis_server import RedisServer, SentinelServer
 from config.scrub import Scrubber
 from config.settings import ConfigError, build_settings
-from fulfillment.clients import NotReplicated, RedisUse, redis_client, redis_location
 from fulfillment.ledger import Ledger, Notice
-from fulfillment.outcomes import Next
-from fulfillment.provisioning import fulfil, provision
-from fulfillment.refs import Ref, Scope
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
+from fulfillment.runtime.clients import NotReplicated, RedisUse, redis_client, redis_location
 from fulfillment.services import Services
-from fulfillment.states import State
+from fulfillment.workflow.outcomes import Next
+from fulfillment.workflow.provisioning import fulfil, provision
 from receiver.app import create_app
 from tests.support.procs import wait_until
 from tests.support.publisher import RecordingPublisher

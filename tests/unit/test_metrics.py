@@ -22,17 +22,17 @@ from redis.retry import Retry
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.test import Client
 
-import fulfillment.metrics as metrics
+import fulfillment.runtime.metrics as metrics
 from cli.main import main
 from config.settings import ConfigError, build_settings
 from fulfillment.ledger import Ledger
-from fulfillment.metrics import process
-from fulfillment.metrics.exporter import MetricsApp
-from fulfillment.metrics.ledger import LedgerCollector
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
 from fulfillment.names import ALL_QUEUES
-from fulfillment.provisioning import fulfil
-from fulfillment.refs import Ref, Scope
-from fulfillment.states import State
+from fulfillment.runtime import multiprocess
+from fulfillment.runtime.exporter import MetricsApp
+from fulfillment.views.ledger_metrics import LedgerCollector
+from fulfillment.workflow.provisioning import fulfil
 from tests.unit.conftest import Pax8World, ServicesFactory, make_settings
 from tests.unit.test_console import record
 from tests.unit.test_fulfilment import order_at_pax8, scripted
@@ -247,10 +247,10 @@ def test_fulfill_console_user_prints_an_entry_the_settings_accept(redis_url: str
 def test_a_killed_parents_metric_directory_is_removed_by_the_next_start(tmp_path: Path) -> None:
     dead_pid = subprocess.Popen(["true"])
     dead_pid.wait()
-    dead = tmp_path / f"{process.PREFIX}worker-{dead_pid.pid}-abc"
-    alive = tmp_path / f"{process.PREFIX}worker-{os.getpid()}-def"
-    unrelated = tmp_path / f"{process.PREFIX}notes"
+    dead = tmp_path / f"{multiprocess.PREFIX}worker-{dead_pid.pid}-abc"
+    alive = tmp_path / f"{multiprocess.PREFIX}worker-{os.getpid()}-def"
+    unrelated = tmp_path / f"{multiprocess.PREFIX}notes"
     for path in (dead, alive, unrelated):
         path.mkdir()
-    assert process.remove_stale(tmp_path) == [dead]
+    assert multiprocess.remove_stale(tmp_path) == [dead]
     assert not dead.exists() and alive.exists() and unrelated.exists()

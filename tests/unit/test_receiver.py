@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from cli.redis_server import free_port
-from fulfillment.clients import RedisUse
 from fulfillment.ledger import Ledger
+from fulfillment.runtime.clients import RedisUse
 from receiver.app import create_app
 from tests.support.stack import notification
 from tests.unit.conftest import PROD_SECRET, SIM_SECRET, make_settings

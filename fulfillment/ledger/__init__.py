@@ -1,0 +1,39 @@
+"""The ledger: one Redis record per provision request, written only by Lua scripts.
+
+* :mod:`~fulfillment.ledger.refs`: which order a record is (scope and checked id).
+* :mod:`~fulfillment.ledger.states`: the states and what each transition can answer.
+* :mod:`~fulfillment.ledger.store`: :class:`Ledger`, the only writer: every write is a Lua
+  script (``lua/*.lua``, loaded by :mod:`~fulfillment.ledger.scripts`).
+* :mod:`~fulfillment.ledger.scripts`: reads the ``.lua`` files, once.
+* :mod:`~fulfillment.ledger.locks`: a Redis lock with an owner token.
+* :mod:`~fulfillment.ledger.events`: one log line per state change.
+
+Belongs here: everything that knows how an order is kept in Redis. Imports nothing of
+``fulfillment`` but :mod:`fulfillment.runtime`. The names below are its public face.
+"""
+
+from fulfillment.ledger.store import (
+    OUTCOME_TOKEN_SECONDS,
+    RECONCILE_TOTALS,
+    STATES,
+    AmbiguousId,
+    Attempt,
+    Change,
+    Ledger,
+    Notice,
+    Record,
+    Scan,
+)
+
+__all__ = [
+    "OUTCOME_TOKEN_SECONDS",
+    "RECONCILE_TOTALS",
+    "STATES",
+    "AmbiguousId",
+    "Attempt",
+    "Change",
+    "Ledger",
+    "Notice",
+    "Record",
+    "Scan",
+]
