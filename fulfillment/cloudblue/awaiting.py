@@ -48,7 +48,6 @@ def await_outcome(
     propagate (the caller answers 503: the order is recorded, a retry finds it).
     """
     deadline = clock() + timeout
-    key = ledger.outcome_key(ref)
     while True:
         record = ledger.get(ref)
         if record is not None and settled(record):
@@ -56,8 +55,7 @@ def await_outcome(
         remaining = deadline - clock()
         if remaining <= 0:
             return record
-        woke = ledger.redis.blpop([key], timeout=max(MIN_STEP, min(step, remaining)))
-        if woke is not None:
+        if ledger.wait_for_outcome(ref, max(MIN_STEP, min(step, remaining))):
             record = ledger.get(ref)
             if record is not None and settled(record):
                 # Concurrent waiters (a retry that came while the first call waits) each

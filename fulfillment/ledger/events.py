@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fulfillment.ledger.records import Record
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import State
-from fulfillment.ledger.store import Record
 
 log = logging.getLogger("fulfillment.state")
 

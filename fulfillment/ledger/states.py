@@ -28,6 +28,9 @@ class State(StrEnum):
     DEAD = "dead"
 
 
+STATES = tuple(State)
+"""Every state, in the order ``lua/common.lua`` lists them (its state sets' order)."""
+
 IN_FLIGHT = frozenset({State.RECEIVED, State.QUEUED, State.PROVISIONING})
 """The worker has (or will have) the order: nothing to enqueue again."""
 

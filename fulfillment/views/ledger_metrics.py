@@ -16,14 +16,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from fulfillment.ledger import RECONCILE_TOTALS, STATES, Ledger
+from fulfillment.ledger import RECONCILE_TOTALS, STATES, LedgerReader
 from fulfillment.ledger.states import FINISHED, IN_FLIGHT, State
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from fulfillment.runtime.metrics import RECONCILE_BUCKETS
-
-UNACKED_KEY = "unacked"
-"""Kombu's Redis hash of delivered, unacknowledged messages (its default ``unacked_key``);
-it also holds the countdown retries a worker keeps until their time comes."""
 
 WAITING = (*sorted(IN_FLIGHT, key=STATES.index), *sorted(FINISHED, key=STATES.index))
 """The states whose oldest record's age is exported (everything not yet reported or dead)."""
@@ -43,7 +39,7 @@ class LedgerCollector(Collector):
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: LedgerReader,
         queues: Sequence[str],
         reconcile_interval: float,
         clock: Callable[[], float] = time.time,
@@ -70,11 +66,7 @@ class LedgerCollector(Collector):
 
     def _read(self) -> Iterable[Metric]:
         ledger = self.ledger
-        pipe = ledger.redis.pipeline(transaction=False)
-        for queue in self.queues:
-            pipe.llen(queue)
-        pipe.hlen(UNACKED_KEY)
-        depths = pipe.execute()
+        depths, unacked_messages = ledger.queue_depths(self.queues)
         counts = ledger.counts()
         oldest = ledger.oldest(WAITING)
         runs, last = ledger.reconcile_runs()
@@ -118,7 +110,7 @@ class LedgerCollector(Collector):
             "fulfillment_queue_unacked_messages",
             "Task messages a worker holds unacknowledged (running, or waiting for a countdown).",
         )
-        unacked.add_metric([], int(depths[-1]))
+        unacked.add_metric([], unacked_messages)
         yield unacked
 
         yield from self._reconcile(runs, last, stats)

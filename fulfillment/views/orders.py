@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fulfillment.ledger import Ledger, Record
+from fulfillment.ledger import LedgerReader, Record
 from fulfillment.ledger.refs import Ref, Scope
 from fulfillment.ledger.states import State
 
@@ -18,7 +18,7 @@ SCAN_LIMIT = 20_000
 """At most this many records are looked at for one page of a filtered search."""
 
 
-def describe(ledger: Ledger, which: Ref | str) -> dict[str, Any] | None:
+def describe(ledger: LedgerReader, which: Ref | str) -> dict[str, Any] | None:
     """One order: its record summary, attempts and history (None if unknown; a bare id
     recorded in several scopes raises :class:`~fulfillment.ledger.AmbiguousId`)."""
     record = ledger.get(which)
@@ -58,7 +58,7 @@ def errors(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def overview(ledger: Ledger, state: str | None, limit: int) -> dict[str, Any]:
+def overview(ledger: LedgerReader, state: str | None, limit: int) -> dict[str, Any]:
     """Counts by state and the most recently updated orders."""
     return {
         "counts": ledger.counts(),
@@ -98,7 +98,7 @@ class OrderPage:
     """The scan stopped at :data:`SCAN_LIMIT` records: narrow the filters to see further."""
 
 
-def search(ledger: Ledger, query: OrderQuery, now: float | None = None) -> OrderPage:
+def search(ledger: LedgerReader, query: OrderQuery, now: float | None = None) -> OrderPage:
     """The page ``query`` asks for (see :class:`OrderQuery`)."""
     now = time.time() if now is None else now
     until = now - query.older_than if query.older_than is not None else None

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from config.scrub import mask
 from config.settings import Settings
-from fulfillment.ledger import Ledger
+from fulfillment.ledger import LedgerReader
 from pax8.client import Pax8Client
 from pax8.errors import Pax8Error
 
@@ -73,7 +73,7 @@ class WebhookView:
     error: str = ""
 
 
-def recent_deliveries(ledger: Ledger, limit: int = 1000) -> dict[str, float]:
+def recent_deliveries(ledger: LedgerReader, limit: int = 1000) -> dict[str, float]:
     """Webhook configuration id → when the latest of the ``limit`` most recently updated
     orders it delivered was updated."""
     seen: dict[str, float] = {}

@@ -28,7 +28,6 @@ from typing import Any
 from fulfillment.intake.accept import Publisher, accept
 from fulfillment.intake.notifications import InvalidNotification, parse_pax8
 from fulfillment.ledger import Ledger
-from fulfillment.ledger.locks import RedisLock
 from fulfillment.ledger.refs import Ref, is_id
 from fulfillment.ledger.states import FINISHED, IN_FLIGHT, Accepted, AttemptState, Changed, State
 from fulfillment.runtime.metrics import RECONCILE_BUCKETS
@@ -92,13 +91,11 @@ class Reconciler:
         started = time.monotonic()
         if self.policy.budget is not None:
             self._deadline = started + self.policy.budget
-        prefix = self.ledger.prefix
-        lock = RedisLock(self.ledger.redis, f"{prefix}lock:reconcile", self.policy.lock_seconds)
+        lock = self.ledger.reconcile_lock(self.policy.lock_seconds)
         if not lock.acquire():
             return ReconcileSummary(ran=False, skipped_reason="another reconciliation is running")
         try:
-            throttle_ms = max(1, int(self.policy.interval * 900))
-            fresh = self.ledger.redis.set(f"{prefix}reconcile:recent", "1", nx=True, px=throttle_ms)
+            fresh = self.ledger.first_reconcile_within(self.policy.interval * 0.9)
             if not fresh and not force:
                 return ReconcileSummary(ran=False, skipped_reason="ran within this interval")
             calls = self.pax8.calls

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from fulfillment.ledger import Ledger, Record
 from fulfillment.ledger.events import log_state
-from fulfillment.ledger.locks import RedisLock
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import FINISHED, OWED, AttemptState, State
 from fulfillment.runtime import metrics
@@ -191,7 +190,7 @@ def report_run(
         return ReportRun(state=None)
     if record.state not in FINISHED:
         return ReportRun(state=record.state)
-    lock = RedisLock(ledger.redis, ledger.key(ref) + ":report-lock", lock_seconds, owner=owner)
+    lock = ledger.report_lock(ref, lock_seconds, owner=owner)
     if not lock.acquire():
         return ReportRun(state=record.state, busy=True)
     try:

@@ -551,7 +551,7 @@ def test_a_stale_token_wakes_a_waiter_once_and_is_not_passed_on(ledger: Ledger) 
     from fulfillment.cloudblue.awaiting import await_outcome
 
     notice = _queued_call(ledger)
-    key = ledger.outcome_key(notice.ref)
+    key = ledger.keys.outcome(notice.ref)
     ledger.redis.lpush(key, "1", "1", "1")  # left from an outcome before a replay
     record = await_outcome(ledger, notice.ref, timeout=0.3, step=0.1)
     assert record is not None and record.state is State.QUEUED  # not settled: the deadline
@@ -603,4 +603,4 @@ def test_a_pax8_outcome_pushes_no_token(ledger: Ledger) -> None:
     accept(ledger, RecordingPublisher(), notice)
     ledger.claim(notice.ref, notice.detail_id, "task-1", 60, 5)
     ledger.finish(notice.ref, notice.detail_id, "task-1", "Success", {}, {})
-    assert not ledger.redis.exists(ledger.outcome_key(notice.ref))
+    assert not ledger.redis.exists(ledger.keys.outcome(notice.ref))

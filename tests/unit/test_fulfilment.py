@@ -343,7 +343,7 @@ def test_a_report_lock_held_elsewhere_is_retried_shortly(
     request_id, detail_id, _ = order_at_pax8(pax8, services)
     finished(services, request_id, detail_id)
     services.redis.set(
-        services.ledger.key(Ref(Scope.PAX8, request_id)) + ":report-lock",
+        services.ledger.keys.report_lock(Ref(Scope.PAX8, request_id)),
         "someone-else",
         px=60000,
     )

@@ -7,10 +7,10 @@
 --   [5] outcome (Success|Fail)  [6] external ids (JSON)  [7] metadata (JSON)
 --   [8] message (the Fail's message, or a note)
 -- Returns {action, previous state}: ok, or stale (the claim was lost).
-local now, detail, task = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local now, detail, token = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local outcome, external_ids, metadata, message = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local state = redis.call('HGET', RECORD, 'state')
-if not holds(state, detail, task) then return {'stale', state or ''} end
+if not holds(state, detail, token) then return {'stale', state or ''} end
 redis.call('HSET', RECORD, 'outcome', outcome, 'outcome_detail_id', detail,
   'external_ids', external_ids, 'metadata', metadata, 'result_message', message,
   'error', outcome == 'Fail' and message or '', 'claims', 0, 'claim_task', '',
