@@ -28,7 +28,7 @@ from bench.common import Bench, Comparison, best, new_stack
 from config.settings import build_settings
 from fulfillment.ledger import Ledger, Notice
 from fulfillment.runtime.clients import pax8_client
-from fulfillment.workflow.policies import reconcile_policy
+from fulfillment.workflow.policies import policies_from
 from fulfillment.workflow.reconcile import reconcile
 from pax8.models import ProvisionRequest
 from tests.support.publisher import RecordingPublisher
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             os.environ.update(stack.env)
             settings = build_settings()
-            policy = reconcile_policy(settings)
+            policy = policies_from(settings).reconcile
             times: dict[str, list[float]] = {"project": [], "bare": []}
             calls: dict[str, list[int]] = {"project": [], "bare": []}
             for round_number in range(1, bench.args.rounds + 1):

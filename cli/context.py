@@ -13,7 +13,7 @@ import redis
 
 from cli.errors import ConfigurationError, redis_unreachable
 from config.settings import ConfigError, Settings, build_settings
-from fulfillment.intake.accept import Publisher
+from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE, RedisUse
 from fulfillment.services import Services

@@ -21,7 +21,6 @@ from fulfillment.ledger.refs import Ref, Scope, is_id
 from fulfillment.ledger.states import State
 from fulfillment.views.orders import OrderQuery, describe, errors, search
 from fulfillment.views.webhook_configs import recent_deliveries, webhook_view
-from fulfillment.workflow.policies import reconcile_policy
 from fulfillment.workflow.reconcile import reconcile
 from fulfillment.workflow.replay import ReplayRefused, replay
 from pax8.errors import Pax8Error
@@ -169,7 +168,7 @@ def reconcile_now() -> ResponseReturnValue:
                     ctx.services.ledger,
                     ctx.services.pax8,
                     ctx.services.publisher,
-                    reconcile_policy(settings),
+                    ctx.services.policies.reconcile,
                     force=True,
                 ).as_dict()
             except Pax8Error as exc:

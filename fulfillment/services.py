@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from config.settings import Settings
-from fulfillment.intake.accept import Publisher
+from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger
 from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client
 from fulfillment.workflow.policies import Policies, policies_from

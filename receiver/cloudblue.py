@@ -28,9 +28,9 @@ from flask.typing import ResponseReturnValue
 
 from fulfillment.cloudblue.awaiting import await_outcome, settled
 from fulfillment.cloudblue.calls import KNOWN, operation_named, printable
-from fulfillment.cloudblue.intake import accept_call
+from fulfillment.cloudblue.intake import accept_call, parse_cloudblue
 from fulfillment.cloudblue.response import response_payload
-from fulfillment.intake.notifications import InvalidNotification, parse_cloudblue
+from fulfillment.intake.notifications import InvalidNotification
 from fulfillment.ledger import Record
 from fulfillment.ledger.states import State
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fulfillment.ledger.refs import is_id
-from pax8.models import ProvisionDetail, ProvisionRequest, RequestType
+from pax8.models import RequestType
 from vendors.cloudblue import CloudBlueOrder, Operation, ProvisioningRequestPayload
 
 _NAMES: dict[Operation, tuple[str, ...]] = {
@@ -262,48 +262,3 @@ def detail_id(request_id: str) -> str:
     """The one detail of a CloudBlue record: fixed per record, so a changed payload under
     the same key never counts as a new detail (which would provision again)."""
     return "cbd-" + hashlib.sha256(request_id.encode()).hexdigest()[:24]
-
-
-# -- the Pax8-shaped request an adapter reads ---------------------------------------------
-
-
-def _account_name(account: Any) -> str | None:
-    if not isinstance(account, dict):
-        return None
-    for key in ("companyName", "name", "displayName"):
-        if isinstance(account.get(key), str):
-            return str(account[key])
-    return None
-
-
-def cloudblue_request(order: CloudBlueOrder, request_id: str) -> ProvisionRequest:
-    """The Pax8-shaped request of a CloudBlue order: id, type, company, first product."""
-    payload = order.payload
-    first = payload.products[0]
-    customer = payload.customer or {}
-    domain = customer.get("domain") or customer.get("companyDomain")
-    parameters = order.parameters
-    if not isinstance(domain, str):
-        domain = parameters.get("domain") if isinstance(parameters.get("domain"), str) else None
-    return ProvisionRequest(
-        id=request_id,
-        type=request_type_for(order.operation, bool(payload.period_trial)),
-        # CloudBlue's own subscription id, as Pax8's is: the vendor's comes back separately
-        # (order.cloudblue.known_vendor_subscription_id).
-        subscription_id=order.subscription_id,
-        company_id=str(payload.tenant_id),
-        company_name=_account_name(payload.customer),
-        company_domain=domain,
-        partner_name=_account_name(payload.reseller),
-        product_id=first.mpn,
-        product_name=(first.name or {}).get("en_US"),
-        quantity=first.limit,
-    )
-
-
-def cloudblue_detail(order: CloudBlueOrder, request_id: str, detail: str) -> ProvisionDetail:
-    """The detail of a CloudBlue order: the tenant's parameters and the operation."""
-    details: dict[str, Any] = dict(order.parameters)
-    details["cloudblueOperation"] = order.operation.value
-    details["cloudblueSubscriptionId"] = order.subscription_id
-    return ProvisionDetail(id=detail, provision_request_id=request_id, details=details)

@@ -1,4 +1,4 @@
-"""Record a CloudBlue call as the ledger record it is, and enqueue it.
+"""Parse a CloudBlue call, record it as the ledger record it is, and enqueue it.
 
 Which record a call is depends on what the ledger saw of its subscription (a call without a
 ``requestId`` that repeats the latest one is its retry; see :mod:`fulfillment.cloudblue.calls`),
@@ -12,11 +12,30 @@ from __future__ import annotations
 
 import logging
 
-from fulfillment.cloudblue.calls import CloudBlueCall, detail_id, record_id
-from fulfillment.intake.accept import Intake, Publisher, accept
+from fulfillment.cloudblue.calls import (
+    CloudBlueCall,
+    CloudBlueError,
+    detail_id,
+    parse_call,
+    record_id,
+)
+from fulfillment.intake.accept import Intake, accept
+from fulfillment.intake.notifications import InvalidNotification, load_json
+from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger, Notice
+from vendors.cloudblue import Operation
 
 log = logging.getLogger(__name__)
+
+
+def parse_cloudblue(body: bytes, suffix: Operation | None = None) -> CloudBlueCall:
+    """Parse a CloudBlue ``ProvisioningRequestPayload`` (``suffix``: the operation its URL
+    names). Which ledger record it is needs Redis (:func:`identify`)."""
+    data = load_json(body)
+    try:
+        return parse_call(data, suffix)
+    except CloudBlueError as exc:
+        raise InvalidNotification(exc.field, exc.message) from None
 
 
 def identify(ledger: Ledger, call: CloudBlueCall, keep_seconds: float = 0) -> Notice:

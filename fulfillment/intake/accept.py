@@ -1,35 +1,20 @@
 """Record a notification in the ledger and enqueue what it calls for.
 
 Shared by the receiver (a webhook arrived), reconciliation (a webhook was lost) and the
-operator's replay, so all three enqueue an order the same way. The record is marked
-``queued`` only after the publish succeeded: if Redis fails in between, the record
-stays ``received`` and the next delivery (Pax8 retries non-2xx answers) enqueues it.
+operator's replay, so all three enqueue an order the same way (:func:`enqueue`). The record
+is marked ``queued`` only after the publish succeeded: if Redis fails in between, the
+record stays ``received`` and the next delivery (Pax8 retries non-2xx answers) enqueues it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
+from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger, Notice
 from fulfillment.ledger.events import log_state
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import Accepted, State
-
-
-class Publisher(Protocol):
-    """Sends tasks by name (the receiver never imports task code)."""
-
-    def provision(self, ref: Ref, request_type: str, detail_id: str) -> None:
-        """Enqueue the per-type provisioning task."""
-
-    def provision_message(
-        self, ref: Ref, request_type: str, detail_id: str
-    ) -> tuple[str, str] | None:
-        """(queue, raw message) of that task, for an atomic enqueue by the ledger; or None."""
-
-    def report(self, ref: Ref, countdown: float | None = None) -> None:
-        """Enqueue the report task."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +36,7 @@ def accept(ledger: Ledger, publisher: Publisher, notice: Notice) -> Intake:
     message = publisher.provision_message(ref, notice.type, notice.detail_id)
     change = ledger.accept(notice, message)
     if change.action is Accepted.PROVISION:
-        publisher.provision(ref, notice.type, notice.detail_id)
-        ledger.mark_queued(ref, notice.detail_id)
+        enqueue(ledger, publisher, ref, notice.type, notice.detail_id)
     if change.action in (Accepted.PROVISION, Accepted.QUEUED):
         log_state(
             State.QUEUED,
@@ -66,3 +50,16 @@ def accept(ledger: Ledger, publisher: Publisher, notice: Notice) -> Intake:
     elif change.action is Accepted.REPORT:
         publisher.report(ref)
     return Intake(change.action, change.previous)
+
+
+def enqueue(
+    ledger: Ledger, publisher: Publisher, ref: Ref, request_type: str, detail_id: str
+) -> None:
+    """Publish the per-type task for ``ref``'s ``detail_id``, then mark the record ``queued``.
+
+    In that order: a publish that fails leaves the record ``received``, so it is enqueued
+    again (by the next delivery, or by reconciliation once it is stuck); marked first, it
+    would sit ``queued`` with no message until reconciliation found it.
+    """
+    publisher.provision(ref, request_type, detail_id)
+    ledger.mark_queued(ref, detail_id)

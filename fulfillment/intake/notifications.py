@@ -1,4 +1,4 @@
-"""Parse incoming notifications (Pax8 webhooks, CloudBlue request-URL calls) into a Notice.
+"""Parse a Pax8 Provision Notification webhook into a Notice (CloudBlue's calls: ``cloudblue/``).
 
 Tolerant of what Pax8 sends loosely (unknown fields, ``compayDomain``, deprecated
 fields, non-UUID ids), strict about what the worker cannot do without: a request id, an
@@ -14,11 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fulfillment.cloudblue.calls import CloudBlueCall, CloudBlueError, parse_call
 from fulfillment.ledger import Notice
 from fulfillment.ledger.refs import InvalidId, check_id
 from pax8.models import ProvisionNotification, RequestType
-from vendors.cloudblue import Operation
 
 
 class InvalidNotification(Exception):
@@ -125,13 +123,3 @@ def parse_pax8(body: bytes) -> tuple[Notice, ProvisionNotification]:
         webhook_id=parsed.provision_attempt.webhook_id or "",
     )
     return notice, parsed
-
-
-def parse_cloudblue(body: bytes, suffix: Operation | None = None) -> CloudBlueCall:
-    """Parse a CloudBlue ``ProvisioningRequestPayload`` (``suffix``: the operation its URL
-    names). Which ledger record it is needs Redis (see :mod:`fulfillment.cloudblue.intake`)."""
-    data = load_json(body)
-    try:
-        return parse_call(data, suffix)
-    except CloudBlueError as exc:
-        raise InvalidNotification(exc.field, exc.message) from None

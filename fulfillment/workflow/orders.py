@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fulfillment.cloudblue.calls import (
-    cloudblue_detail,
-    cloudblue_request,
-    parse_call,
-    stored_request,
-)
+from fulfillment.cloudblue.orders import cloudblue_order
 from fulfillment.ledger import Record
 from pax8.models import ProvisionNotification, RequestType
 from vendors.base import Order
@@ -18,19 +13,7 @@ from vendors.base import Order
 def order_from_record(record: Record) -> Order:
     """The order the adapter receives for ``record``'s current detail."""
     if record.source == "cloudblue":
-        operation, data = stored_request(record.payload)
-        cloudblue = parse_call(data, operation).order
-        return Order(
-            type=RequestType(record.type),
-            request=cloudblue_request(cloudblue, record.id),
-            detail=cloudblue_detail(cloudblue, record.id, record.detail_id),
-            attempt=None,
-            is_simulation=False,
-            raw=data,
-            source="cloudblue",
-            generation=record.generation,
-            cloudblue=cloudblue,
-        )
+        return cloudblue_order(record)
     data = json.loads(record.payload)
     notification = ProvisionNotification.model_validate(data)
     return Order(

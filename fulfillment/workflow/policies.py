@@ -82,20 +82,9 @@ class Policies:
     work resumes soon after the replicas are back."""
 
 
-def reconcile_policy(settings: Settings) -> ReconcilePolicy:
-    """The reconciliation timing ``settings`` ask for."""
-    return ReconcilePolicy(
-        interval=settings.reconcile_interval_seconds,
-        lock_seconds=settings.reconcile_lock_ttl,
-        stuck_after=settings.stuck_after_seconds,
-        page_size=settings.reconcile_page_size,
-        budget=settings.reconcile_budget_seconds,
-        retention=settings.ledger_retention_days * 86400 or None,
-    )
-
-
 def policies_from(settings: Settings) -> Policies:
-    """The policies ``settings`` ask for."""
+    """The policies ``settings`` ask for (a process takes them from its
+    :class:`~fulfillment.services.Services`, which builds them once)."""
 
     def retry(max_retries: int) -> RetryPolicy:
         return RetryPolicy(
@@ -108,7 +97,14 @@ def policies_from(settings: Settings) -> Policies:
     return Policies(
         provision=retry(settings.provision_max_retries),
         report=retry(settings.report_max_retries),
-        reconcile=reconcile_policy(settings),
+        reconcile=ReconcilePolicy(
+            interval=settings.reconcile_interval_seconds,
+            lock_seconds=settings.reconcile_lock_ttl,
+            stuck_after=settings.stuck_after_seconds,
+            page_size=settings.reconcile_page_size,
+            budget=settings.reconcile_budget_seconds,
+            retention=settings.ledger_retention_days * 86400 or None,
+        ),
         lease_seconds=settings.claim_lease_seconds,
         max_claims=settings.max_deliveries,
         call_deadline_seconds=settings.task_time_limit_seconds,

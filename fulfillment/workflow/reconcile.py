@@ -25,8 +25,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fulfillment.intake.accept import Publisher, accept
+from fulfillment.intake.accept import accept, enqueue
 from fulfillment.intake.notifications import InvalidNotification, parse_pax8
+from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger
 from fulfillment.ledger.refs import Ref, is_id
 from fulfillment.ledger.states import FINISHED, IN_FLIGHT, Accepted, AttemptState, Changed, State
@@ -275,8 +276,7 @@ class Reconciler:
         record = self.ledger.get(ref)
         if record is None:
             return
-        self.publisher.provision(ref, record.type, record.detail_id)
-        self.ledger.mark_queued(ref, record.detail_id)
+        enqueue(self.ledger, self.publisher, ref, record.type, record.detail_id)
         self.summary.requeued += 1
 
     def _ledger_scan(self) -> None:

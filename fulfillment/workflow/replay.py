@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fulfillment.intake.accept import Publisher
+from fulfillment.intake.accept import enqueue
+from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import AmbiguousId, Ledger, Record
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import IN_FLIGHT, Changed, State
@@ -158,6 +159,5 @@ def _restart(
             f"{record.id} changed from {state} to {change.previous or 'nothing'} meanwhile; "
             "look again with fulfill status"
         )
-    publisher.provision(record.ref, record.type, record.detail_id)
-    ledger.mark_queued(record.ref, record.detail_id)
+    enqueue(ledger, publisher, record.ref, record.type, record.detail_id)
     return record.generation + (1 if new_generation else 0)
