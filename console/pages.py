@@ -13,7 +13,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 
 from config.scrub import FILTERED
-from console.app import console
+from console.context import console
 from console.csrf import check as check_csrf
 from console.filters import AGES, TYPES, Filters
 from fulfillment.ledger import AmbiguousId
