@@ -22,7 +22,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 Role = Literal["receiver", "worker", "beat", "cli", "pax8", "console"]
 
@@ -459,6 +464,32 @@ def build_settings(**overrides: Any) -> Settings:
     """Build settings from the environment plus ``overrides``; raise :class:`ConfigError`."""
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+class _Explicit(Settings):
+    """Settings that read only the values they are given."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The values passed in, and nothing from the environment or a ``.env`` file."""
+        return (init_settings,)
+
+
+def explicit_settings(**values: Any) -> Settings:
+    """Settings from ``values`` and the defaults alone: no environment variable and no
+    ``.env`` file is read (what every unit test builds, so a developer's shell or a stack's
+    ``.env`` cannot change its outcome); raise :class:`ConfigError` as :func:`build_settings`."""
+    try:
+        return _Explicit(**values)
     except ValidationError as exc:
         raise _first_error(exc) from None
 

@@ -24,7 +24,7 @@ from werkzeug.test import Client
 
 import fulfillment.runtime.metrics as metrics
 from cli.main import main
-from config.settings import ConfigError, build_settings
+from config.settings import ConfigError, explicit_settings
 from fulfillment.ledger import Ledger
 from fulfillment.ledger.refs import Ref, Scope
 from fulfillment.ledger.states import State
@@ -201,10 +201,10 @@ def test_exporters_and_console_beyond_loopback_need_protection(redis_url: str) -
         assert refused.value.variable == "METRICS_HOST"
         make_settings(redis_url, metrics_host="0.0.0.0", metrics_token="t0ken").require(role)  # type: ignore[arg-type]
     with pytest.raises(ConfigError) as bad_host:
-        build_settings(metrics_host="metrics.example.com")
+        explicit_settings(metrics_host="metrics.example.com")
     assert bad_host.value.variable == "METRICS_HOST"
     with pytest.raises(ConfigError) as bad_port:
-        build_settings(web_metrics_port="70000")
+        explicit_settings(web_metrics_port="70000")
     assert bad_port.value.variable == "WEB_METRICS_PORT"
 
 
@@ -215,7 +215,7 @@ def test_console_users_are_names_and_werkzeug_hashes(redis_url: str) -> None:
     assert "a long enough" not in repr(settings)
     for entry in ("alice:plaintext-password", "alice", f"al ice:{good}", f"a:{good},a:{good}"):
         with pytest.raises(ConfigError) as refused:
-            build_settings(console_users=entry)
+            explicit_settings(console_users=entry)
         assert refused.value.variable == "CONSOLE_USERS"
         assert "plaintext-password" not in str(refused.value)
 
