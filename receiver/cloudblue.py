@@ -4,7 +4,8 @@ outcome.
 PLM calls the product line's base URL plus a suffix per operation and reads the answer:
 so the receiver authenticates, parses, records and enqueues as for Pax8, then waits (on
 Redis, see :mod:`fulfillment.cloudblue.awaiting`) up to
-``CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS`` for the worker's outcome. Answers (DESIGN §5):
+``CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS`` for the worker's outcome. Answers
+(``docs/architecture.md#http-answers-of-the-receiver``):
 
 * ``200`` with a ``ProvisioningResponsePayload`` when the vendor succeeded;
 * ``422`` with ``{"error"}`` (the vendor's message) when it refused;

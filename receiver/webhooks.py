@@ -1,10 +1,11 @@
 """``POST /webhooks/pax8``: authenticate, parse, record, enqueue (CloudBlue: ``cloudblue.py``).
 
-Answers (DESIGN §5): 202 once recorded and enqueued (also for a redelivery, which
-provisions nothing twice); 401 for a missing or wrong credential, or a simulation
-credential on a production payload, with nothing recorded; 400 naming the field for a
-body that is not JSON or lacks the ids; 413 over 256 KiB; 503 with Retry-After when
-Redis cannot be reached, with nothing marked seen, so Pax8's retry is accepted later.
+Answers (``docs/architecture.md#http-answers-of-the-receiver``): 202 once recorded and
+enqueued (also for a redelivery, which provisions nothing twice); 401 for a missing or wrong
+credential, or a simulation credential on a production payload, with nothing recorded; 400
+naming the field for a body that is not JSON or lacks the ids; 413 over 256 KiB; 503 with
+Retry-After when Redis cannot be reached, with nothing marked seen, so Pax8's retry is
+accepted later.
 """
 
 from __future__ import annotations

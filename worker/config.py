@@ -1,4 +1,5 @@
-"""Every Celery setting of the worker, spelled out in one place (DESIGN §6).
+"""Every Celery setting of the worker, spelled out in one place
+(``docs/architecture.md#tasks-and-queues``).
 
 Why each reliability setting is what it is:
 

@@ -33,13 +33,13 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fulfillment.ledger.events import log_state
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import Changed, Claimed, State
 from fulfillment.names import REPORT
 from fulfillment.runtime import metrics
-from fulfillment.services import Services
 from fulfillment.workflow.orders import order_from_record
 from fulfillment.workflow.outcomes import Next, Outcome
 from fulfillment.workflow.reporting import report
@@ -51,6 +51,9 @@ from vendors.errors import (
     VendorContractError,
     VendorNoAnswer,
 )
+
+if TYPE_CHECKING:
+    from fulfillment.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -87,6 +87,25 @@ class ImportGraph:
         return [_a_cycle(group, self.edges) for group in _strongly_connected(self.edges)]
 
 
+def imported_names(path: Path, module: str) -> set[str]:
+    """Every dotted name ``module`` (at ``path``) imports, ours or not, wherever the import
+    stands but under ``if TYPE_CHECKING:`` (``from a import b`` names ``a`` and ``a.b``)."""
+    is_package = path.stem == "__init__"
+    names: set[str] = set()
+    for node in _import_nodes(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+            continue
+        base = node.module or ""
+        if node.level:
+            parts = module.split(".") if is_package else module.split(".")[:-1]
+            parts = parts[: len(parts) - (node.level - 1)]
+            base = ".".join([*parts, *([base] if base else [])])
+        names.add(base)
+        names |= {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
 def shipped_packages(root: Path) -> list[str]:
     """The packages ``pyproject.toml`` ships (``[tool.setuptools] packages``)."""
     config = tomllib.loads((root / "pyproject.toml").read_text())

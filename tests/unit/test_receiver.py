@@ -1,6 +1,7 @@
-"""Every answer of the receiver (DESIGN §5), in-process: Flask's test client over
-``create_app(settings, services)`` with a real redis-server and the real Celery publisher
-(its messages land on the queues; no worker consumes them here)."""
+"""Every answer of the receiver (``docs/architecture.md#http-answers-of-the-receiver``),
+in-process: Flask's test client over ``create_app(settings, services)`` with a real
+redis-server and the real Celery publisher (its messages land on the queues; no worker
+consumes them here)."""
 
 from __future__ import annotations
 
