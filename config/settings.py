@@ -4,6 +4,9 @@ Every process (receiver, worker, beat, CLI) builds one :class:`Settings`. A miss
 or malformed setting must stop the process at start with one line naming the
 variable, so :func:`load_settings` turns pydantic's validation report into exactly
 that, and :meth:`Settings.require` checks what a given role needs beyond parsing.
+
+Long on purpose: the one model declares every setting with its default, its description
+(the configuration page is made from it) and its checks, which belong beside it.
 """
 
 from __future__ import annotations
