@@ -72,5 +72,5 @@ def create_celery(settings: Settings, *, hooks: bool = False) -> FulfillmentCele
     if hooks:
         from worker.signals import connect
 
-        connect(app)
+        connect(settings, app.close_services)
     return app
