@@ -84,7 +84,7 @@ class Ledger(LedgerReader):
     def __init__(
         self,
         client: redis.Redis,
-        prefix: str = "ff:",
+        prefix: str = Keys.prefix,
         *,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
