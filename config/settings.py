@@ -244,6 +244,13 @@ class Settings(BaseSettings):
         description="How long a write waits for those replicas (Redis WAIT); must be below "
         "REDIS_SOCKET_TIMEOUT_SECONDS.",
     )
+    ledger_migrate_at_start: bool = Field(
+        True,
+        description="Whether a process that finds the ledger at an older schema migrates it "
+        "as it starts (under a lock; only migrations the older release's processes can run "
+        "beside). Off: it exits with one line, and `fulfill migrate` migrates. See "
+        "docs/upgrading.md.",
+    )
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod

@@ -23,12 +23,19 @@ id pattern, so no outside value shapes a key::
     ff:reconcile:stats               hash    every run's figures summed, the duration histogram
     ff:durable-writes                string  a counter each durable transition increments, so
                                              WAIT always confirms the stream up to it
+    ff:schema                        hash    the ledger's schema stamp: version, the release that
+                                             stamped it, when, what it was migrated from
+                                             (fulfillment.ledger.schema)
+    ff:migration                     hash    a migration under way: its target, step and cursor
+                                             (resumed from there if interrupted)
+    ff:lock:migrate                  string  the lock of the migration running now
 
-The broker's keys are kombu's: a list per queue, named after it (:mod:`fulfillment.names`),
-and :data:`BROKER_UNACKED`. The ``example`` vendor keeps its own data under its own names
-(``vendors/example.py``): it plays a vendor, not this project. Lua scripts never build a key:
-each gets all of its keys in ``KEYS``, in the order :meth:`Keys.record_script_keys` gives
-for the record scripts (``lua/common.lua``).
+Every key of the ledger starts with the prefix (:attr:`Keys.pattern`): a Redis without one
+holds no ledger (``fulfillment/ledger/schema.py``). The broker's keys are kombu's: a list per
+queue, named after it (:mod:`fulfillment.names`), and :data:`BROKER_UNACKED`. The ``example``
+vendor keeps its own data under its own names (``vendors/example.py``): it plays a vendor, not
+this project. Lua scripts never build a key: each gets all of its keys in ``KEYS``, in the
+order :meth:`Keys.record_script_keys` gives for the record scripts (``lua/common.lua``).
 """
 
 from __future__ import annotations
@@ -129,6 +136,28 @@ class Keys:
     def reconcile_stats(self) -> str:
         """Every reconciliation's figures summed, and the duration histogram (hash)."""
         return f"{self.prefix}reconcile:stats"
+
+    # -- the schema ------------------------------------------------------------------------
+
+    @property
+    def pattern(self) -> str:
+        """A ``SCAN MATCH`` pattern for every key of the ledger (all begin with the prefix)."""
+        return f"{self.prefix}*"
+
+    @property
+    def schema(self) -> str:
+        """The schema stamp (hash): version, release, at, from."""
+        return f"{self.prefix}schema"
+
+    @property
+    def migration(self) -> str:
+        """The progress of the migration under way (hash): to, step, cursor, release."""
+        return f"{self.prefix}migration"
+
+    @property
+    def migrate_lock(self) -> str:
+        """The lock of the migration running now."""
+        return f"{self.prefix}lock:migrate"
 
     # -- replication -----------------------------------------------------------------------
 

@@ -204,3 +204,45 @@ class LedgerReader:
         pipe.hlen(BROKER_UNACKED)
         *depths, unacked = pipe.execute()
         return [int(depth) for depth in depths], int(unacked)
+
+    # -- the schema (fulfillment.ledger.schema) ------------------------------------------
+
+    def schema_stamp(self) -> dict[str, str]:
+        """The schema stamp's fields (empty when the data carries none)."""
+        return _strings(self.redis.hgetall(self.keys.schema))
+
+    def ping_schema(self) -> int | None:
+        """PING, and the stamped schema version (None if none), in one round trip: a
+        readiness check that also says which schema the data is at."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.ping()
+        pipe.hget(self.keys.schema, "version")
+        _, version = pipe.execute()
+        text = as_text(version) if version is not None else ""
+        return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+    def migration_progress(self) -> dict[str, str]:
+        """Where a migration under way stands (empty when none is)."""
+        return _strings(self.redis.hgetall(self.keys.migration))
+
+    def holds_data(self) -> bool:
+        """Whether any key of the ledger exists besides the schema's own (its stamp, a
+        migration's progress and lock): ``SCAN`` until the first one (a deployment's ledger
+        always has its index, so the first pages answer)."""
+        own = {self.keys.schema, self.keys.migration, self.keys.migrate_lock}
+        cursor = 0
+        while True:
+            cursor, found = self.redis.scan(cursor, match=self.keys.pattern, count=1000)
+            if any(as_text(key) not in own for key in found):
+                return True
+            if int(cursor) == 0:
+                return False
+
+    def index_page(self, cursor: int, count: int) -> tuple[int, list[str]]:
+        """One ``ZSCAN`` page of the index: (the next cursor, 0 at the end; member names)."""
+        following, items = self.redis.zscan(self.keys.index, cursor, count=count)
+        return int(following), [as_text(member) for member, _score in items]
+
+
+def _strings(raw: Any) -> dict[str, str]:
+    return {as_text(key): as_text(value) for key, value in cast(dict[Any, Any], raw).items()}

@@ -456,3 +456,43 @@ class Ledger(LedgerReader):
         A lock nobody releases: it expires after ``seconds``.
         """
         return RedisLock(self.redis, self.keys.reconcile_throttle, seconds).acquire()
+
+    # -- the schema (fulfillment.ledger.migrations runs these, holding the migration lock) --
+
+    def migration_lock(self, seconds: float) -> RedisLock:
+        """The lock a migration (or the first stamp of a ledger) holds: one at a time."""
+        return RedisLock(self.redis, self.keys.migrate_lock, seconds)
+
+    def stamp_schema(
+        self, lock: RedisLock, found: str, version: int, release: str, before: str
+    ) -> tuple[str, str]:
+        """Stamp ``version`` if the stamp still reads ``found`` ('' = none): ('stamped',
+        version), ('moved', what another process stamped) or ('lost', '') without the lock."""
+        keys = [self.keys.schema, self.keys.migration, self.keys.migrate_lock]
+        args: list[Any] = [found, version, release, time.time(), before, lock.token]
+        action, value = self._script("schema_stamp", record=False)(keys=keys, args=args)
+        return as_text(action), as_text(value)
+
+    def record_migration_step(
+        self, lock: RedisLock, to: int, step: int, cursor: int, release: str
+    ) -> bool:
+        """Note that the migration to ``to`` is at ``step`` (and ``cursor`` in it); False
+        (nothing written) without the lock."""
+        keys = [self.keys.migration, self.keys.migrate_lock]
+        args: list[Any] = [lock.token, to, step, cursor, release, time.time()]
+        return bool(self._script("migration_step", record=False)(keys=keys, args=args))
+
+    def migrate_batch(
+        self, source: str, lock: RedisLock, cursor: int, per_record: int,
+        keys: Sequence[str], members: Sequence[str],
+    ) -> int | None:  # fmt: skip
+        """Run one batch of a migration step (``source``: ``migrate_common.lua`` and the
+        step's body) and store ``cursor`` with it; the records it changed, or None (nothing
+        written) without the lock."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.redis.register_script(source)
+        all_keys = [self.keys.migration, self.keys.migrate_lock, *keys]
+        args: list[Any] = [lock.token, cursor, time.time(), per_record, *members]
+        action, count = script(keys=all_keys, args=args)
+        return int(count) if as_text(action) == "done" else None
