@@ -16,13 +16,14 @@ from cli.console_user import console_user
 from cli.context import Runtime
 from cli.dev import dev
 from cli.errors import EXIT_CODES_HELP, translate
+from cli.migrate import migrate_command
 from cli.reconcile import reconcile_command
 from cli.replay import replay_command
 from cli.sandbox_command import sandbox
 from cli.simulate import simulate
 from cli.status import status
 from cli.webhooks import webhooks
-from config.version import __version__
+from config.version import LEDGER_SCHEMA, MESSAGE_FORMAT, __version__
 
 _PASS_THROUGH = (click.ClickException, click.exceptions.Exit, click.Abort)
 
@@ -50,7 +51,11 @@ class FulfillGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(
-    __version__, "--version", prog_name="fulfill", message="%(prog)s (pax8-fulfillment) %(version)s"
+    __version__,
+    "--version",
+    prog_name="fulfill",
+    message=f"%(prog)s (pax8-fulfillment) %(version)s, ledger schema {LEDGER_SCHEMA}, "
+    f"message format {MESSAGE_FORMAT}",
 )
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -69,6 +74,7 @@ def main(ctx: click.Context) -> None:
       fulfill replay REQUEST_ID        # send an order through again
       fulfill reconcile                # find and redo what was left undone
       fulfill check-vendor URL         # does a vendor endpoint keep the http contract?
+      fulfill migrate                  # bring the ledger's data to this release's schema
     """
     runtime = ctx.ensure_object(Runtime)
     ctx.call_on_close(runtime.close)
@@ -83,6 +89,7 @@ main.add_command(sandbox)
 main.add_command(dev)
 main.add_command(check_vendor)
 main.add_command(console_user)
+main.add_command(migrate_command)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
-from cli.redis_server import free_port, port_open
+from cli.redis_server import RedisServer, free_port, port_open
+from config.version import LEDGER_SCHEMA, MESSAGE_FORMAT, __version__
 from fulfillment.intake.notifications import parse_pax8
 from fulfillment.ledger import Notice
 from tests.support.procs import ROOT, Proc
@@ -94,10 +96,12 @@ def history_states(stack: Stack, request_id: str) -> list[str]:
 
 def test_help_documents_commands_and_exit_codes(stack: Stack) -> None:
     text = ok(fulfill(stack, "--help"))
-    for command in ("status", "replay", "reconcile", "webhooks", "simulate", "sandbox", "dev"):
+    for command in ("status", "replay", "reconcile", "webhooks", "simulate", "sandbox", "dev",
+                    "migrate"):  # fmt: skip
         assert re.search(rf"^\s+{command}\s", text, re.MULTILINE), command
     assert "Exit codes" in text
-    for code in ("0  ok", "1  the command could not", "2  usage or configuration", "3  a dep"):
+    for code in ("0  ok", "1  the command could not", "2  usage or configuration", "3  a dep",
+                 "4  the ledger's data is of a newer schema"):  # fmt: skip
         assert code in text
     for command in (["status"], ["replay"], ["reconcile"], ["webhooks", "create"],
                     ["webhooks", "list"], ["simulate"], ["sandbox"], ["dev"]):  # fmt: skip
@@ -107,7 +111,10 @@ def test_help_documents_commands_and_exit_codes(stack: Stack) -> None:
 def test_version_is_the_installed_package_version() -> None:
     expected = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     result = run({}, "--version")
-    assert ok(result).strip() == f"fulfill (pax8-fulfillment) {expected}"
+    assert ok(result).strip() == (
+        f"fulfill (pax8-fulfillment) {expected}, ledger schema {LEDGER_SCHEMA}, "
+        f"message format {MESSAGE_FORMAT}"
+    )
 
 
 def test_a_missing_setting_is_exit_2_naming_it(stack: Stack) -> None:
@@ -142,6 +149,41 @@ def test_redis_unreachable_is_exit_3_naming_the_url(stack: Stack) -> None:
         result = fulfill(stack, *args, REDIS_URL=closed)
         assert result.returncode == 3, (args, result)
         assert f"REDIS_URL={closed}" in result.stderr
+
+
+def test_migrate_says_what_the_data_is_and_brings_it_to_this_schema(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # The stack's receiver stamped its Redis as it started: nothing to do.
+    checked = ok(fulfill(stack, "migrate", "--check"))
+    assert f"ledger data   schema {LEDGER_SCHEMA} (stamped by {__version__}) at " in checked
+    assert checked.endswith("to do         nothing\n")
+    assert (
+        ok(fulfill(stack, "migrate"))
+        == f"ledger: schema {LEDGER_SCHEMA} (this release reads up to {LEDGER_SCHEMA})\n"
+    )
+
+    # 0.1.0's data carries no stamp: --check says so (exit 1), a command that reads the
+    # ledger stamps it as it starts (nothing rewritten), and then there is nothing to do.
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    try:
+        other = {"REDIS_URL": server.url}
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client.hset("ff:req:pax8:from-0-1-0", mapping={"id": "from-0-1-0", "state": "reported"})
+        client.zadd("ff:index", {"pax8:from-0-1-0": 1.0})
+        pending = fulfill(stack, "migrate", "--check", **other)
+        assert pending.returncode == 1, pending
+        assert "ledger data   no schema stamp: data of 0.1.0" in pending.stdout
+        assert f"to do         stamp schema {LEDGER_SCHEMA} (nothing to rewrite)" in pending.stdout
+        ok(fulfill(stack, "status", **other))
+        assert client.hgetall("ff:schema")["from"] == "unversioned"
+        assert ok(fulfill(stack, "migrate", "--check", **other)).endswith("nothing\n")
+        client.flushall()
+        done = ok(fulfill(stack, "migrate", **other))
+        assert done == f"ledger: empty; stamped schema {LEDGER_SCHEMA}\n"
+        client.close()
+    finally:
+        server.stop()
 
 
 def test_a_password_in_redis_url_is_never_printed(stack: Stack) -> None:

@@ -18,9 +18,11 @@ from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
 from config.settings import ConfigError
+from config.version import LEDGER_SCHEMA, __version__
 from console.app import create_console
 from fulfillment.intake.accept import accept
 from fulfillment.intake.notifications import parse_pax8
+from fulfillment.ledger.migrations import migrate
 from fulfillment.ledger.refs import Ref, Scope
 from fulfillment.ledger.states import State
 from fulfillment.runtime.clients import RedisUse
@@ -264,3 +266,16 @@ def test_a_redis_outage_is_a_503_page_without_details() -> None:
     assert response.status_code == 503
     page = response.get_data(as_text=True)
     assert "Redis does not answer" in page and "hunter2" not in page and ":1" not in page
+
+
+def test_the_footer_shows_the_release_and_the_ledger_schema(
+    services: Services, client: FlaskClient
+) -> None:
+    record(services)
+    migrate(services.ledger)
+    page = client.get("/orders").get_data(as_text=True)
+    footer = re.sub(r"\s+", " ", page.split("<footer>")[1].split("</footer>")[0]).strip()
+    assert footer == f"pax8-fulfillment {__version__} · ledger schema {LEDGER_SCHEMA}"
+    services.redis.hset("ff:schema", "version", LEDGER_SCHEMA + 1)  # a newer release migrated
+    page = client.get("/orders").get_data(as_text=True)
+    assert f"ledger schema {LEDGER_SCHEMA + 1} (this release reads up to {LEDGER_SCHEMA})" in page
