@@ -25,6 +25,7 @@ from kombu import Exchange, Queue
 from config.settings import Settings
 from fulfillment.names import ALL_QUEUES, PROVISION_TASKS, RECONCILE, REPORT
 from fulfillment.runtime.clients import master_options, sentinel_options
+from worker.messages import message_headers
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -90,7 +91,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "reconcile": {
                 "task": RECONCILE,
                 "schedule": settings.reconcile_interval_seconds,
-                "options": {"queue": RECONCILE, "expires": settings.reconcile_interval_seconds},
+                "options": {
+                    "queue": RECONCILE,
+                    "expires": settings.reconcile_interval_seconds,
+                    "headers": message_headers(),
+                },
             }
         },
         "timezone": "UTC",
