@@ -136,6 +136,15 @@ class Settings(BaseSettings):
             "cut short is not repeated before it has passed."
         ),
     )
+    vendor_http_max_answer_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description=(
+            "http adapter: the most of an answer's body read; a 2xx beyond it holds the order "
+            "(its ids cannot be read) with an alert, never a Success or a Fail."
+        ),
+    )
 
     reconcile_interval_seconds: float = Field(300.0, gt=0, description="Beat period.")
     reconcile_page_size: int = Field(100, ge=1, le=1000, description="Page size when listing.")

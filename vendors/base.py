@@ -21,6 +21,7 @@ call finishes would not yet protect it).
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from vendors.errors import PermanentVendorError
 Source = Literal["pax8", "cloudblue"]
 
 _EXTERNAL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+MAX_METADATA_BYTES = 16 * 1024
+"""The most metadata (as JSON) one result carries: the ledger keeps it with the order and
+Pax8 is sent it; an adapter that returns more has a bug (the order is held, not cut)."""
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7a52-3f55-4f4e-9d8e-0b5b2f7f1a11")
 
 
@@ -136,6 +140,13 @@ class Provisioned:
     company_id: str | None = None
     partner_enrollment_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        size = len(json.dumps(self.metadata, default=str))
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(
+                f"metadata of {size} bytes is over the {MAX_METADATA_BYTES} a result may carry"
+            )
 
     def external_ids(self) -> dict[str, str]:
         """The ids as ProvisionResult fields, checked against Pax8's pattern."""

@@ -72,7 +72,7 @@ def test_the_contract_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
 
 def test_the_contract_names_every_answer_the_adapter_understands(spec: dict[str, Any]) -> None:
     responses = operation(spec)["responses"]
-    assert set(responses) == {"2XX", "409", "422", "429", "4XX", "5XX"}
+    assert set(responses) == {"2XX", "3XX", "401", "409", "422", "429", "4XX", "5XX"}
     for status in ("409", "429", "5XX"):
         assert "Retry-After" in responses[status]["headers"]
 
