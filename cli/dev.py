@@ -233,6 +233,8 @@ class DevStack:
             "RECONCILE_INTERVAL_SECONDS": "30",
             "CONSOLE_HOST": "127.0.0.1",
             "CONSOLE_PORT": str(self.options.console_port),
+            # No users on a developer's machine: asked for by name, loopback only.
+            "CONSOLE_ANONYMOUS": "true",
             "METRICS_HOST": "127.0.0.1",
             "WEB_METRICS_PORT": str(self.metrics_ports.get("web", 0)),
             "WORKER_METRICS_PORT": str(self.metrics_ports.get("worker", 0)),

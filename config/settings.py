@@ -265,6 +265,19 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Console users as name:hash,... (fulfill console-user NAME prints one).",
     )
+    console_anonymous: bool = Field(
+        False,
+        description="Serve the console without users, to loopback clients only (development: "
+        "fulfill dev sets it); never behind a proxy, which would make every visitor local.",
+    )
+    console_proxies: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="Reverse proxies in front of the console: their X-Forwarded-For and "
+        "X-Forwarded-Proto are trusted (the client address of sign-in throttling, https for "
+        "the Secure session cookie); needs CONSOLE_USERS.",
+    )
     port: int = Field(8000, ge=1, le=65535, description="Receiver port (Procfile).")
 
     @field_validator(
@@ -414,6 +427,32 @@ class Settings(BaseSettings):
             return self.pax8_simulation_client_id is not None
         return self.pax8_client_id is not None
 
+    def _require_console(self) -> None:
+        """Users, unless anonymous loopback is asked for by name (and nothing proxies it)."""
+        if self.console_users:
+            if self.console_anonymous:
+                raise ConfigError(
+                    "CONSOLE_ANONYMOUS", "set together with CONSOLE_USERS: choose one"
+                )
+            return
+        if not is_loopback(self.console_host):
+            raise ConfigError(
+                "CONSOLE_USERS",
+                f"required to listen on {self.console_host} (beyond loopback): the console "
+                "can replay orders (fulfill console-user NAME makes an entry)",
+            )
+        if not self.console_anonymous:
+            raise ConfigError(
+                "CONSOLE_USERS",
+                "required (fulfill console-user NAME makes an entry); or CONSOLE_ANONYMOUS=true "
+                "for a console only this machine's browser uses, never behind a proxy (a proxy "
+                "on this host would open it to everyone it serves)",
+            )
+        if self.console_proxies:
+            raise ConfigError(
+                "CONSOLE_PROXIES", "a console behind a proxy needs CONSOLE_USERS, not anonymous"
+            )
+
     def require(self, role: Role) -> None:
         """Check what ``role`` needs beyond parsing; raise :class:`ConfigError` if absent."""
         if role == "receiver":
@@ -441,12 +480,8 @@ class Settings(BaseSettings):
                     f"{self.metrics_host} is not loopback: set METRICS_TOKEN too, so only "
                     "your Prometheus can read the metrics",
                 )
-        if role == "console" and not is_loopback(self.console_host) and not self.console_users:
-            raise ConfigError(
-                "CONSOLE_USERS",
-                f"required to listen on {self.console_host} (beyond loopback): the console "
-                "can replay orders (fulfill console-user NAME makes an entry)",
-            )
+        if role == "console":
+            self._require_console()
         if role == "worker":
             adapters = {self.vendor_adapter, self.simulation_adapter}
             if "http" in adapters and not self.vendor_http_url:
