@@ -279,6 +279,14 @@ class Settings(BaseSettings):
         "the Secure session cookie); needs CONSOLE_USERS.",
     )
     port: int = Field(8000, ge=1, le=65535, description="Receiver port (Procfile).")
+    web_body_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How long the receiver waits for a request's whole body once its headers "
+        "came (408 after it): a client that declares a body and stalls holds a connection "
+        "no longer.",
+    )
 
     @field_validator(
         "pax8_webhook_secrets",
