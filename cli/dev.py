@@ -1,7 +1,8 @@
 """``fulfill dev``: the whole stack on this machine, configured the way a vendor would, plus a demo.
 
 1. an embedded redis-server (AOF on, data in ``--data-dir``);
-2. the sandbox, from the Procfile's ``sandbox`` line;
+2. the sandbox, from ``Procfile.dev``'s ``sandbox`` line (development-only processes are never
+   in the ``Procfile`` production runs);
 3. the sandbox's simulation webhook configured through its Pax8 API, exactly as with Pax8
    (``POST /provisioners/{id}/webhooks``; the generated credential goes to the receiver);
 4. ``honcho start web worker beat flower console`` from the Procfile, with the settings
@@ -38,6 +39,7 @@ from cli.follow import Follower
 from cli.procs import (
     Child,
     child_env,
+    dev_procfile,
     find_procfile,
     port_taken,
     procfile_lines,
@@ -49,6 +51,18 @@ from fulfillment.ledger import Ledger
 from pax8.client import Pax8Client
 
 PROCESSES = ("web", "worker", "beat", "flower", "console")
+SETTINGS_PREFIXES = (
+    "PAX8_",
+    "CLOUDBLUE_",
+    "VENDOR_",
+    "SIMULATION_VENDOR_",
+    "SENTRY_",
+    "METRICS_",
+    "CONSOLE_",
+    "FLOWER_",
+    "REDIS_",
+)
+"""Variables of the fulfillment processes, kept from the sandbox's environment."""
 START_TIMEOUT = 120.0
 DEMO_TIMEOUT = 180.0
 ONCE_TIMEOUT = 300.0
@@ -88,9 +102,14 @@ class DevStack:
         except FileNotFoundError as exc:
             raise ConfigurationError(str(exc)) from None
         self.lines = procfile_lines(self.procfile)
-        missing = [name for name in ("sandbox", *PROCESSES) if name not in self.lines]
+        missing = [name for name in PROCESSES if name not in self.lines]
         if missing:
             raise ConfigurationError(f"{self.procfile} has no {', '.join(missing)} line")
+        self.dev_procfile = dev_procfile(self.procfile)
+        try:
+            self.sandbox_line = procfile_lines(self.dev_procfile)["sandbox"]
+        except (FileNotFoundError, KeyError):
+            raise ConfigurationError(f"{self.dev_procfile} has no sandbox line") from None
         self.redis: RedisServer | None = None
         self.sandbox: Child | None = None
         self.honcho: Child | None = None
@@ -171,11 +190,14 @@ class DevStack:
         self.echo(f"  redis     {self.redis.url}  (AOF in {self.data_dir / 'redis'})")
 
     def start_sandbox(self) -> dict[str, Any]:
-        """Step 2: the Procfile's sandbox line; returns its ``/sandbox/config``."""
+        """Step 2: Procfile.dev's sandbox line; returns its ``/sandbox/config``."""
         env = child_env(
             {"SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": str(self.options.sandbox_port)}
         )
-        argv = ["/bin/sh", "-c", "exec " + self.lines["sandbox"]]
+        # The sandbox gets sandbox settings only: none of this shell's fulfillment settings
+        # (a developer's real PAX8_* or VENDOR_* credentials, say) reach it.
+        env = {k: v for k, v in env.items() if not k.startswith(SETTINGS_PREFIXES)}
+        argv = ["/bin/sh", "-c", "exec " + self.sandbox_line]
         self.sandbox = Child(
             "sandbox", argv, env, self.data_dir / "sandbox.log", self.procfile.parent
         )
@@ -192,7 +214,7 @@ class DevStack:
             if time.monotonic() > deadline:
                 raise StackFailed(f"the sandbox did not answer:\n{self.sandbox.tail()}")
             time.sleep(0.1)
-        self.echo(f"  sandbox   {self.sandbox_url}  (Procfile: sandbox)")
+        self.echo(f"  sandbox   {self.sandbox_url}  (Procfile.dev: sandbox)")
         return dict(response.json())
 
     def configure(self, config: dict[str, Any]) -> None:
@@ -547,7 +569,7 @@ def dev(
 ) -> None:
     """Run the whole stack locally, with the sandbox as Pax8, and a demo of orders.
 
-    Starts an embedded Redis, the sandbox (Procfile: sandbox), configures the sandbox's
+    Starts an embedded Redis, the sandbox (Procfile.dev: sandbox), configures the sandbox's
     simulation webhook through its API as a vendor would at Pax8, starts web, worker,
     beat, flower and the console with honcho from the Procfile, then fires --orders
     simulated orders (NetNew, an honest Fail for a domain already in use, Update, a trial and its

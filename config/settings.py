@@ -474,7 +474,8 @@ class Settings(BaseSettings):
                     "no webhook credential configured (set it or "
                     "PAX8_SIMULATION_WEBHOOK_SECRETS); every webhook would get 401",
                 )
-        if role in ("worker", "beat", "pax8"):
+        # Beat only schedules reconciliation (a worker runs it): it needs no Pax8 client.
+        if role in ("worker", "pax8"):
             if not (self.has_credentials(False) or self.has_credentials(True)):
                 raise ConfigError(
                     "PAX8_CLIENT_ID",

@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Flask, Response, abort, current_app, request
 from flask.sessions import SecureCookieSessionInterface
-from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -113,7 +112,8 @@ def _encodable(value: Any) -> Any:
         value.encode("utf-8")
     except UnicodeEncodeError:
         fixed = value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return Markup(fixed) if isinstance(value, Markup) else fixed
+        # Markup (already escaped) stays Markup: the same type, the fixed text.
+        return type(value)(fixed) if hasattr(value, "__html__") else fixed
     return value
 
 
