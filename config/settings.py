@@ -47,6 +47,40 @@ USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 # werkzeug.security's formats: "scrypt:n:r:p$salt$hex" and "pbkdf2:sha256:n$salt$hex".
 PASSWORD_HASH = re.compile(r"(scrypt|pbkdf2):[A-Za-z0-9:]+\$[^$,\s]+\$[0-9a-f]+")
 
+MIN_CREDENTIAL_LENGTH = 16
+"""Credentials this service checks (webhook secrets, METRICS_TOKEN): long enough that nobody
+guesses one through the 401s."""
+MIN_SECRET_LENGTH = 8
+"""Secrets it presents (the Pax8 client's, the vendor's token): at least what the log and
+Sentry scrubber masks (it skips values under 4 characters, which would blank ordinary words)."""
+MIN_SCRYPT_COST = 32768 * 8
+"""scrypt's n × r × p at least werkzeug's default (n=32768, r=8, p=1: 32 MiB per check)."""
+MIN_PBKDF2_ITERATIONS = {"sha256": 600_000, "sha512": 210_000}
+"""pbkdf2's iterations at least OWASP's (2023); other digests (sha1, md5) are refused."""
+
+
+def weak_hash(password_hash: str) -> str | None:
+    """Why a werkzeug password hash is too cheap to guess against, or None when it is not."""
+    method = password_hash.split("$", 1)[0]
+    kind, *params = method.split(":")
+    try:
+        if kind == "scrypt":
+            if not params:
+                return None  # werkzeug's default
+            n, r, p = (int(x) for x in params)
+            if n * r * p < MIN_SCRYPT_COST:
+                return f"scrypt with n*r*p = {n * r * p} (at least {MIN_SCRYPT_COST})"
+            return None
+        digest, *rounds = params
+        least = MIN_PBKDF2_ITERATIONS.get(digest)
+        if least is None:
+            return f"pbkdf2 with {digest[:16]} (sha256 or sha512 only)"
+        if rounds and int(rounds[0]) < least:
+            return f"pbkdf2:{digest} with {int(rounds[0])} iterations (at least {least})"
+        return None
+    except ValueError:
+        return "an unreadable method"
+
 
 class ConsoleUser(BaseModel):
     """One operator of the console: a name and a werkzeug password hash (never a password)."""
@@ -300,6 +334,42 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator(
+        "pax8_webhook_secrets",
+        "pax8_simulation_webhook_secrets",
+        "cloudblue_webhook_secrets",
+        "metrics_token",
+    )
+    @classmethod
+    def _strong_credentials(cls, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items, 1):
+            if isinstance(item, SecretStr):
+                length = len(item.get_secret_value())
+                if length < MIN_CREDENTIAL_LENGTH:
+                    # Its length and place, never the value.
+                    which = f"credential {index}" if isinstance(value, list) else "the token"
+                    raise ValueError(
+                        f"{which} is only {length} characters: at least {MIN_CREDENTIAL_LENGTH} "
+                        "(a random one: openssl rand -hex 24)"
+                    )
+        return value
+
+    @field_validator(
+        "pax8_client_secret",
+        "pax8_simulation_client_secret",
+        "vendor_http_token",
+        "redis_sentinel_password",
+    )
+    @classmethod
+    def _maskable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"only {len(value.get_secret_value())} characters: at least {MIN_SECRET_LENGTH} "
+                "(shorter ones cannot be told from ordinary words when logs are scrubbed)"
+            )
+        return value
+
     @field_validator("console_users", mode="before")
     @classmethod
     def _users(cls, value: Any) -> Any:
@@ -319,6 +389,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"the entry of {name} is not name:hash with a werkzeug password hash "
                     "(make one with: fulfill console-user NAME)"
+                )
+            weak = weak_hash(password_hash)
+            if weak:
+                raise ValueError(
+                    f"the hash of {name} is too cheap to guess against: {weak}; make one with "
+                    "fulfill console-user NAME"
                 )
             if any(user.name == name for user in users):
                 raise ValueError(f"{name} is listed twice")

@@ -131,8 +131,8 @@ def test_a_bad_combination_stops_each_process_naming_the_setting(
     environment = {
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "PAX8_CLIENT_ID": "id",
-        "PAX8_CLIENT_SECRET": "secret",
-        "PAX8_WEBHOOK_SECRETS": "one",
+        "PAX8_CLIENT_SECRET": "sentinel-client-secret",
+        "PAX8_WEBHOOK_SECRETS": "sentinel-webhook-secret-one",
         "PORT": "18998",
         "BEAT_SCHEDULE_FILE": str(tmp_path / "schedule"),
         **env,

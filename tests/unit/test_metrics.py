@@ -199,7 +199,9 @@ def test_exporters_and_console_beyond_loopback_need_protection(redis_url: str) -
         with pytest.raises(ConfigError) as refused:
             make_settings(redis_url, metrics_host="0.0.0.0").require(role)  # type: ignore[arg-type]
         assert refused.value.variable == "METRICS_HOST"
-        make_settings(redis_url, metrics_host="0.0.0.0", metrics_token="t0ken").require(role)  # type: ignore[arg-type]
+        token = "unit-metrics-t0ken"
+        guarded = make_settings(redis_url, metrics_host="0.0.0.0", metrics_token=token)
+        guarded.require(role)  # type: ignore[arg-type]
     with pytest.raises(ConfigError) as bad_host:
         build_settings(metrics_host="metrics.example.com")
     assert bad_host.value.variable == "METRICS_HOST"
