@@ -15,6 +15,7 @@ import json
 import re
 import tracemalloc
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -42,9 +43,9 @@ def adapter(handler: Handler, **options: Any) -> HttpAdapter:
     return HttpAdapter(url=URL, timeout=5.0, transport=httpx.MockTransport(handler), **options)
 
 
-def answering(
+def responding(
     status: int, body: Any = None, headers: dict[str, str] | None = None, text: str | None = None
-) -> HttpAdapter:
+) -> Handler:
     def handler(_request: httpx.Request) -> httpx.Response:
         if text is not None:
             return httpx.Response(status, text=text, headers=headers)
@@ -52,7 +53,13 @@ def answering(
             return httpx.Response(status, headers=headers)
         return httpx.Response(status, json=body, headers=headers)
 
-    return adapter(handler)
+    return handler
+
+
+def answering(
+    status: int, body: Any = None, headers: dict[str, str] | None = None, text: str | None = None
+) -> HttpAdapter:
+    return adapter(responding(status, body, headers, text))
 
 
 def outcome(http: HttpAdapter) -> Provisioned | BaseException:
@@ -66,8 +73,24 @@ def outcome(http: HttpAdapter) -> Provisioned | BaseException:
 
 # -- every status class, through the adapter ---------------------------------------------------
 
+
+@dataclass(frozen=True)
+class Case:
+    """One answer, what the worker makes of it, and the problem of a held order."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] | None
+    text: str | None
+    expected: type
+    problem: Problem | None
+
+    def handler(self) -> Handler:
+        return responding(self.status, self.body, self.headers, self.text)
+
+
 # (status, body, headers, text) → (what the worker does, the problem for a held order)
-CASES: list[tuple[int, Any, dict[str, str] | None, str | None, type, Problem | None]] = [
+ROWS: list[tuple[int, Any, dict[str, str] | None, str | None, type, Problem | None]] = [
     (200, {"subscriptionId": "s-1"}, None, None, Provisioned, None),
     (201, None, None, None, Provisioned, None),
     (202, None, None, None, Provisioned, None),
@@ -122,29 +145,22 @@ CASES: list[tuple[int, Any, dict[str, str] | None, str | None, type, Problem | N
     (600, None, None, None, VendorMisconfigured, Problem.PROTOCOL),
     (999, None, None, None, VendorMisconfigured, Problem.PROTOCOL),
 ]  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "headers", "text", "expected", "problem"),
-    CASES,
-    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
+CASES = [Case(*row) for row in ROWS]
+every_case = pytest.mark.parametrize(
+    "case", CASES, ids=[f"{c.status}-{i}" for i, c in enumerate(CASES)]
 )
-def test_every_status_class_through_the_adapter(
-    status: int,
-    body: Any,
-    headers: dict[str, str] | None,
-    text: str | None,
-    expected: type,
-    problem: Problem | None,
-) -> None:
-    result = outcome(answering(status, body, headers, text))
-    assert type(result) is expected, result
+
+
+@every_case
+def test_every_status_class_through_the_adapter(case: Case) -> None:
+    result = outcome(adapter(case.handler()))
+    assert type(result) is case.expected, result
     if isinstance(result, VendorMisconfigured):
-        assert result.problem == problem
+        assert result.problem == case.problem
         # The order is held as a transient error would be: retried, never reported.
         assert isinstance(result, TransientVendorError)
     if isinstance(result, PermanentVendorError) and not isinstance(result, VendorContractError):
-        if body is REASON:
+        if case.body is REASON:
             assert result.message == REASON["message"]  # what the partner reads
 
 
@@ -278,34 +294,18 @@ def test_the_worker_asks_for_an_uncompressed_answer() -> None:
 # -- check-vendor applies the same rule -------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("status", "body", "headers", "text", "expected", "problem"),
-    CASES,
-    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
-)
-def test_check_vendor_judges_every_status_as_the_worker_does(
-    status: int,
-    body: Any,
-    headers: dict[str, str] | None,
-    text: str | None,
-    expected: type,
-    problem: Problem | None,
-) -> None:
-    def handler(_request: httpx.Request) -> httpx.Response:
-        if text is not None:
-            return httpx.Response(status, text=text, headers=headers)
-        return httpx.Response(status, json=body, headers=headers)
-
-    checker = Checker(URL, timeout=5.0, transport=httpx.MockTransport(handler))
+@every_case
+def test_check_vendor_judges_every_status_as_the_worker_does(case: Case) -> None:
+    checker = Checker(URL, timeout=5.0, transport=httpx.MockTransport(case.handler()))
     try:
         exchange = checker.call("NetNew", make_order())
     finally:
         checker.close()
-    assert exchange.success == (expected is Provisioned)
-    assert exchange.refusal == (expected is PermanentVendorError)
-    if problem is not None:
+    assert exchange.success == (case.expected is Provisioned)
+    assert exchange.refusal == (case.expected is PermanentVendorError)
+    if case.problem is not None:
         assert exchange.problem and not exchange.success, exchange
-        assert exchange.judgement is not None and exchange.judgement.problem == problem
+        assert exchange.judgement is not None and exchange.judgement.problem == case.problem
 
 
 def test_check_vendor_fails_an_endpoint_that_redirects_and_names_the_fix() -> None:
