@@ -12,6 +12,7 @@ import ipaddress
 import re
 import sys
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -142,6 +143,64 @@ class Settings(BaseSettings):
     reconcile_lock_seconds: float | None = Field(
         None, gt=0, description="Reconcile lock expiry; defaults to twice the interval."
     )
+
+    # -- usage reporting (docs/usage.md) ---------------------------------------------
+    usage_reporting: bool = Field(
+        False,
+        description="Post every subscription's usage (the adapter's usage source) to Pax8's "
+        "Usage API daily, in both environments.",
+    )
+    usage_run_at: str = Field(
+        "02:00", description="UTC time of day (HH:MM) from which the daily usage run starts."
+    )
+    usage_check_interval_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How often beat checks whether the day's usage run is due (and resumes "
+        "one a crash left unfinished).",
+    )
+    usage_posts_per_minute: int = Field(
+        900,
+        ge=1,
+        le=1_000_000,
+        description="Usage posts per minute across every worker (Pax8 allows 1,000).",
+    )
+    usage_overdue_after_hours: float = Field(
+        12.0,
+        ge=0,
+        lt=48,
+        description="Hours into the 1st of a month after which a subscription still "
+        "without its previous period's closing totals raises the usage alert.",
+    )
+    usage_max_retries: int = Field(
+        8, ge=0, description="Retries of one subscription's usage post (429, 5xx, timeouts)."
+    )
+    usage_chunk_size: int = Field(
+        10, ge=1, le=1000, description="Subscriptions posted by one task of a day's run."
+    )
+    usage_record_days: float = Field(
+        400.0,
+        gt=0,
+        description="Days the record of each usage post (lines sent, Pax8's answer) is kept.",
+    )
+    pax8_usage_api_url: str | None = Field(
+        None, description="Usage API base URL; defaults to PAX8_API_URL."
+    )
+    usage_clock_file: Path | None = Field(
+        None,
+        description="Tests and demos only: read usage reporting's 'now' (ISO 8601) from "
+        "this file instead of the system clock.",
+    )
+    vendor_http_usage_url: str | None = Field(
+        None, description="The http adapter's usage source URL (vendors/http-api.yaml)."
+    )
+
+    @field_validator("usage_run_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("must be a UTC time of day, HH:MM (00:00-23:59)")
+        return value
 
     ledger_retention_days: float = Field(
         30.0, ge=0, description="Days a reported order stays in the ledger (0: forever)."
@@ -324,7 +383,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis:// or rediss://")
         return value
 
-    @field_validator("pax8_api_url", "pax8_token_url", "vendor_http_url")
+    @field_validator(
+        "pax8_api_url",
+        "pax8_token_url",
+        "vendor_http_url",
+        "pax8_usage_api_url",
+        "vendor_http_usage_url",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -398,6 +463,11 @@ class Settings(BaseSettings):
     def stuck_after_seconds(self) -> float:
         """Age after which a queued or provisioning record counts as stranded."""
         return self.visibility_timeout_seconds + self.task_time_limit_seconds
+
+    @property
+    def usage_api_url(self) -> str:
+        """Where the Usage API is (``PAX8_USAGE_API_URL``, else ``PAX8_API_URL``)."""
+        return self.pax8_usage_api_url or self.pax8_api_url
 
     def has_credentials(self, simulation: bool) -> bool:
         """Whether the production (or simulation) OAuth2 client is configured."""

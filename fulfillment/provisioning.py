@@ -43,6 +43,7 @@ from fulfillment.refs import Ref
 from fulfillment.reporting import report
 from fulfillment.services import Services
 from fulfillment.states import Changed, Claimed, State
+from fulfillment.usage.registry import note_provisioned
 from pax8.models import ResultStatus
 from vendors.base import Order, Provisioned
 from vendors.errors import (
@@ -181,6 +182,8 @@ def provision(
         return Outcome.dead(reason, exc)
 
     call.done(metrics.SUCCESS)
+    # Before the outcome is stored: a crash in between repeats both on redelivery.
+    note_provisioned(services, order, result)
     change = ledger.finish(
         ref, detail_id, token, ResultStatus.SUCCESS, external_ids, result.metadata
     )
