@@ -2,7 +2,9 @@
 most 1,000 posts a minute, ``how-to-use-usage-endpoints``).
 
 A generic cell rate algorithm in Redis (``lua/ratelimit.lua``, on Redis's own clock): posts
-leave evenly spaced, with bursts of at most a second's worth, whichever worker sends them.
+leave evenly spaced, with bursts of at most a second's worth, whichever worker sends them;
+so any window of W seconds holds at most ``burst + rate × W`` posts: 15 + 900 = 915 in a
+minute with the default 900.
 A worker whose turn is further off than its task may still run hands the job back instead
 of sleeping past its time limit.
 """
