@@ -512,6 +512,12 @@ class Settings(BaseSettings):
             adapters = {self.vendor_adapter, self.simulation_adapter}
             if "http" in adapters and not self.vendor_http_url:
                 raise ConfigError("VENDOR_HTTP_URL", "required by the http vendor adapter")
+            if "http" in adapters and self.usage_reporting and not self.vendor_http_usage_url:
+                raise ConfigError(
+                    "VENDOR_HTTP_USAGE_URL",
+                    "required by the http vendor adapter when USAGE_REPORTING is on (its "
+                    "usage source)",
+                )
 
 
 def _first_error(exc: ValidationError) -> ConfigError:

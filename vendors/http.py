@@ -20,6 +20,11 @@ call cut short is never repeated. The answer maps:
 * other 4xx: permanent; the body's ``message`` (or ``errorMessage``, ``error``, ``detail``,
   or its text) is the message the partner sees.
 
+The usage source (:meth:`HttpAdapter.usage`) is a ``GET`` of ``VENDOR_HTTP_USAGE_URL`` with
+the :class:`~vendors.usage.UsageQuery` as query parameters, answered ``200`` with
+``{"lines": [usage line, ...]}`` (the same contract document): 429 and 5xx (and no answer)
+are asked again later, another 4xx is recorded as the source's refusal.
+
 One ``httpx.Client`` per adapter, and one adapter per worker process: building a client
 per call costs ten times the throughput.
 """
@@ -31,10 +36,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import ValidationError
 
 from config.settings import Settings
 from config.version import USER_AGENT
 from pax8.errors import parse_retry_after
+from pax8.usage import LINES, UsageLine
 from vendors.base import Order, Provisioned, VendorAdapter
 from vendors.deadline import DeadlineTransport, within
 from vendors.errors import (
@@ -43,6 +50,7 @@ from vendors.errors import (
     VendorContractError,
     VendorNoAnswer,
 )
+from vendors.usage import UsageNotReported, UsageQuery
 
 _ID_FIELDS = {
     "subscription_id": ("externalProvisionerSubscriptionId", "subscriptionId"),
@@ -74,9 +82,11 @@ class HttpAdapter(VendorAdapter):
         token: str | None = None,
         timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
+        usage_url: str | None = None,
     ) -> None:
         super().__init__(settings)
         self.url = url or (settings.vendor_http_url if settings else None)
+        self.usage_url = usage_url or (settings.vendor_http_usage_url if settings else None)
         if not self.url:
             raise ValueError("VENDOR_HTTP_URL is required by the http vendor adapter")
         secret = settings.vendor_http_token if settings else None
@@ -140,6 +150,37 @@ class HttpAdapter(VendorAdapter):
         if status >= 400:
             raise PermanentVendorError(message_of(response))
         return provisioned_from(response)
+
+    def usage(self, query: UsageQuery) -> list[UsageLine]:
+        """``GET VENDOR_HTTP_USAGE_URL``: the period's current totals of one subscription."""
+        if not self.usage_url:
+            raise UsageNotReported(
+                "VENDOR_HTTP_USAGE_URL is not set: the http adapter has no usage source"
+            )
+        try:
+            with within(self.timeout):
+                response = self._http.get(self.usage_url, params=query.to_json())
+        except httpx.TransportError as exc:  # a read: asking again is always safe
+            raise TransientVendorError(f"usage source unreachable: {type(exc).__name__}") from exc
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise TransientVendorError(
+                f"usage source answered {status}: {message_of(response)}",
+                parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status >= 400 or status < 200:
+            raise PermanentVendorError(f"usage source answered {status}: {message_of(response)}")
+        body = _json(response)
+        if not isinstance(body, dict) or not isinstance(body.get("lines"), list):
+            raise PermanentVendorError('usage source answered 2xx without {"lines": [...]}')
+        try:
+            return LINES.validate_python(body["lines"])
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error.get("loc", ()))
+            raise PermanentVendorError(
+                f"usage source answered a line Pax8 would refuse ({where}: {error.get('msg')})"
+            ) from exc
 
     def close(self) -> None:
         """Close the connection pool."""
