@@ -176,13 +176,27 @@ def _history(
                f"{safe(state.get('last_message', ''))}")  # fmt: skip
     for post in posts:
         row = _post_row(post)
-        answer = safe(str(post.get("answer", ""))[:200])
-        click.echo(f"  {row[0]}  batch {row[4]}  {row[5]} lines  -> {row[6]} {answer}")
-        for line in post.get("lines") or ():
-            click.echo(
-                f"      {safe(line.get('summaryKey'))}  {safe(line.get('productId'))}  "
-                f"{line.get('quantity')} {safe(line.get('unitOfMeasurement'))}"
-            )
+        status = post.get("status")
+        said = "" if str(status).startswith("2") else " " + safe(str(post.get("answer", ""))[:200])
+        click.echo(f"  {row[0]}  batch {row[4]}  {row[5]} lines  -> {status}{said}")
+        shown = [
+            f"{safe(line.get('summaryKey'))}  {safe(line.get('productId'))}  "
+            f"{line.get('quantity')} {safe(line.get('unitOfMeasurement'))}"
+            for line in post.get("lines") or ()
+        ]
+        for text, repeats in _runs(shown):
+            click.echo(f"      {text}" + (f"  (x{repeats})" if repeats > 1 else ""))
+
+
+def _runs(texts: list[str]) -> list[tuple[str, int]]:
+    """Consecutive equal lines as (line, how many)."""
+    out: list[tuple[str, int]] = []
+    for text in texts:
+        if out and out[-1][0] == text:
+            out[-1] = (text, out[-1][1] + 1)
+        else:
+            out.append((text, 1))
+    return out
 
 
 def _time(text: str) -> datetime:

@@ -437,3 +437,25 @@ def test_the_usage_client_asks_for_a_usage_token_and_names_the_subscription() ->
     assert json.loads(seen[1].content)[0]["summaryKey"] == "k"
     with pytest.raises(ValueError):
         UsageTarget()
+
+
+def test_a_run_left_quiet_by_a_crash_is_handed_out_again_and_never_planned_twice(
+    world: World,
+) -> None:
+    subs = [world.provision(quantity=1) for _ in range(3)]
+    world.set_now("2031-03-06T03:00:00")
+    first = tick(world.context)
+    assert first.planned and first.jobs == 3
+    # The tasks carrying its jobs were lost (a broker restored without them, say).
+    again = tick(world.context)
+    assert not again.planned and again.chunks == [] and "3 jobs pending" in again.reason
+    store = world.context.store
+    store.redis.hset(store.keys.day("2031-03-06"), "last_activity", 0)  # quiet past the lease
+    resumed = tick(world.context)
+    assert resumed.resumed and sorted(j for c in resumed.chunks for j in c) == store.pending(
+        "2031-03-06"
+    )
+    post_jobs(world.context, resumed.day, resumed.chunks[0], "t-resumed", sleep=lambda _: None)
+    assert store.run("2031-03-06").state == "done"  # type: ignore[union-attr]
+    assert sorted(world.billed(s, MARCH) != {} for s in subs) == [True, True, True]
+    assert world.stats()["posts"] == 3
