@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from config.sentry import capture_usage_overdue
 from fulfillment.names import USAGE_POST, USAGE_TICK
@@ -36,10 +37,15 @@ def usage_tick(self: FulfillmentTask) -> dict[str, Any]:
 def usage_post(self: FulfillmentTask, day: str, jobs: list[str]) -> dict[str, int]:
     """Post ``jobs`` of ``day``'s run; a job handed back goes out again after its countdown.
 
-    The claim token is the task id: a redelivery of this message (its worker died) takes
-    its jobs back at once; any other task waits for the claim's lease.
+    The claim token is the task id: a redelivery of this message (its worker died), or its
+    retry after the soft time limit cut a post short (a retry keeps the task id), takes its
+    jobs back at once; any other task waits for the claim's lease.
     """
-    result = post_jobs(usage_context(self.services), day, jobs, token=self.request.id)
+    try:
+        result = post_jobs(usage_context(self.services), day, jobs, token=self.request.id)
+    except SoftTimeLimitExceeded as exc:
+        # The jobs finished are skipped; the one cut short starts over (its claim counts).
+        raise self.retry(countdown=1.0, max_retries=None, exc=exc) from exc
     for job, countdown in result.retries:
         usage_post.apply_async(args=[day, [job]], countdown=countdown)
     if result.leftover:

@@ -230,12 +230,13 @@ def test_a_compressed_month_leaves_pax8_holding_exactly_the_sources_totals(tmp_p
             assert totals_billed(april[scope][sub][APRIL]) == source_totals(
                 stack, scope, sub, APRIL, at("2031-04-02T03:00:00")
             )
-        # Every post Pax8 stored is one Pax8 answered 2xx, or one the 500 fault hit after.
+        # Every post Pax8 stored is one it answered 2xx, or one the 500 fault hit after, or
+        # the one the killed process may have had on its way (its answer died with it).
         stats, pax8 = stack.usage.stats(), stack.sandbox_stats()
         faults = {429: 0, 500: 0}
         for rule in stack.sandbox.faults():
             faults[rule["status"]] += rule["fired"]
-        assert pax8["posts"] == stats["posts_ok"] + faults[500]
+        assert 0 <= pax8["posts"] - (stats["posts_ok"] + faults[500]) <= 1
         assert stats["posts_rate_limited"] == faults[429] + pax8.get("rate_limited", 0)
         assert stats["posts_failed"] == faults[500]
         print(

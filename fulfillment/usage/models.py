@@ -124,6 +124,8 @@ class Claim:
     next_batch: int = 0
     lines: str = ""
     """The lines snapshot a job handed back after a 429 (JSON), to resume at ``next_batch``."""
+    subscription: Subscription | None = None
+    """The job's subscription, read with the claim (None when the registry lacks it)."""
 
 
 @dataclass(frozen=True)

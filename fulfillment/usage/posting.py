@@ -180,7 +180,7 @@ def post_job(
     if claim.action != "claimed":
         return JobResult(job, note=claim.action)
     now = context.clock.now()
-    sub = store.subscription(scope, subscription_id) or Subscription(scope, subscription_id, None)
+    sub = claim.subscription or Subscription(scope, subscription_id, None)
     work = _Job(context, day, job, token, claim.attempts, sub, period, now)
     if now >= periods.cutoff(period):
         return work.finish(JobOutcome.TOO_LATE, _too_late(period))

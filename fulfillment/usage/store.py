@@ -20,7 +20,7 @@ import redis
 from redis.commands.core import Script
 
 from fulfillment.refs import Scope
-from fulfillment.usage.keys import UsageKeys, member
+from fulfillment.usage.keys import UsageKeys, member, split_job
 from fulfillment.usage.models import Claim, DayRun, JobOutcome, RunState, Subscription
 
 LUA = Path(__file__).with_name("lua")
@@ -136,14 +136,27 @@ class UsageStore:
         )
 
     def claim(self, day: str, job: str, token: str, lease_seconds: float) -> Claim:
-        """Take ``job`` (see ``claim.lua``)."""
+        """Take ``job`` (see ``claim.lua``), reading its subscription in the same call."""
         now = time.time()
-        keys = [self.keys.job(day, job), self.keys.pending(day), self.keys.day(day)]
+        scope, subscription_id, _ = split_job(job)
+        keys = [
+            self.keys.job(day, job),
+            self.keys.pending(day),
+            self.keys.day(day),
+            self.keys.subscription(member(scope, subscription_id)),
+        ]
         reply = self._run(
             "claim", keys, [job, token, repr(now), repr(now + lease_seconds), self.keep_seconds]
         )
-        action, attempts, next_batch, lines = reply
-        return Claim(_text(action), int(attempts), int(next_batch), _text(lines))
+        action, attempts, next_batch, lines, *flat = reply
+        fields = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+        subscription = None
+        if fields:
+            try:
+                subscription = Subscription.from_hash(fields)
+            except (KeyError, ValueError):
+                subscription = None  # written by hand: posted with what the job name says
+        return Claim(_text(action), int(attempts), int(next_batch), _text(lines), subscription)
 
     def hand_back(
         self, day: str, job: str, token: str, next_batch: int, lines: str, error: str

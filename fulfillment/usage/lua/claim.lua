@@ -2,12 +2,14 @@
 -- KEYS[1]  the job's hash                   ff:usage:job:<day>:<job>
 -- KEYS[2]  the day's pending jobs           ff:usage:day:<day>:pending
 -- KEYS[3]  the day's hash                   ff:usage:day:<day>
+-- KEYS[4]  the job's subscription           ff:usage:sub:<scope>:<id>
 -- ARGV[1]  job name
 -- ARGV[2]  claim token (the task id: a redelivery of the same message takes it back)
 -- ARGV[3]  now (real, Unix seconds)
 -- ARGV[4]  lease until (real, Unix seconds)
 -- ARGV[5]  seconds to keep the job's hash
--- Returns {action, attempts, next_batch, lines}: action claimed, busy or done.
+-- Returns {action, attempts, next_batch, lines, the subscription's fields...}: action
+-- claimed, busy or done (the fields only when claimed).
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then
   return {'done', 0, 0, ''}
 end
@@ -22,4 +24,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('HSET', KEYS[3], 'last_activity', ARGV[3])
 local next_batch = tonumber(redis.call('HGET', KEYS[1], 'next_batch') or '0')
 local lines = redis.call('HGET', KEYS[1], 'lines') or ''
-return {'claimed', attempts, next_batch, lines}
+local reply = {'claimed', attempts, next_batch, lines}
+for _, value in ipairs(redis.call('HGETALL', KEYS[4])) do
+  reply[#reply + 1] = value
+end
+return reply
