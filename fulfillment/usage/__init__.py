@@ -4,9 +4,10 @@ What belongs here (the rest of the product only calls in at a few points: the pr
 outcome notes a subscription, beat ticks :mod:`tasks.usage`, beat's exporter reads
 :mod:`fulfillment.usage.metrics`, ``fulfill usage`` reads and posts):
 
-* ``keys``: every Redis key of usage, built in one place;
+* ``keys``: every Redis key of usage, built in one place; ``models``: what is kept, as types;
 * ``store`` and ``lua/``: the only writer (one Lua script per change, every key in KEYS);
 * ``clock`` and ``periods``: "now" (injectable), billing periods, the deadline and cutoff;
+* ``context``: the store, clock, policy, Usage API client and adapters of a process;
 * ``registry``: which subscriptions exist, from the provisioning outcomes;
 * ``batches``: splitting a subscription's lines into posts Pax8 takes (≤ 50 lines,
   overwrite then append);
