@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from cli.output import safe
 from config.settings import Settings
-from fulfillment.clients import RedisUse
-from fulfillment.refs import Scope
+from fulfillment.ledger.refs import Scope
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.usage import periods
 from fulfillment.usage.context import usage_context
 from fulfillment.usage.models import JobOutcome

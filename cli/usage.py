@@ -11,7 +11,7 @@ import click
 from cli.context import runtime
 from cli.errors import CommandFailed
 from cli.output import echo_json, safe, table
-from fulfillment.refs import InvalidId, Scope, check_id
+from fulfillment.ledger.refs import InvalidId, Scope, check_id
 from fulfillment.usage import periods
 from fulfillment.usage.clock import FixedClock, iso, parse_time
 from fulfillment.usage.context import UsageContext, usage_context

@@ -19,13 +19,13 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 
-import fulfillment.metrics  # noqa: F401 - registers the in-process metrics
+import fulfillment.runtime.metrics  # noqa: F401 - registers the in-process metrics
 from cli.redis_server import RedisServer
 from fulfillment.ledger import Ledger
-from fulfillment.metrics.ledger import LedgerCollector
 from fulfillment.names import ALL_QUEUES
 from fulfillment.usage.metrics import UsageCollector
 from fulfillment.usage.store import UsageStore
+from fulfillment.views.ledger_metrics import LedgerCollector
 from tests.support.procs import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fulfillment.refs import Scope
+from fulfillment.ledger.refs import Scope
 from fulfillment.usage.models import RunState
 from fulfillment.usage.store import UsageStore
 from tests.support.procs import free_port, wait_until

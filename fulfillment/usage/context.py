@@ -12,9 +12,9 @@ from datetime import datetime, time
 from typing import TYPE_CHECKING
 
 from config.settings import Settings
-from fulfillment.policies import RetryPolicy
 from fulfillment.usage.clock import Clock, clock_for
 from fulfillment.usage.store import UsageStore
+from fulfillment.workflow.policies import RetryPolicy
 
 if TYPE_CHECKING:
     from fulfillment.services import Services

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fulfillment.locks import RedisLock
+from fulfillment.ledger.locks import RedisLock
 from fulfillment.usage import periods
 from fulfillment.usage.clock import iso
 from fulfillment.usage.context import UsageContext

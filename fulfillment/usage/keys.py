@@ -18,7 +18,7 @@ With the default prefix ``ff:``::
     ff:usage:alerted:<period>:<scope>     str   the overdue alert went to Sentry
     ff:usage:overdue                      hash  what the latest check found overdue
 
-A job is named ``<scope>:<id>:<period>``; ids are checked (:func:`fulfillment.refs.check_id`)
+A job is named ``<scope>:<id>:<period>``; ids are checked (:func:`fulfillment.ledger.refs.check_id`)
 before they become part of a key.
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fulfillment.refs import Scope, check_id
+from fulfillment.ledger.refs import Scope, check_id
 
 
 @dataclass(frozen=True)

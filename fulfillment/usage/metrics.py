@@ -19,8 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from fulfillment.clients import REDIS_UNAVAILABLE
-from fulfillment.refs import Scope
+from fulfillment.ledger.refs import Scope
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from fulfillment.usage.models import JobOutcome
 from fulfillment.usage.store import UsageStore
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from fulfillment.refs import Scope
+from fulfillment.ledger.refs import Scope
 from fulfillment.usage import periods
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from fulfillment.refs import Scope
+from fulfillment.ledger.refs import Scope
 from fulfillment.usage import periods
 from fulfillment.usage.context import UsageContext
 from fulfillment.usage.models import Subscription

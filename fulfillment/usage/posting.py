@@ -31,7 +31,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from fulfillment.refs import Scope
+from fulfillment.ledger.refs import Scope
 from fulfillment.usage import periods
 from fulfillment.usage.batches import Batch, batches
 from fulfillment.usage.clock import iso

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fulfillment.refs import Scope, is_id
+from fulfillment.ledger.refs import Scope, is_id
 from fulfillment.usage.context import usage_context
 from pax8.models import RequestType
 from vendors.base import Order, Provisioned

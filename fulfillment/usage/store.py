@@ -19,7 +19,7 @@ from typing import Any, cast
 import redis
 from redis.commands.core import Script
 
-from fulfillment.refs import Scope
+from fulfillment.ledger.refs import Scope
 from fulfillment.usage.keys import UsageKeys, member, split_job
 from fulfillment.usage.models import Claim, DayRun, JobOutcome, RunState, Subscription
 

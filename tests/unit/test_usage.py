@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fulfillment.provisioning import fulfil
-from fulfillment.refs import Ref, Scope
+from fulfillment.ledger.refs import Ref, Scope
 from fulfillment.services import Services
 from fulfillment.usage import periods
 from fulfillment.usage.batches import batches
@@ -28,6 +27,7 @@ from fulfillment.usage.daily import tick
 from fulfillment.usage.models import JobOutcome
 from fulfillment.usage.overdue import check
 from fulfillment.usage.posting import TooLate, post_jobs, post_now
+from fulfillment.workflow.provisioning import fulfil
 from pax8.auth import Credentials
 from pax8.models import ProvisionResult, ResultStatus
 from pax8.usage import USAGE_AUDIENCE, UsageClient, UsageLine, UsageTarget
