@@ -4,7 +4,8 @@ What belongs here (the rest of the product only calls in at a few points: the pr
 outcome notes a subscription, beat ticks :mod:`tasks.usage`, beat's exporter reads
 :mod:`fulfillment.usage.metrics`, ``fulfill usage`` reads and posts):
 
-* ``keys``: every Redis key of usage, built in one place; ``models``: what is kept, as types;
+* ``models``: what is kept, as types (the key names are
+  :class:`fulfillment.ledger.keys.UsageKeys`, with every other key of the project);
 * ``store`` and ``lua/``: the only writer (one Lua script per change, every key in KEYS);
 * ``clock`` and ``periods``: "now" (injectable), billing periods, the deadline and cutoff;
 * ``context``: the store, clock, policy, Usage API client and adapters of a process;

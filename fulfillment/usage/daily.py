@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from fulfillment.ledger.keys import usage_job
 from fulfillment.ledger.locks import RedisLock
 from fulfillment.usage import periods
 from fulfillment.usage.clock import iso
 from fulfillment.usage.context import UsageContext
-from fulfillment.usage.keys import job_name
 from fulfillment.usage.overdue import Check, check, scopes
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def plan_jobs(context: UsageContext, now: datetime) -> list[str]:
         s for s in context.store.subscriptions(started_before=now.timestamp()) if s.scope in wanted
     ]
     return [
-        job_name(sub.member, period)
+        usage_job(sub.member, period)
         for period in periods.periods_to_post(now)
         for sub in subscriptions
         if sub.active_in(period)

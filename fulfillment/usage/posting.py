@@ -31,12 +31,12 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from fulfillment.ledger.keys import split_usage_job, usage_job, usage_member
 from fulfillment.ledger.refs import Scope
 from fulfillment.usage import periods
 from fulfillment.usage.batches import Batch, batches
 from fulfillment.usage.clock import iso
 from fulfillment.usage.context import UsageContext
-from fulfillment.usage.keys import job_name, member, split_job
 from fulfillment.usage.limiter import OutOfTime, wait_for_turn
 from fulfillment.usage.models import JobOutcome, Subscription
 from pax8.errors import PermanentError, RateLimited, ServerError, TransientError
@@ -173,7 +173,7 @@ def post_job(
     """Post one job of ``day``'s run (see the module docstring)."""
     store = context.store
     try:
-        scope, subscription_id, period = split_job(job)
+        scope, subscription_id, period = split_usage_job(job)
     except ValueError:
         return JobResult(job, note="not a job name")
     claim = store.claim(day, job, token, context.policy.lease_seconds)
@@ -339,7 +339,7 @@ def post_now(
     if now < periods.start(period):
         raise ValueError(f"billing period {period} has not begun")
     day = f"manual-{now.date().isoformat()}-{token[:8]}"
-    job = job_name(member(scope, subscription_id), period)
+    job = usage_job(usage_member(scope, subscription_id), period)
     context.store.plan(day, iso(now), [job])
     result = post_job(context, day, job, token)
     while result.retry_in is not None and result.outcome is None:

@@ -1,7 +1,8 @@
 """The usage store: the only writer of usage keys (one Lua script per change), and readers.
 
 Every script lives in ``fulfillment/usage/lua/`` with a header naming its KEYS and ARGV,
-and is given every key it touches in KEYS (:mod:`fulfillment.usage.keys` builds them).
+and is given every key it touches in KEYS (:class:`fulfillment.ledger.keys.UsageKeys` builds
+them, as every key name of the project is built in that module).
 So a day's run is created once however many beats plan it, a job is posted by one holder
 at a time, and a job's outcome lands in the run, the subscription's period and the totals
 together or not at all.
@@ -19,8 +20,8 @@ from typing import Any, cast
 import redis
 from redis.commands.core import Script
 
+from fulfillment.ledger.keys import UsageKeys, split_usage_job, usage_member
 from fulfillment.ledger.refs import Scope
-from fulfillment.usage.keys import UsageKeys, member, split_job
 from fulfillment.usage.models import Claim, DayRun, JobOutcome, RunState, Subscription
 
 LUA = Path(__file__).with_name("lua")
@@ -58,7 +59,7 @@ class UsageStore:
     ) -> None:
         """Note a subscription ``active`` or ``ended`` at ``at`` (usage clock), with its
         latest fields (product, company, partner, the vendor's id, quantity, type)."""
-        name = member(scope, subscription_id)
+        name = usage_member(scope, subscription_id)
         values = {"scope": str(scope), "id": subscription_id, **fields}
         self._run(
             "register",
@@ -68,7 +69,7 @@ class UsageStore:
 
     def subscription(self, scope: Scope, subscription_id: str) -> Subscription | None:
         """One subscription, or None."""
-        data = self.redis.hgetall(self.keys.subscription(member(scope, subscription_id)))
+        data = self.redis.hgetall(self.keys.subscription(usage_member(scope, subscription_id)))
         return Subscription.from_hash(_strings(data)) if data else None
 
     def subscriptions(self, started_before: float | None = None) -> list[Subscription]:
@@ -138,12 +139,12 @@ class UsageStore:
     def claim(self, day: str, job: str, token: str, lease_seconds: float) -> Claim:
         """Take ``job`` (see ``claim.lua``), reading its subscription in the same call."""
         now = time.time()
-        scope, subscription_id, _ = split_job(job)
+        scope, subscription_id, _ = split_usage_job(job)
         keys = [
             self.keys.job(day, job),
             self.keys.pending(day),
             self.keys.day(day),
-            self.keys.subscription(member(scope, subscription_id)),
+            self.keys.subscription(usage_member(scope, subscription_id)),
         ]
         reply = self._run(
             "claim", keys, [job, token, repr(now), repr(now + lease_seconds), self.keep_seconds]
@@ -180,7 +181,7 @@ class UsageStore:
         lines: int = 0,
     ) -> str:
         """Record the job's outcome (``ok``, ``lost`` or ``done``: see ``finish.lua``)."""
-        name = member(scope, subscription_id)
+        name = usage_member(scope, subscription_id)
         keys = [
             self.keys.job(day, job),
             self.keys.pending(day),
@@ -215,7 +216,7 @@ class UsageStore:
         counts: dict[str, int],
     ) -> None:
         """Keep one post (the lines sent, Pax8's answer) and add ``counts`` to the totals."""
-        name = member(scope, subscription_id)
+        name = usage_member(scope, subscription_id)
         keys = [self.keys.posts(name, period), self.keys.recent, self.keys.stats]
         pairs = [item for pair in counts.items() for item in pair]
         self._run(
@@ -226,7 +227,7 @@ class UsageStore:
 
     def posts(self, scope: Scope, subscription_id: str, period: str) -> list[dict[str, Any]]:
         """Every post of a subscription's period, oldest first."""
-        key = self.keys.posts(member(scope, subscription_id), period)
+        key = self.keys.posts(usage_member(scope, subscription_id), period)
         return [json.loads(_text(r)) for r in cast(list[Any], self.redis.lrange(key, 0, -1))]
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -246,7 +247,7 @@ class UsageStore:
     def period_state(self, scope: Scope, subscription_id: str, period: str) -> dict[str, str]:
         """A subscription's period: ``last_outcome``, ``last_success_at``, ``closed_at``..."""
         return _strings(
-            self.redis.hgetall(self.keys.period(member(scope, subscription_id), period))
+            self.redis.hgetall(self.keys.period(usage_member(scope, subscription_id), period))
         )
 
     def closed(self, period: str) -> set[str]:
