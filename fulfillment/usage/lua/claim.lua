@@ -1,4 +1,4 @@
--- Take a job of a day's run to post it.
+-- claim: take a job of a day's run to post it.
 -- KEYS[1]  the job's hash                   ff:usage:job:<day>:<job>
 -- KEYS[2]  the day's pending jobs           ff:usage:day:<day>:pending
 -- KEYS[3]  the day's hash                   ff:usage:day:<day>

@@ -1,4 +1,4 @@
--- Finish a job: its outcome into the day's run and the subscription's period.
+-- finish: a job's outcome, into the day's run and the subscription's period.
 -- KEYS[1]  the job's hash                   ff:usage:job:<day>:<job>
 -- KEYS[2]  the day's pending jobs           ff:usage:day:<day>:pending
 -- KEYS[3]  the day's hash                   ff:usage:day:<day>

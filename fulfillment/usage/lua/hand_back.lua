@@ -1,4 +1,4 @@
--- Give a claimed job back for a retry, keeping where to resume.
+-- hand_back: give a claimed job back for a retry, keeping where to resume.
 -- KEYS[1]  the job's hash                   ff:usage:job:<day>:<job>
 -- ARGV[1]  claim token
 -- ARGV[2]  next batch to post (0: from the start)

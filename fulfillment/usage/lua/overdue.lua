@@ -1,4 +1,5 @@
--- Keep what the latest check found overdue (read by beat's exporter at each scrape).
+-- overdue: keep what the latest check found overdue (beat's exporter reads it at each
+-- scrape).
 -- KEYS[1]  the overdue figures              ff:usage:overdue
 -- ARGV[1]  the period checked (yyyy-MM)
 -- ARGV[2]  when it was checked (real, Unix seconds)

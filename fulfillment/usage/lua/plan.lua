@@ -1,4 +1,5 @@
--- Create a day's run with its jobs, unless it exists (two planners never both create it).
+-- plan: create a day's run with its jobs, unless it exists (two planners never both
+-- create it).
 -- KEYS[1]  the day's hash                   ff:usage:day:<day>
 -- KEYS[2]  the day's pending jobs           ff:usage:day:<day>:pending
 -- KEYS[3]  every run, by planning time      ff:usage:days

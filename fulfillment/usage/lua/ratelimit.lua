@@ -1,5 +1,6 @@
--- The shared rate limit of every worker's posts (GCRA: a token every ARGV[1] microseconds,
--- at most ARGV[2] at once), on Redis's own clock so the workers' clocks do not matter.
+-- ratelimit: the shared rate limit of every worker's posts (GCRA: a token every ARGV[1]
+-- microseconds, at most ARGV[2] at once), on Redis's own clock so the workers' clocks do
+-- not matter.
 -- KEYS[1]  the limiter's state              ff:usage:ratelimit
 -- ARGV[1]  microseconds per post
 -- ARGV[2]  burst (posts that may leave at once)

@@ -1,4 +1,4 @@
--- Keep one post: the lines sent and Pax8's answer, and count it.
+-- record: keep one post: the lines sent and Pax8's answer, and count it.
 -- KEYS[1]  the subscription period's posts  ff:usage:posts:<scope>:<id>:<period>
 -- KEYS[2]  the latest posts of all          ff:usage:recent
 -- KEYS[3]  running totals                   ff:usage:stats

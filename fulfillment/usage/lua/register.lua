@@ -1,4 +1,5 @@
--- Note a subscription active (a provisioning Success) or ended (a Deprovision Success).
+-- register: note a subscription active (a provisioning Success) or ended (a Deprovision
+-- Success).
 -- KEYS[1]  the subscription's hash          ff:usage:sub:<scope>:<id>
 -- KEYS[2]  every subscription, by start     ff:usage:subs
 -- ARGV[1]  member (<scope>:<id>)
