@@ -180,7 +180,8 @@ class Settings(BaseSettings):
     usage_reporting: bool = Field(
         False,
         description="Post every subscription's usage (the adapter's usage source) to Pax8's "
-        "Usage API daily, in both environments.",
+        "Usage API daily, in both environments: beat schedules the check, workers post "
+        "(docs/usage.md).",
     )
     usage_run_at: str = Field(
         "02:00", description="UTC time of day (HH:MM) from which the daily usage run starts."
@@ -188,8 +189,8 @@ class Settings(BaseSettings):
     usage_check_interval_seconds: float = Field(
         600.0,
         gt=0,
-        description="How often beat checks whether the day's usage run is due (and resumes "
-        "one a crash left unfinished).",
+        description="How often beat checks whether the day's usage run is due, resumes one "
+        "a crash left unfinished, and checks what is overdue.",
     )
     usage_posts_per_minute: int = Field(
         900,
@@ -201,11 +202,14 @@ class Settings(BaseSettings):
         12.0,
         ge=0,
         lt=48,
-        description="Hours into the 1st of a month after which a subscription still "
-        "without its previous period's closing totals raises the usage alert.",
+        description="Hours into the 1st of a month (UTC; 12 is noon) after which a "
+        "subscription still without its previous period's closing totals raises the usage "
+        "alert.",
     )
     usage_max_retries: int = Field(
-        8, ge=0, description="Retries of one subscription's usage post (429, 5xx, timeouts)."
+        8,
+        ge=0,
+        description="Retries of one subscription's usage post in a day's run (429, 5xx, timeouts).",
     )
     usage_chunk_size: int = Field(
         10, ge=1, le=1000, description="Subscriptions posted by one task of a day's run."
@@ -216,15 +220,17 @@ class Settings(BaseSettings):
         description="Days the record of each usage post (lines sent, Pax8's answer) is kept.",
     )
     pax8_usage_api_url: str | None = Field(
-        None, description="Usage API base URL; defaults to PAX8_API_URL."
+        None, description="The Usage API's base URL; PAX8_API_URL when unset."
     )
     usage_clock_file: Path | None = Field(
         None,
         description="Tests and demos only: read usage reporting's 'now' (ISO 8601) from "
-        "this file instead of the system clock.",
+        "this file instead of the system clock (the sandbox's --clock-file reads the same).",
     )
     vendor_http_usage_url: str | None = Field(
-        None, description="The http adapter's usage source URL (vendors/http-api.yaml)."
+        None,
+        description="The http adapter's usage source URL (vendors/http-api.yaml); required "
+        "with USAGE_REPORTING and the http adapter.",
     )
 
     @field_validator("usage_run_at")
