@@ -8,7 +8,8 @@
 4. ``honcho start web worker beat flower console`` from the Procfile, with the settings
    pointing at that Redis and that sandbox; ready once ``/readyz`` answers, a worker pongs
    and the console answers (its URL is printed; the metrics exporters listen beside);
-5. a demo: simulated orders of several types, each followed to its result;
+5. a demo: simulated orders of several types, each followed to its result, then the
+   NetNew's usage posted to the sandbox's Usage API and read back;
 6. then it runs until Ctrl-C and stops everything; with ``--once`` it stops right after the
    demo and exits 0 only if every order got the result the demo expects (1 otherwise, or
    when ``--timeout`` passes first).
@@ -42,6 +43,7 @@ import click
 import httpx
 
 from cli.demo import demo_orders, missed_lines, run_demo, summary_lines
+from cli.demo_usage import demo_usage
 from cli.errors import CommandFailed, ConfigurationError
 from cli.follow import Follower
 from cli.procs import (
@@ -277,6 +279,7 @@ class DevStack:
             "WORKER_METRICS_PORT": str(self.metrics_ports.get("worker", 0)),
             "BEAT_METRICS_PORT": str(self.metrics_ports.get("beat", 0)),
             "BEAT_SCHEDULE_FILE": str(self.data_dir / "beat-schedule"),
+            "USAGE_REPORTING": "true",
         }
         self.env = env
         self.settings = _settings(env)
@@ -367,7 +370,12 @@ class DevStack:
             self.echo("\nNot as expected:")
             for line in missed:
                 self.echo(line)
-        return run.all_ok
+        usage_ok = True
+        if run.ok(0) and orders[0].type == "NetNew":
+            usage_ok = demo_usage(
+                self.settings, str(orders[0].request["subscriptionId"]), self.echo
+            )
+        return run.all_ok and usage_ok
 
     def where(self) -> None:
         """Step 6: where things are, and how to use them from another shell."""

@@ -21,6 +21,7 @@ from cli.replay import replay_command
 from cli.sandbox_command import sandbox
 from cli.simulate import simulate
 from cli.status import status
+from cli.usage import usage
 from cli.webhooks import webhooks
 from config.version import __version__
 
@@ -69,6 +70,7 @@ def main(ctx: click.Context) -> None:
       fulfill replay REQUEST_ID        # send an order through again
       fulfill reconcile                # find and redo what was left undone
       fulfill check-vendor URL         # does a vendor endpoint keep the http contract?
+      fulfill usage status             # usage owed to Pax8, and what it was told
     """
     runtime = ctx.ensure_object(Runtime)
     ctx.call_on_close(runtime.close)
@@ -83,6 +85,7 @@ main.add_command(sandbox)
 main.add_command(dev)
 main.add_command(check_vendor)
 main.add_command(console_user)
+main.add_command(usage)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import ipaddress
 import re
 import sys
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -217,6 +218,70 @@ class Settings(BaseSettings):
         description="Expiry of the reconciliation lock; must exceed TASK_TIME_LIMIT_SECONDS. "
         "Unset: max(2 × the interval, the hard limit + 30 s).",
     )
+
+    # -- usage reporting (docs/usage.md) ---------------------------------------------
+    usage_reporting: bool = Field(
+        False,
+        description="Post every subscription's usage (the adapter's usage source) to Pax8's "
+        "Usage API daily, in both environments: beat schedules the check, workers post "
+        "(docs/usage.md).",
+    )
+    usage_run_at: str = Field(
+        "02:00", description="UTC time of day (HH:MM) from which the daily usage run starts."
+    )
+    usage_check_interval_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How often beat checks whether the day's usage run is due, resumes one "
+        "a crash left unfinished, and checks what is overdue.",
+    )
+    usage_posts_per_minute: int = Field(
+        900,
+        ge=1,
+        le=1_000_000,
+        description="Usage posts per minute across every worker (Pax8 allows 1,000).",
+    )
+    usage_overdue_after_hours: float = Field(
+        12.0,
+        ge=0,
+        lt=48,
+        description="Hours into the 1st of a month (UTC; 12 is noon) after which a "
+        "subscription still without its previous period's closing totals raises the usage "
+        "alert.",
+    )
+    usage_max_retries: int = Field(
+        8,
+        ge=0,
+        description="Retries of one subscription's usage post in a day's run (429, 5xx, timeouts).",
+    )
+    usage_chunk_size: int = Field(
+        10, ge=1, le=1000, description="Subscriptions posted by one task of a day's run."
+    )
+    usage_record_days: float = Field(
+        400.0,
+        gt=0,
+        description="Days the record of each usage post (lines sent, Pax8's answer) is kept.",
+    )
+    pax8_usage_api_url: str | None = Field(
+        None, description="The Usage API's base URL; PAX8_API_URL when unset."
+    )
+    usage_clock_file: Path | None = Field(
+        None,
+        description="Tests and demos only: read usage reporting's 'now' (ISO 8601) from "
+        "this file instead of the system clock (the sandbox's --clock-file reads the same).",
+    )
+    vendor_http_usage_url: str | None = Field(
+        None,
+        description="The http adapter's usage source URL (vendors/http-api.yaml); required "
+        "with USAGE_REPORTING and the http adapter.",
+    )
+
+    @field_validator("usage_run_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("must be a UTC time of day, HH:MM (00:00-23:59)")
+        return value
 
     ledger_retention_days: float = Field(
         30.0,
@@ -494,7 +559,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis:// or rediss://")
         return value
 
-    @field_validator("pax8_api_url", "pax8_token_url", "vendor_http_url")
+    @field_validator(
+        "pax8_api_url",
+        "pax8_token_url",
+        "vendor_http_url",
+        "pax8_usage_api_url",
+        "vendor_http_usage_url",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -569,6 +640,11 @@ class Settings(BaseSettings):
         """Age after which a queued or provisioning record counts as stranded."""
         return self.visibility_timeout_seconds + self.task_time_limit_seconds
 
+    @property
+    def usage_api_url(self) -> str:
+        """Where the Usage API is (``PAX8_USAGE_API_URL``, else ``PAX8_API_URL``)."""
+        return self.pax8_usage_api_url or self.pax8_api_url
+
     def has_credentials(self, simulation: bool) -> bool:
         """Whether the production (or simulation) OAuth2 client is configured."""
         if simulation:
@@ -635,6 +711,12 @@ class Settings(BaseSettings):
             adapters = {self.vendor_adapter, self.simulation_adapter}
             if "http" in adapters and not self.vendor_http_url:
                 raise ConfigError("VENDOR_HTTP_URL", "required by the http vendor adapter")
+            if "http" in adapters and self.usage_reporting and not self.vendor_http_usage_url:
+                raise ConfigError(
+                    "VENDOR_HTTP_USAGE_URL",
+                    "required by the http vendor adapter when USAGE_REPORTING is on (its "
+                    "usage source)",
+                )
 
 
 def _first_error(exc: ValidationError) -> ConfigError:

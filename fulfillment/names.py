@@ -8,6 +8,8 @@ from pax8.models import RequestType
 PREFIX = "fulfillment"
 REPORT = f"{PREFIX}.report"
 RECONCILE = f"{PREFIX}.reconcile"
+USAGE_TICK = f"{PREFIX}.usage_tick"
+USAGE_POST = f"{PREFIX}.usage_post"
 
 
 def task_name(request_type: RequestType) -> str:
@@ -16,4 +18,10 @@ def task_name(request_type: RequestType) -> str:
 
 
 PROVISION_TASKS: dict[RequestType, str] = {kind: task_name(kind) for kind in RequestType}
-ALL_QUEUES: tuple[str, ...] = (*PROVISION_TASKS.values(), REPORT, RECONCILE)
+ALL_QUEUES: tuple[str, ...] = (
+    *PROVISION_TASKS.values(),
+    REPORT,
+    RECONCILE,
+    USAGE_TICK,
+    USAGE_POST,
+)

@@ -25,6 +25,7 @@ from sandbox.config import SandboxConfig
 from sandbox.context import EXTENSION, Sandbox, current
 from sandbox.control import control
 from sandbox.errors import error_response, register_error_handlers
+from sandbox.usage import usage_api, usage_control
 
 PAX8_PREFIXES = ("/v1/", "/v2/")
 
@@ -41,6 +42,8 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.register_blueprint(token_blueprint)
     app.register_blueprint(api)
     app.register_blueprint(control)
+    app.register_blueprint(usage_api)
+    app.register_blueprint(usage_control)
     register_error_handlers(app)
     app.before_request(_guard)
     app.before_request(_before)

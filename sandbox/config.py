@@ -81,6 +81,16 @@ class SandboxConfig:
             "rebinding)"
         ),
     )
+    usage_rate_limit: int = field(
+        default=1000, metadata=_opt("Usage API: posts allowed per --usage-rate-window (then 429)")
+    )
+    usage_rate_window: float = field(
+        default=60.0, metadata=_opt("Usage API: seconds of the rate limit's window")
+    )
+    clock_file: str | None = field(
+        default=None,
+        metadata=_opt("Usage API: read 'now' (ISO 8601) from this file instead of the clock"),
+    )
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", f"must be between 0 and 65535, got {self.port}")
@@ -100,6 +110,8 @@ class SandboxConfig:
             "delivery_timeout",
             f"must be positive, got {self.delivery_timeout}",
         )
+        _check(self.usage_rate_limit >= 1, "usage_rate_limit", "must be at least 1")
+        _check(self.usage_rate_window > 0, "usage_rate_window", "must be positive")
         _check(self.max_retries >= 0, "max_retries", f"must be >= 0, got {self.max_retries}")
         _check(
             1 <= self.delivery_workers <= 256,

@@ -130,6 +130,7 @@ def reset() -> Response:
     sandbox.calls.reset()
     sandbox.faults.clear()
     sandbox.tokens.expire_all()
+    sandbox.usage.clear()
     return jsonify({"status": "reset", "webhooks": webhooks})
 
 

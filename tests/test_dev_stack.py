@@ -124,6 +124,13 @@ def test_dev_runs_the_demo_to_results_and_stops_everything(tmp_path: Path) -> No
     assert types >= {"NetNew", "Update", "TrialCreate", "TrialConvert", "PartnerEnrollment",
                      "Deprovision", "Renewal"}  # fmt: skip
 
+    # Then the NetNew's usage, posted to the sandbox's Usage API and read back (5 seats after
+    # the Update).
+    assert re.search(r"batch 1/1 \(overwrite\): 2 lines -> 200$", out, re.MULTILINE), out
+    assert re.search(
+        r"^  Pax8 holds for tn-\w+ \(acme-\w+\.example\.com\): 5 Users, ", out, re.MULTILINE
+    )
+
     # Everything stopped; the data stayed.
     assert "Stopped." in out
     for used in (

@@ -23,6 +23,8 @@ import fulfillment.runtime.metrics  # noqa: F401 - registers the in-process metr
 from cli.redis_server import RedisServer
 from fulfillment.ledger import Ledger
 from fulfillment.names import ALL_QUEUES
+from fulfillment.usage.metrics import UsageCollector
+from fulfillment.usage.store import UsageStore
 from fulfillment.views.ledger_metrics import LedgerCollector
 from tests.support.procs import ROOT
 
@@ -62,6 +64,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
         families: list[Metric] = [
             *(f for f in REGISTRY.collect() if f.name.startswith("fulfillment_")),
             *LedgerCollector(ledger, ALL_QUEUES, 300.0).collect(),
+            *UsageCollector(UsageStore(client)).collect(),
         ]
         names = {f.name + suffix for f in families for suffix in SUFFIXES[f.type]}
         yield names
@@ -92,6 +95,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
         "FulfillmentReconcileMissing",
         "FulfillmentWebhook5xx",
         "FulfillmentVendorErrors",
+        "FulfillmentUsageOverdue",
     }
     assert {name: cases.get(name, set()) for name in names} == {n: {True, False} for n in names}
     for rule in rules():

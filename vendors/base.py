@@ -25,7 +25,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from config.settings import Settings
 from pax8.models import (
@@ -37,6 +37,10 @@ from pax8.models import (
 )
 from vendors.cloudblue import CloudBlueOrder, Operation
 from vendors.errors import PermanentVendorError
+from vendors.usage import UsageNotReported, UsageQuery
+
+if TYPE_CHECKING:
+    from pax8.usage import UsageLine
 
 Source = Literal["pax8", "cloudblue"]
 
@@ -255,6 +259,13 @@ class VendorAdapter:
         raise PermanentVendorError(
             f"This vendor cannot start stopped subscriptions ({type(self).__name__} does not "
             "implement resume); contact the vendor."
+        )
+
+    def usage(self, query: UsageQuery) -> list[UsageLine]:
+        """The usage source: the period's current totals for one subscription
+        (:mod:`vendors.usage`; posted to Pax8 daily when ``USAGE_REPORTING`` is on)."""
+        raise UsageNotReported(
+            f"{type(self).__name__} has no usage source (implement usage() to report usage)"
         )
 
     def close(self) -> None:

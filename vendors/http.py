@@ -27,6 +27,13 @@ Which is which is :func:`vendors.answers.judge`, the rule ``fulfill check-vendor
 too. The answer is read as a stream and never beyond ``VENDOR_HTTP_MAX_ANSWER_BYTES``: a
 vendor that answers 40 MB costs the worker that many bytes at most, once.
 
+The usage source (:meth:`HttpAdapter.usage`) is a ``GET`` of ``VENDOR_HTTP_USAGE_URL`` with
+the :class:`~vendors.usage.UsageQuery` as query parameters, answered ``200`` with
+``{"lines": [usage line, ...]}`` (the same contract document). Its answer is read and judged
+by the same rule: only a 2xx carries lines; 408, 409, 429 and 5xx (and no answer) are asked
+again later, a misconfiguration (a redirect, a refused credential…) too, with its fix named;
+another 4xx is recorded as the source's refusal.
+
 One ``httpx.Client`` per adapter, and one adapter per worker process: building a client
 per call costs ten times the throughput.
 """
@@ -39,10 +46,12 @@ import zlib
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import ValidationError
 
 from config.settings import Settings
 from config.version import USER_AGENT
 from pax8.errors import parse_retry_after
+from pax8.usage import LINES, UsageLine
 from vendors.answers import Answer, Problem, Verdict, judge, message_of
 from vendors.base import MAX_METADATA_BYTES, Order, Provisioned, VendorAdapter
 from vendors.deadline import DeadlineTransport, within
@@ -53,6 +62,7 @@ from vendors.errors import (
     VendorMisconfigured,
     VendorNoAnswer,
 )
+from vendors.usage import UsageNotReported, UsageQuery
 
 _ID_FIELDS = {
     "subscription_id": ("externalProvisionerSubscriptionId", "subscriptionId"),
@@ -85,9 +95,11 @@ class HttpAdapter(VendorAdapter):
         timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
         max_answer_bytes: int | None = None,
+        usage_url: str | None = None,
     ) -> None:
         super().__init__(settings)
         self.url = url or (settings.vendor_http_url if settings else None)
+        self.usage_url = usage_url or (settings.vendor_http_usage_url if settings else None)
         if not self.url:
             raise ValueError("VENDOR_HTTP_URL is required by the http vendor adapter")
         secret = settings.vendor_http_token if settings else None
@@ -137,11 +149,16 @@ class HttpAdapter(VendorAdapter):
                 json=order.to_json(),
                 headers={"Idempotency-Key": order.idempotency_key},
             )
-            response = self._http.send(request, stream=True)
-            try:
-                body, truncated = read_capped(response, self.max_answer_bytes)
-            finally:
-                response.close()
+            return self.exchange(request)
+
+    def exchange(self, request: httpx.Request) -> Answer:
+        """Send ``request`` and read its answer up to :attr:`max_answer_bytes` (within the
+        caller's deadline; httpx errors raise)."""
+        response = self._http.send(request, stream=True)
+        try:
+            body, truncated = read_capped(response, self.max_answer_bytes)
+        finally:
+            response.close()
         headers = httpx.Headers(
             [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
         )
@@ -169,6 +186,43 @@ class HttpAdapter(VendorAdapter):
                 min(retry_after, self.timeout) if retry_after is not None else None,
             )
         raise TransientVendorError(f"vendor answered {status}: {message_of(answer)}", retry_after)
+
+    def usage(self, query: UsageQuery) -> list[UsageLine]:
+        """``GET VENDOR_HTTP_USAGE_URL``: the period's current totals of one subscription."""
+        if not self.usage_url:
+            raise UsageNotReported(
+                "VENDOR_HTTP_USAGE_URL is not set: the http adapter has no usage source"
+            )
+        try:
+            with within(self.timeout):
+                request = self._http.build_request("GET", self.usage_url, params=query.to_json())
+                answer = self.exchange(request)
+        except httpx.TransportError as exc:  # a read: asking again is always safe
+            raise TransientVendorError(f"usage source unreachable: {type(exc).__name__}") from exc
+        judgement = judge(answer, self.max_answer_bytes)
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        if judgement.verdict is Verdict.MISCONFIGURED:
+            assert judgement.problem is not None
+            raise VendorMisconfigured(judgement.fix, judgement.problem.value, retry_after)
+        if judgement.verdict in (Verdict.REFUSED, Verdict.CONTRACT):
+            raise PermanentVendorError(
+                f"usage source answered {answer.status}: {message_of(answer)}"
+            )
+        if judgement.verdict is not Verdict.SUCCESS:
+            raise TransientVendorError(
+                f"usage source answered {answer.status}: {message_of(answer)}", retry_after
+            )
+        body = answer.json()
+        if not isinstance(body, dict) or not isinstance(body.get("lines"), list):
+            raise PermanentVendorError('usage source answered 2xx without {"lines": [...]}')
+        try:
+            return LINES.validate_python(body["lines"])
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error.get("loc", ()))
+            raise PermanentVendorError(
+                f"usage source answered a line Pax8 would refuse ({where}: {error.get('msg')})"
+            ) from exc
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -41,6 +41,7 @@ from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import Changed, Claimed, State
 from fulfillment.names import REPORT
 from fulfillment.runtime import metrics
+from fulfillment.usage.registry import note_provisioned
 from fulfillment.workflow.orders import order_from_record
 from fulfillment.workflow.outcomes import Next, Outcome
 from fulfillment.workflow.reporting import report
@@ -192,6 +193,8 @@ def provision(
         return Outcome.dead(reason, exc)
 
     call.done(metrics.SUCCESS)
+    # Before the outcome is stored: a crash in between repeats both on redelivery.
+    note_provisioned(services, order, result)
     change = ledger.finish(
         ref, detail_id, token, ResultStatus.SUCCESS, external_ids, result.metadata
     )

@@ -27,6 +27,7 @@ from fulfillment.ledger.refs import Ref, Scope
 from fulfillment.ledger.scripts import LUA
 from fulfillment.ledger.states import State
 from fulfillment.runtime.clients import RedisUse
+from fulfillment.usage.store import LUA as USAGE_LUA
 from receiver.app import create_app
 from tests.support.cloudblue import payload as cloudblue_payload
 from tests.support.procs import ROOT
@@ -83,7 +84,9 @@ def test_the_lua_prelude_lists_the_states_in_the_enum_order() -> None:
 
 
 def test_every_script_passes_its_keys_in_KEYS() -> None:
-    for path in LUA.glob("*.lua"):
+    scripts = [*LUA.glob("*.lua"), *USAGE_LUA.glob("*.lua")]
+    assert len(scripts) > len(list(LUA.glob("*.lua")))  # the usage store's are checked too
+    for path in scripts:
         source = path.read_text()
         # A key is never built inside Lua from a prefix and an id.
         assert "ARGV[1] .." not in source and "P .. " not in source, path.name
