@@ -15,6 +15,7 @@ from cli.check_vendor import check_vendor
 from cli.console_user import console_user
 from cli.context import Runtime
 from cli.dev import dev
+from cli.doctor import doctor
 from cli.errors import EXIT_CODES_HELP, translate
 from cli.reconcile import reconcile_command
 from cli.replay import replay_command
@@ -69,6 +70,7 @@ def main(ctx: click.Context) -> None:
       fulfill replay REQUEST_ID        # send an order through again
       fulfill reconcile                # find and redo what was left undone
       fulfill check-vendor URL         # does a vendor endpoint keep the http contract?
+      fulfill doctor                   # is every wire of this deployment right?
     """
     runtime = ctx.ensure_object(Runtime)
     ctx.call_on_close(runtime.close)
@@ -83,6 +85,7 @@ main.add_command(sandbox)
 main.add_command(dev)
 main.add_command(check_vendor)
 main.add_command(console_user)
+main.add_command(doctor)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         description="Accepted simulation credentials (valid only with isSimulation: true).",
     )
     pax8_webhook_header: str = Field("pax8ApiTokenV1", description="Header carrying the secret.")
+    public_url: str | None = Field(
+        None,
+        description="Where Pax8 reaches this deployment: the receiver's public base URL "
+        "(https://fulfil.example.com); its webhook configurations must point at "
+        "PUBLIC_URL/webhooks/pax8 (fulfill doctor checks they do).",
+    )
     pax8_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one Pax8 call.")
 
     cloudblue_webhook_secrets: SecretList = Field(
@@ -141,6 +147,12 @@ class Settings(BaseSettings):
     reconcile_page_size: int = Field(100, ge=1, le=1000, description="Page size when listing.")
     reconcile_lock_seconds: float | None = Field(
         None, gt=0, description="Reconcile lock expiry; defaults to twice the interval."
+    )
+    doctor_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How often beat runs fulfill doctor's checks and stores them for the "
+        "metrics and the console (0: never).",
     )
 
     ledger_retention_days: float = Field(
@@ -324,7 +336,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis:// or rediss://")
         return value
 
-    @field_validator("pax8_api_url", "pax8_token_url", "vendor_http_url")
+    @field_validator("pax8_api_url", "pax8_token_url", "vendor_http_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

@@ -7,6 +7,8 @@ from pax8.models import RequestType
 PREFIX = "fulfillment"
 REPORT = f"{PREFIX}.report"
 RECONCILE = f"{PREFIX}.reconcile"
+DOCTOR = f"{PREFIX}.doctor"
+"""The scheduled ``fulfill doctor`` (on the reconcile queue: maintenance, not orders)."""
 
 
 def task_name(request_type: RequestType) -> str:

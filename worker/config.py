@@ -23,7 +23,7 @@ from kombu import Exchange, Queue
 
 from config.settings import Settings
 from fulfillment.clients import master_options, sentinel_options
-from fulfillment.names import ALL_QUEUES, PROVISION_TASKS, RECONCILE, REPORT
+from fulfillment.names import ALL_QUEUES, DOCTOR, PROVISION_TASKS, RECONCILE, REPORT
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -33,6 +33,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     routes = {name: {"queue": name, "routing_key": name} for name in PROVISION_TASKS.values()}
     routes[REPORT] = {"queue": REPORT, "routing_key": REPORT}
     routes[RECONCILE] = {"queue": RECONCILE, "routing_key": RECONCILE}
+    routes[DOCTOR] = {"queue": RECONCILE, "routing_key": RECONCILE}
     socket_timeout = settings.redis_socket_timeout_seconds
     # How often a worker looks for messages whose consumer died (unacked past the
     # visibility timeout). Kombu's default sweep is ~100 s; tie it to the timeout.
@@ -85,16 +86,30 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "worker_max_tasks_per_child": 10_000,
-        "beat_schedule": {
-            "reconcile": {
-                "task": RECONCILE,
-                "schedule": settings.reconcile_interval_seconds,
-                "options": {"queue": RECONCILE, "expires": settings.reconcile_interval_seconds},
-            }
-        },
+        "beat_schedule": beat_schedule(settings),
         "timezone": "UTC",
         "enable_utc": True,
     }
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """Reconciliation every ``RECONCILE_INTERVAL_SECONDS``; the doctor's checks every
+    ``DOCTOR_INTERVAL_SECONDS`` unless 0 (both on the reconcile queue; a run that waited
+    past its interval expires rather than pile up)."""
+    schedule: dict[str, Any] = {
+        "reconcile": {
+            "task": RECONCILE,
+            "schedule": settings.reconcile_interval_seconds,
+            "options": {"queue": RECONCILE, "expires": settings.reconcile_interval_seconds},
+        }
+    }
+    if settings.doctor_interval_seconds:
+        schedule["doctor"] = {
+            "task": DOCTOR,
+            "schedule": settings.doctor_interval_seconds,
+            "options": {"queue": RECONCILE, "expires": settings.doctor_interval_seconds},
+        }
+    return schedule
 
 
 def broker_settings(settings: Settings, transport_options: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from fulfillment.services import Services
 from worker import broker
 from worker.config import celery_config
 
-TASK_MODULES = ("tasks.provision", "tasks.report", "tasks.reconcile")
+TASK_MODULES = ("tasks.provision", "tasks.report", "tasks.reconcile", "tasks.doctor")
 
 
 class FulfillmentCelery(Celery):  # type: ignore[misc]  # Celery is untyped

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
 from fulfillment.clients import RedisUse, redis_client
+from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.ledger import Ledger
 from fulfillment.metrics import process
 from fulfillment.metrics.exporter import GeventServer, ThreadServer, serve
@@ -79,6 +80,7 @@ def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:
     registry = CollectorRegistry()
     ledger = Ledger(redis_client(settings, RedisUse.RECEIVER))
     registry.register(LedgerCollector(ledger, ALL_QUEUES, settings.reconcile_interval_seconds))
+    registry.register(DoctorCollector(ledger, settings.doctor_interval_seconds))
     return serve(
         registry,
         settings.metrics_host,
