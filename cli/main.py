@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from cli.certify import certify
 from cli.check_vendor import check_vendor
 from cli.console_user import console_user
 from cli.context import Runtime
@@ -71,6 +72,7 @@ def main(ctx: click.Context) -> None:
       fulfill reconcile                # find and redo what was left undone
       fulfill check-vendor URL         # does a vendor endpoint keep the http contract?
       fulfill doctor                   # is every wire of this deployment right?
+      fulfill certify --out report     # Pax8's simulation tests, a report to send Pax8
     """
     runtime = ctx.ensure_object(Runtime)
     ctx.call_on_close(runtime.close)
@@ -86,6 +88,7 @@ main.add_command(dev)
 main.add_command(check_vendor)
 main.add_command(console_user)
 main.add_command(doctor)
+main.add_command(certify)
 
 
 if __name__ == "__main__":
