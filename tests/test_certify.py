@@ -170,6 +170,22 @@ def test_certify_refuses_to_run_without_simulation_credentials(deployment: Deplo
     assert production_calls(stack) == 0
 
 
+def test_certify_waits_for_pax8_to_count_the_webhook(deployment: Deployment) -> None:
+    """Pax8 answers the order event before it counts the delivery (the attempt still
+    Issued, as when its delivery is slow): certify polls the attempt, then the result."""
+    stack = deployment.stack
+    stack.sandbox.add_fault(method="POST", path="webhook", action="hold_ack", seconds=2.0, times=1)
+    try:
+        result = fulfill(stack, "certify", "--types", "PartnerEnrollment", "--json")
+    finally:
+        stack.sandbox.clear_faults()
+    assert result.returncode == 0, result.stdout + result.stderr
+    (only,) = json.loads(result.stdout)["orders"]
+    assert only["passed"] and only["webhook"] == "Acknowledged"
+    assert 2.0 <= only["seconds"]["webhook"] <= only["seconds"]["result"], only
+    assert "waiting for the webhook" in result.stderr
+
+
 def test_a_failure_case_the_vendor_accepts_fails_the_run(
     deployment: Deployment, tmp_path: Path
 ) -> None:
