@@ -216,6 +216,8 @@ def test_redis_without_aof_fails_and_the_scheduled_doctor_alerts(
     assert samples["fulfillment_doctor_interval_seconds"] == DOCTOR_INTERVAL
     assert {name for name in samples if not name.startswith("fulfillment_")} == set(NAMES)
     assert samples["redis_durability"] == 2 and samples["redis"] == 0
+    # Run inside a worker, the checks still reach every worker (its own main process too).
+    assert samples["queues"] == 0 and samples["clocks"] == 0 and samples["receiver_simulation"] == 0
 
     # The alert rule fires on exactly what the exporter served (as Prometheus would see
     # it for 20 minutes), naming the check, and stays quiet on a green run.
