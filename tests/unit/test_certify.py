@@ -167,3 +167,24 @@ def test_progress_off_a_terminal_is_one_line_per_change_and_escaped() -> None:
     assert lines[0].split() == ["NetNew", "waiting", "for", "the", "result", "at", "Pax8"]
     assert len(lines) == 2 and "FAILED" in lines[1]
     assert "\x1b" not in stream.getvalue() and "\\x1b[31m red" in lines[1]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_rewrites_one_line_per_order() -> None:
+    stream = Terminal()
+    progress = TerminalProgress(stream)
+    spec = order(Step("partner", T.PARTNER_ENROLLMENT, Role.REQUIRED), Subject("p"))
+    progress.begin(spec)
+    progress.waiting(spec, "the webhook", 0.4)
+    progress.waiting(spec, "the result at Pax8", 1.6)
+    run = OrderRun("PartnerEnrollment", "PartnerEnrollment", "required", "partner", "Success")
+    run.passed, run.result, run.seconds = True, "Success", {"webhook": 0.4, "result": 1.6}
+    progress.end(run)
+    text = stream.getvalue()
+    assert text.count("\r\x1b[K") == 4 and text.count("\n") == 1  # one line, rewritten
+    assert "waiting for the result at Pax8 (2s)" in text
+    assert text.endswith("passed  Success  (webhook 0.4s, result 1.6s)\n")
