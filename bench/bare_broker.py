@@ -2,9 +2,9 @@
 
 Imports nothing but Celery, so the bare receiver (``bench.bare_send_task``) and the bare worker
 (``bench.bare_celery``) carry only what their job needs. The settings that decide
-throughput match the project's (DESIGN §6): JSON only, results ignored, ``acks_late``,
-prefetch 1. What the bare app leaves out is the project's own work: the ledger, task
-events, retry policies, routing to per-type queues.
+throughput match the project's (``docs/architecture.md#tasks-and-queues``): JSON only,
+results ignored, ``acks_late``, prefetch 1. What the bare app leaves out is the project's own
+work: the ledger, task events, retry policies, routing to per-type queues.
 """
 
 from __future__ import annotations

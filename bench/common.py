@@ -6,6 +6,10 @@ starts real processes on loopback (the project's from its Procfile lines, the ba
 baselines from the same lines with another app), loads them from separate processes
 (``wrk`` or :mod:`bench.loadgen`), and records :class:`Comparison` rows: the project's
 figure, the bare figure, their ratio and the target. Figures are printed, never asserted.
+
+Long on purpose: what a benchmark script holds in common is what makes two of them
+comparable (the same machine report, the same processes, the same load and the same rows),
+so it stays one module every script reads the same way.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ were lost. Then, each with a fresh Pax8 client (so each pays its token calls):
 
 * **bare**: page ``GET /provision-requests/unfulfilled`` for both environments with
   ``Pax8Client.pages`` (the least any reconciliation must do);
-* **project**: ``fulfillment.reconcile.reconcile(..., force=True)`` with a recording
+* **project**: ``fulfillment.workflow.reconcile.reconcile(..., force=True)`` with a recording
   publisher: the listing, a ledger lookup per page, ≤ 3 calls per unknown request, the
   ledger scan.
 
@@ -26,10 +26,10 @@ import redis
 
 from bench.common import Bench, Comparison, best, new_stack
 from config.settings import build_settings
-from fulfillment.clients import pax8_client
 from fulfillment.ledger import Ledger, Notice
-from fulfillment.policies import reconcile_policy
-from fulfillment.reconcile import reconcile
+from fulfillment.runtime.clients import pax8_client
+from fulfillment.workflow.policies import policies_from
+from fulfillment.workflow.reconcile import reconcile
 from pax8.models import ProvisionRequest
 from tests.support.publisher import RecordingPublisher
 from tests.support.stack import Stack
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             os.environ.update(stack.env)
             settings = build_settings()
-            policy = reconcile_policy(settings)
+            policy = policies_from(settings).reconcile
             times: dict[str, list[float]] = {"project": [], "bare": []}
             calls: dict[str, list[int]] = {"project": [], "bare": []}
             for round_number in range(1, bench.args.rounds + 1):

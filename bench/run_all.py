@@ -2,7 +2,7 @@
 
 Each benchmark runs in its own process (``python -m bench.<name> --json FILE``, plus
 ``--quick`` when given), one after the other, so none shares a Redis or a port with
-another. The table at the end (Markdown, for the README's Performance section) has one
+another. The table at the end (Markdown, for docs/performance.md) has one
 row per comparison; the machine and the exact commands are printed with it.
 """
 

@@ -16,7 +16,7 @@ after: commands per order, by command. One more project run with N=2 and
 mark on a replica costs the workers (the receiver's side is ``bench.wait``).
 
 From these: one Redis core carries at most 1000 / (redis-server CPU ms per order)
-orders/s; the README's capacity model quotes the figures.
+orders/s; the capacity model (``docs/scaling.md``) quotes the figures.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ from fulfillment.certify.run import (
     find_target,
     simulation_client,
 )
-from fulfillment.clients import RedisUse, redis_client
 from fulfillment.ledger import Ledger
+from fulfillment.runtime.clients import RedisUse, redis_client
 
 DEFAULT_TIMEOUT = 120.0
 

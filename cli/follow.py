@@ -16,7 +16,7 @@ import click
 
 from cli.output import clip, external_ids, safe, styled_outcome
 from fulfillment.ledger import Ledger, Record
-from fulfillment.states import State
+from fulfillment.ledger.states import State
 from pax8.models import ResultStatus
 
 FINAL_STATES = ("reported", "dead")

@@ -61,7 +61,7 @@ def main(ctx: click.Context) -> None:
 
     Settings come from the environment (and a .env file), as for the worker: REDIS_URL,
     PAX8_API_URL, PAX8_TOKEN_URL, PAX8_CLIENT_ID/_SECRET, PAX8_SIMULATION_CLIENT_ID/_SECRET
-    and the rest (see the README).
+    and the rest (see docs/configuration.md).
 
     \b
     Examples:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from fulfillment.refs import Ref, Scope, is_id
+from fulfillment.ledger.refs import Ref, Scope, is_id
 
 
 def scope_option(function: Callable[..., Any]) -> Callable[..., Any]:

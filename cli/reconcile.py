@@ -7,8 +7,7 @@ import click
 from cli.context import runtime
 from cli.errors import CommandFailed
 from cli.output import echo_json
-from fulfillment.policies import reconcile_policy
-from fulfillment.reconcile import ReconcileSummary, reconcile
+from fulfillment.workflow.reconcile import ReconcileSummary, reconcile
 
 _LINES = (
     ("seen", "unfulfilled requests listed by Pax8"),
@@ -57,14 +56,14 @@ def reconcile_command(as_json: bool) -> None:
       fulfill reconcile --json
     """
     rt = runtime()
-    settings = rt.settings
     ledger = rt.ledger()
     pax8 = rt.pax8()
     for simulation in (False, True):
         if pax8.has_credentials(simulation):
             # A token up front: an unreachable Pax8 is exit 3, not a list of errors.
             pax8.tokens(simulation).token()
-    summary = reconcile(ledger, pax8, rt.publisher(), reconcile_policy(settings), force=True)
+    policy = rt.services.policies.reconcile
+    summary = reconcile(ledger, pax8, rt.publisher(), policy, force=True)
     if as_json:
         echo_json(summary.as_dict())
     else:

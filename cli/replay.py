@@ -1,5 +1,5 @@
 """``fulfill replay``: send an order through the worker again (the rules:
-:mod:`fulfillment.replay`, which the console's Replay button follows too)."""
+:mod:`fulfillment.workflow.replay`, which the console's Replay button follows too)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from cli.context import runtime
 from cli.errors import CommandFailed
 from cli.orders import scope_option, which
 from cli.output import echo_json
-from fulfillment.replay import ReplayRefused, replay
+from fulfillment.workflow.replay import ReplayRefused, replay
 
 
 @click.command("replay", short_help="Send an order through the worker again.")

@@ -1,6 +1,6 @@
 """``fulfill status``: what the ledger knows, for one order or for all of them.
 
-The views are :mod:`fulfillment.views` (the console shows the same ones).
+The views are :mod:`fulfillment.views.orders` (the console shows the same ones).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from cli.errors import CommandFailed
 from cli.orders import scope_option, which
 from cli.output import age, clip, echo_json, external_ids, safe, table, when
 from fulfillment.ledger import STATES, AmbiguousId
-from fulfillment.states import State
-from fulfillment.views import describe, overview
+from fulfillment.ledger.states import State
+from fulfillment.views.orders import describe, overview
 
 
 def _print_one(view: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ import click
 
 from cli.context import runtime
 from cli.output import echo_json, mask, table, when
-from fulfillment.webhook_configs import DEFAULT_HEADER, secrets_variable
+from fulfillment.views.webhook_configs import DEFAULT_HEADER, secrets_variable
 from pax8.models import CreatedWebhook, Provisioner, Webhook
 
 

@@ -4,6 +4,9 @@ Every process (receiver, worker, beat, CLI) builds one :class:`Settings`. A miss
 or malformed setting must stop the process at start with one line naming the
 variable, so :func:`load_settings` turns pydantic's validation report into exactly
 that, and :meth:`Settings.require` checks what a given role needs beyond parsing.
+
+Long on purpose: the one model declares every setting with its default, its description
+(the configuration page is made from it) and its checks, which belong beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 Role = Literal["receiver", "worker", "beat", "cli", "pax8", "console"]
 
@@ -78,7 +86,8 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """All configuration of the fulfillment worker (see DESIGN §4 and the README)."""
+    """All configuration of the fulfillment worker: the reference (``docs/configuration.md``)
+    is made from these fields; the rules are ``docs/architecture.md#settings``."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -89,7 +98,11 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
     )
 
-    redis_url: str = Field("redis://localhost:6379/0", description="Broker, ledger and locks.")
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        description="Broker, ledger and locks: redis:// or rediss:// (Celery's Redis broker has "
+        "no unix://).",
+    )
     pax8_api_url: str = Field("https://api.pax8.com/v2", description="Provisioning API base.")
     pax8_token_url: str = Field("https://api.pax8.com/v1/token", description="OAuth2 token URL.")
     pax8_client_id: str | None = Field(None, description="Production client id.")
@@ -99,13 +112,17 @@ class Settings(BaseSettings):
         None, description="Simulation client secret."
     )
     pax8_webhook_secrets: SecretList = Field(
-        default_factory=list, description="Accepted production webhook credentials."
+        default_factory=list,
+        description="Accepted production webhook credentials, comma-separated.",
     )
     pax8_simulation_webhook_secrets: SecretList = Field(
         default_factory=list,
-        description="Accepted simulation credentials (valid only with isSimulation: true).",
+        description="Accepted simulation webhook credentials, comma-separated: valid only with "
+        "isSimulation: true.",
     )
-    pax8_webhook_header: str = Field("pax8ApiTokenV1", description="Header carrying the secret.")
+    pax8_webhook_header: str = Field(
+        "pax8ApiTokenV1", description="Header carrying the webhook credential."
+    )
     public_url: str | None = Field(
         None,
         description="Where Pax8 reaches this deployment: the receiver's public base URL "
@@ -116,7 +133,9 @@ class Settings(BaseSettings):
 
     cloudblue_webhook_secrets: SecretList = Field(
         default_factory=list,
-        description="Accepted CloudBlue request-URL credentials; the route is off when empty.",
+        description="Accepted CloudBlue request-URL credentials, comma-separated; the routes are "
+        "off when empty. A call presents one in CLOUDBLUE_WEBHOOK_HEADER, as Authorization: "
+        "Bearer, or as the Basic password in the URL.",
     )
     cloudblue_webhook_header: str = Field(
         "X-Fulfillment-Token", description="Header carrying the CloudBlue credential."
@@ -125,15 +144,19 @@ class Settings(BaseSettings):
         25.0,
         gt=0,
         description="How long a CloudBlue call waits for its outcome before a 503 (the "
-        "platform's retry is answered from the ledger).",
+        "platform's retry is answered from the ledger); keep it below the platform's own "
+        "timeout. The receiver's graceful stop lasts this plus 5 s: give your platform's stop "
+        "at least that (compose: stop_grace_period).",
     )
 
     vendor_adapter: str = Field("example", description="example, http or package.module:Class.")
     simulation_vendor_adapter: str | None = Field(
         None, description="Adapter for simulated orders; defaults to VENDOR_ADAPTER."
     )
-    vendor_http_url: str | None = Field(None, description="The http adapter's target.")
-    vendor_http_token: SecretStr | None = Field(None, description="The http adapter's token.")
+    vendor_http_url: str | None = Field(None, description="The http adapter's target URL.")
+    vendor_http_token: SecretStr | None = Field(
+        None, description="The http adapter's bearer token."
+    )
     vendor_http_timeout_seconds: float = Field(
         30.0,
         gt=0,
@@ -143,10 +166,19 @@ class Settings(BaseSettings):
         ),
     )
 
-    reconcile_interval_seconds: float = Field(300.0, gt=0, description="Beat period.")
-    reconcile_page_size: int = Field(100, ge=1, le=1000, description="Page size when listing.")
+    reconcile_interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Beat period of reconciliation (whole minutes for Sentry Crons).",
+    )
+    reconcile_page_size: int = Field(
+        100, ge=1, le=1000, description="Page size when listing unfulfilled requests."
+    )
     reconcile_lock_seconds: float | None = Field(
-        None, gt=0, description="Reconcile lock expiry; defaults to twice the interval."
+        None,
+        gt=0,
+        description="Expiry of the reconciliation lock; must exceed TASK_TIME_LIMIT_SECONDS. "
+        "Unset: max(2 × the interval, the hard limit + 30 s).",
     )
     doctor_interval_seconds: float = Field(
         300.0,
@@ -156,23 +188,39 @@ class Settings(BaseSettings):
     )
 
     ledger_retention_days: float = Field(
-        30.0, ge=0, description="Days a reported order stays in the ledger (0: forever)."
+        30.0,
+        ge=0,
+        description="Days a reported order stays in the ledger (reconciliation purges older "
+        "ones; 0 keeps them forever).",
     )
 
     task_soft_time_limit_seconds: float = Field(120.0, gt=0, description="Soft limit per task.")
     task_time_limit_seconds: float = Field(150.0, gt=0, description="Hard limit per task.")
     visibility_timeout_seconds: float = Field(
-        3600.0, gt=0, description="Redis redelivery timeout; above every countdown and limit."
+        3600.0,
+        gt=0,
+        description="Redis redelivers an unacknowledged message after this; must exceed "
+        "RETRY_BACKOFF_MAX_SECONDS + TASK_TIME_LIMIT_SECONDS (checked at start).",
     )
     provision_max_retries: int = Field(10, ge=0, description="Transient retries of a vendor call.")
     report_max_retries: int = Field(10, ge=0, description="Transient retries of a result post.")
-    retry_backoff_seconds: float = Field(2.0, gt=0, description="First retry delay.")
-    retry_backoff_max_seconds: float = Field(600.0, gt=0, description="Largest retry delay.")
+    retry_backoff_seconds: float = Field(
+        2.0, gt=0, description="First retry delay (exponential backoff, with jitter)."
+    )
+    retry_backoff_max_seconds: float = Field(
+        600.0, gt=0, description="Largest retry delay (exponential backoff, with jitter)."
+    )
     max_deliveries: int = Field(
-        5, ge=1, description="Deliveries of one task message before it is declared dead."
+        5,
+        ge=1,
+        description="Times a task may die with its worker (deliveries of one message) before "
+        "the order is dead.",
     )
     redis_socket_timeout_seconds: float = Field(
-        2.0, gt=0, description="Socket timeout of Redis calls made while answering a webhook."
+        2.0,
+        gt=0,
+        description="Socket timeout of Redis calls made while answering a webhook (a 503 after "
+        "it).",
     )
 
     # -- high availability ------------------------------------------------------------
@@ -184,7 +232,8 @@ class Settings(BaseSettings):
     redis_sentinels: SentinelList = Field(
         default_factory=list,
         description="Redis Sentinels, host:port,host:port,...; every Redis user follows "
-        "the master they name.",
+        "the master they name (REDIS_URL still gives the database, password and TLS; its "
+        "host and port are unused).",
     )
     redis_sentinel_master: str | None = Field(
         None, description="The master's name at the sentinels (REDIS_SENTINELS)."
@@ -193,10 +242,19 @@ class Settings(BaseSettings):
         None, description="The sentinels' own password (their requirepass), if any."
     )
     redis_wait_replicas: int = Field(
-        0, ge=0, le=64, description="Replicas that must confirm a write before it counts."
+        0,
+        ge=0,
+        le=64,
+        description="Replicas that must confirm a write before it counts (Redis WAIT): the "
+        "receiver answers 202 only once they hold the record and its task (else 503); "
+        "workers confirm a claim before calling the vendor, the outcome after it and a "
+        "result's posting mark before its POST.",
     )
     redis_wait_timeout_ms: int = Field(
-        500, ge=1, description="How long a write waits for those replicas (Redis WAIT)."
+        500,
+        ge=1,
+        description="How long a write waits for those replicas (Redis WAIT); must be below "
+        "REDIS_SOCKET_TIMEOUT_SECONDS.",
     )
 
     @field_validator("redis_sentinels", mode="before")
@@ -237,10 +295,14 @@ class Settings(BaseSettings):
 
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; off when unset.")
     sentry_environment: str | None = Field(None, description="Sentry environment name.")
-    log_level: str = Field("INFO", description="Python log level.")
+    log_level: str = Field(
+        "INFO", description="Python log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
     log_format: Literal["text", "json"] = Field("text", description="text or json log lines.")
     metrics_token: SecretStr | None = Field(
-        None, description="Bearer token a metrics scrape must carry (on every exporter port)."
+        None,
+        description="Bearer token a metrics scrape must carry on every exporter port (401 "
+        "without it); required for METRICS_HOST beyond loopback.",
     )
 
     # -- metrics and console --
@@ -266,9 +328,10 @@ class Settings(BaseSettings):
     console_port: int = Field(8090, ge=1, le=65535, description="The operator console's port.")
     console_users: Annotated[list[ConsoleUser], NoDecode] = Field(
         default_factory=list,
-        description="Console users as name:hash,... (fulfill console-user NAME prints one).",
+        description="Console users as name:hash,... (werkzeug password hashes: fulfill "
+        "console-user NAME prints one); when set, every console request needs HTTP basic auth.",
     )
-    port: int = Field(8000, ge=1, le=65535, description="Receiver port (Procfile).")
+    port: int = Field(8000, ge=1, le=65535, description="The receiver's port (Procfile).")
 
     @field_validator(
         "pax8_webhook_secrets",
@@ -471,6 +534,32 @@ def build_settings(**overrides: Any) -> Settings:
     """Build settings from the environment plus ``overrides``; raise :class:`ConfigError`."""
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+class _Explicit(Settings):
+    """Settings that read only the values they are given."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The values passed in, and nothing from the environment or a ``.env`` file."""
+        return (init_settings,)
+
+
+def explicit_settings(**values: Any) -> Settings:
+    """Settings from ``values`` and the defaults alone: no environment variable and no
+    ``.env`` file is read (what every unit test builds, so a developer's shell or a stack's
+    ``.env`` cannot change its outcome); raise :class:`ConfigError` as :func:`build_settings`."""
+    try:
+        return _Explicit(**values)
     except ValidationError as exc:
         raise _first_error(exc) from None
 

@@ -1,5 +1,5 @@
 """The operator console: a small server-rendered web app over the same ledger functions as
-the CLI (``fulfillment.views``, ``fulfillment.replay``, ``fulfillment.webhook_configs``).
+the CLI (``fulfillment.views``, ``fulfillment.workflow.replay``).
 
 Its own process (the Procfile's ``console`` line, ``python -m console``), on 127.0.0.1 by
 default; it refuses to listen anywhere else without ``CONSOLE_USERS``. No JavaScript: every

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, Response, abort, request
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from config.scrub import Scrubber
 from config.settings import Settings, load_settings
 from console.auth import REALM, Users, host_is_loopback
+from console.context import EXTENSION, Console, console
 from console.csrf import token as csrf_token
-from fulfillment.clients import REDIS_UNAVAILABLE, RedisUse
+from console.pages import bp as pages
+from fulfillment.ledger.states import State
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE, RedisUse
 from fulfillment.services import Services
-from fulfillment.states import State
 
 SECURITY_HEADERS = {
     # No script at all, styles only from here, never framed, forms only to here.
@@ -30,22 +31,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-
-
-@dataclass
-class Console:
-    """The console's collaborators, built once per process."""
-
-    settings: Settings
-    services: Services
-    users: Users
-    scrubber: Scrubber
-
-
-def console() -> Console:
-    """The current app's collaborators."""
-    found: Console = current_app.extensions["console"]
-    return found
 
 
 def create_console(settings: Settings | None = None, services: Services | None = None) -> Flask:
@@ -64,7 +49,7 @@ def create_console(settings: Settings | None = None, services: Services | None =
         SESSION_COOKIE_SAMESITE="Strict",
         MAX_CONTENT_LENGTH=16 * 1024,
     )
-    app.extensions["console"] = Console(
+    app.extensions[EXTENSION] = Console(
         settings, services, Users(settings.console_users), Scrubber.from_settings(settings)
     )
     app.before_request(_gate)
@@ -74,9 +59,7 @@ def create_console(settings: Settings | None = None, services: Services | None =
         app.register_error_handler(unavailable, _redis_down)
     app.jinja_env.globals.update(csrf_token=csrf_token, states=[s.value for s in State])
     app.jinja_env.filters.update(when=_when, age=_age)
-    from console.pages import bp
-
-    app.register_blueprint(bp)
+    app.register_blueprint(pages)
     return app
 
 

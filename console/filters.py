@@ -1,4 +1,4 @@
-"""The orders page's query string, read into a :class:`~fulfillment.views.OrderQuery`.
+"""The orders page's query string, read into a :class:`~fulfillment.views.orders.OrderQuery`.
 
 Every value comes from the browser: only the listed choices are taken, anything else is
 ignored (the filter is off), so no outside text reaches the ledger's keys.
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fulfillment.refs import Scope
-from fulfillment.states import State
-from fulfillment.views import OrderQuery
+from fulfillment.ledger.refs import Scope
+from fulfillment.ledger.states import State
+from fulfillment.views.orders import OrderQuery
 from pax8.models import RequestType
 
 AGES: dict[str, float] = {

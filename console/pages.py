@@ -1,7 +1,7 @@
 """The console's pages: orders (filters, paging, search), one order, dead and failed orders
 with Replay, reconcile now, the webhook configurations, and the doctor's checks. Reads go
-through :mod:`fulfillment.views`; Replay follows :mod:`fulfillment.replay` (the CLI's rules);
-the doctor is :mod:`fulfillment.doctor` (``fulfill doctor``'s checks)."""
+through :mod:`fulfillment.views.orders`; Replay follows :mod:`fulfillment.workflow.replay`
+(the CLI's rules); the doctor is :mod:`fulfillment.doctor` (``fulfill doctor``'s checks)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,19 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 
 from config.scrub import FILTERED
-from console.app import console
+from console.context import console
 from console.csrf import check as check_csrf
 from console.filters import AGES, TYPES, Filters
 from fulfillment.doctor import store as doctor_store
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.run import run_checks
 from fulfillment.ledger import AmbiguousId
-from fulfillment.policies import reconcile_policy
-from fulfillment.reconcile import reconcile
-from fulfillment.refs import Ref, Scope, is_id
-from fulfillment.replay import ReplayRefused, replay
-from fulfillment.states import State
-from fulfillment.views import OrderQuery, describe, errors, search
-from fulfillment.webhook_configs import recent_deliveries, webhook_view
+from fulfillment.ledger.refs import Ref, Scope, is_id
+from fulfillment.ledger.states import State
+from fulfillment.views.orders import OrderQuery, describe, errors, search
+from fulfillment.views.webhook_configs import recent_deliveries, webhook_view
+from fulfillment.workflow.reconcile import reconcile
+from fulfillment.workflow.replay import ReplayRefused, replay
 from pax8.errors import Pax8Error
 from worker.factory import create_celery
 from worker.inspection import CeleryWorkers
@@ -174,7 +173,7 @@ def reconcile_now() -> ResponseReturnValue:
                     ctx.services.ledger,
                     ctx.services.pax8,
                     ctx.services.publisher,
-                    reconcile_policy(settings),
+                    ctx.services.policies.reconcile,
                     force=True,
                 ).as_dict()
             except Pax8Error as exc:

@@ -1,4 +1,5 @@
-"""Stable task and queue names (DESIGN §6): renaming a module never strands a message."""
+"""Stable task and queue names (``docs/architecture.md#tasks-and-queues``): renaming or moving
+a module never strands a message already queued."""
 
 from __future__ import annotations
 

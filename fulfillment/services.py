@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import redis
 
 from config.settings import Settings
-from fulfillment.clients import RedisUse, pax8_client, redis_client
-from fulfillment.intake import Publisher
+from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger
-from fulfillment.policies import Policies, policies_from
+from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client
+from fulfillment.workflow.policies import Policies, policies_from
 
 if TYPE_CHECKING:
     from pax8.client import Pax8Client

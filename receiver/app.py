@@ -7,7 +7,7 @@ from flask import Flask
 from config.logging import configure_logging
 from config.scrub import Scrubber
 from config.settings import Settings, load_settings
-from fulfillment.clients import RedisUse
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
 from receiver.auth import SecretChecker
 from receiver.errors import register_error_handlers

@@ -3,8 +3,9 @@ outcome.
 
 PLM calls the product line's base URL plus a suffix per operation and reads the answer:
 so the receiver authenticates, parses, records and enqueues as for Pax8, then waits (on
-Redis, see :mod:`fulfillment.awaiting`) up to ``CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS`` for the
-worker's outcome. Answers (DESIGN §5):
+Redis, see :mod:`fulfillment.cloudblue.awaiting`) up to
+``CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS`` for the worker's outcome. Answers
+(``docs/architecture.md#http-answers-of-the-receiver``):
 
 * ``200`` with a ``ProvisioningResponsePayload`` when the vendor succeeded;
 * ``422`` with ``{"error"}`` (the vendor's message) when it refused;
@@ -26,14 +27,14 @@ import logging
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from fulfillment.awaiting import await_outcome, settled
-from fulfillment.clients import REDIS_UNAVAILABLE
-from fulfillment.cloudblue import KNOWN, operation_named, printable
-from fulfillment.cloudblue_intake import accept_call
-from fulfillment.cloudblue_response import response_payload
+from fulfillment.cloudblue.awaiting import await_outcome, settled
+from fulfillment.cloudblue.calls import KNOWN, operation_named, printable
+from fulfillment.cloudblue.intake import accept_call, parse_cloudblue
+from fulfillment.cloudblue.response import response_payload
+from fulfillment.intake.notifications import InvalidNotification
 from fulfillment.ledger import Record
-from fulfillment.notifications import InvalidNotification, parse_cloudblue
-from fulfillment.states import State
+from fulfillment.ledger.states import State
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from pax8.models import ResultStatus
 from receiver.auth import Match, cloudblue_credentials
 from receiver.errors import ApiError

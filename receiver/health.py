@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from fulfillment.clients import REDIS_UNAVAILABLE
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from receiver.webhooks import receiver
 
 bp = Blueprint("health", __name__)

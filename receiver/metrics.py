@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fulfillment.metrics import process
-from fulfillment.metrics.exporter import GeventServer, ThreadServer, serve
+from fulfillment.runtime import multiprocess
+from fulfillment.runtime.exporter import GeventServer, ThreadServer, serve
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -37,7 +37,7 @@ class WebMetrics:
         if settings is None:
             return
         if settings.web_metrics_port:
-            self.path = process.start("web")
+            self.path = multiprocess.start("web")
         self._master = os.getpid()
 
     def when_ready(self, _server: Any) -> None:
@@ -49,7 +49,7 @@ class WebMetrics:
             return
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         self.server = serve(
-            process.registry(self.path),
+            multiprocess.registry(self.path),
             settings.metrics_host,
             settings.web_metrics_port,
             token,
@@ -66,7 +66,7 @@ class WebMetrics:
     def child_exit(self, _server: Any, worker: Any) -> None:
         """A worker exited: its live gauges go (its counts stay, as counters must)."""
         if self.path is not None:
-            process.child_died(worker.pid, self.path)
+            multiprocess.child_died(worker.pid, self.path)
 
     def on_exit(self, _server: Any) -> None:
         """The master stops: close the exporter and remove the files."""
@@ -75,7 +75,7 @@ class WebMetrics:
         if self.server is not None:
             self.server.close()
         if self.path is not None:
-            process.remove(self.path)
+            multiprocess.remove(self.path)
 
 
 web_metrics = WebMetrics()

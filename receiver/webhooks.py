@@ -1,10 +1,11 @@
 """``POST /webhooks/pax8``: authenticate, parse, record, enqueue (CloudBlue: ``cloudblue.py``).
 
-Answers (DESIGN §5): 202 once recorded and enqueued (also for a redelivery, which
-provisions nothing twice); 401 for a missing or wrong credential, or a simulation
-credential on a production payload, with nothing recorded; 400 naming the field for a
-body that is not JSON or lacks the ids; 413 over 256 KiB; 503 with Retry-After when
-Redis cannot be reached, with nothing marked seen, so Pax8's retry is accepted later.
+Answers (``docs/architecture.md#http-answers-of-the-receiver``): 202 once recorded and
+enqueued (also for a redelivery, which provisions nothing twice); 401 for a missing or wrong
+credential, or a simulation credential on a production payload, with nothing recorded; 400
+naming the field for a body that is not JSON or lacks the ids; 413 over 256 KiB; 503 with
+Retry-After when Redis cannot be reached, with nothing marked seen, so Pax8's retry is
+accepted later.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from config.settings import Settings
-from fulfillment import metrics
-from fulfillment.clients import REDIS_UNAVAILABLE
-from fulfillment.intake import Intake, accept
+from fulfillment.intake.accept import Intake, accept
+from fulfillment.intake.notifications import InvalidNotification, parse_pax8
 from fulfillment.ledger import Notice
-from fulfillment.notifications import InvalidNotification, parse_pax8
+from fulfillment.runtime import metrics
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from fulfillment.services import Services
 from receiver.auth import Match, SecretChecker
 from receiver.errors import ApiError
 
 bp = Blueprint("webhooks", __name__)
 
-# Redis cannot take this now (fulfillment.clients.REDIS_UNAVAILABLE): 503, Pax8 retries.
+# Redis cannot take this now (fulfillment.runtime.clients.REDIS_UNAVAILABLE): 503, Pax8 retries.
 # Anything else from Redis (a script error, a wrong type) is a bug: a 500 Sentry reports.
 RETRY_AFTER_SECONDS = "5"
 

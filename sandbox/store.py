@@ -11,6 +11,10 @@ One lock guards everything. Every method takes it for its whole duration, never 
 
 Errors are raised as :class:`~sandbox.errors.ApiError` with Pax8's status codes, because
 the Pax8 routes are the store's main client.
+
+Long on purpose: the one lock makes the store one class, and Pax8's semantics (one result per
+acknowledged attempt, attempts under details, each environment apart) are easiest to check
+where every rule that keeps them is in one place.
 """
 
 import secrets

@@ -1,5 +1,5 @@
 """The base class of every fulfilment task: its process's services, and one mapping of a
-domain :class:`~fulfillment.outcomes.Outcome` to Celery.
+domain :class:`~fulfillment.workflow.outcomes.Outcome` to Celery.
 
 A Redis outage inside a task (restarting, unreachable, loading its AOF, a replica after a
 failover) must not lose the order: with late acknowledgement a task that raises is
@@ -21,10 +21,10 @@ from celery import Task
 from celery.exceptions import Reject
 
 from config.sentry import capture_dead_order, capture_order_alert
-from fulfillment.clients import REDIS_UNAVAILABLE, NotReplicated
-from fulfillment.outcomes import Next, Outcome
-from fulfillment.refs import Ref
+from fulfillment.ledger.refs import Ref
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE, NotReplicated
 from fulfillment.services import Services
+from fulfillment.workflow.outcomes import Next, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``fulfillment.net_new`` … ``fulfillment.partner_enrollment``: one task per request type.
 
-Each rebuilds nothing but ids, calls :func:`fulfillment.provisioning.fulfil` (provision,
+Each rebuilds nothing but ids, calls :func:`fulfillment.workflow.provisioning.fulfil` (provision,
 then report in the same task) and follows its outcome. Arguments are ids only, so Flower
 shows which order a task is for and no secret or personal data sits in Redis twice.
 """
@@ -12,9 +12,9 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from fulfillment.ledger.refs import Ref
 from fulfillment.names import PROVISION_TASKS
-from fulfillment.provisioning import fulfil
-from fulfillment.refs import Ref
+from fulfillment.workflow.provisioning import fulfil
 from pax8.models import RequestType
 from tasks.base import FulfillmentTask
 

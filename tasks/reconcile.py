@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from fulfillment.names import RECONCILE
-from fulfillment.reconcile import reconcile
+from fulfillment.workflow.reconcile import reconcile
 from tasks.base import FulfillmentTask
 
 

@@ -2,7 +2,7 @@
 
 The provisioning tasks report right after the vendor answered; this task takes over when
 Pax8 could not take the result then, with the report policy's backoff and budget
-(:func:`fulfillment.reporting.report`).
+(:func:`fulfillment.workflow.reporting.report`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from fulfillment.ledger.refs import Ref
 from fulfillment.names import REPORT
-from fulfillment.refs import Ref
-from fulfillment.reporting import report
+from fulfillment.workflow.reporting import report
 from tasks.base import FulfillmentTask
 
 

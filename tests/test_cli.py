@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from cli.redis_server import free_port, port_open
+from fulfillment.intake.notifications import parse_pax8
 from fulfillment.ledger import Notice
-from fulfillment.notifications import parse_pax8
 from tests.support.procs import ROOT, Proc
 from tests.support.sandbox import notification_from
 from tests.support.stack import Stack, unique_domain

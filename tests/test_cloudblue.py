@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fulfillment.refs import Ref, Scope
-from fulfillment.states import State
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
 from tests.support.adapters import calls
 from tests.support.cloudblue import (
     HEADER,

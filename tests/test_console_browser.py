@@ -4,7 +4,7 @@ drives the console from its Procfile line while the receiver and a worker run fr
 An order goes dead (a worker with a buggy adapter); the operator finds it by id, opens it,
 replays it from the "Dead & failed" page once a healthy worker runs, and watches it reach its
 result at Pax8. A screenshot of each page is saved under the test's temporary directory
-(``console-browser0/screenshots/``; the README's ``docs/console.png`` is its
+(``console-browser0/screenshots/``; the docs' ``docs/console.png`` is its
 ``dead-and-failed.png``).
 """
 

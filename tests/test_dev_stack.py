@@ -100,7 +100,7 @@ def test_dev_runs_the_demo_to_results_and_stops_everything(tmp_path: Path) -> No
     out = result.stdout
     assert result.returncode == 0, f"{out}\n{result.stderr}\n{_tail(data / 'stack.log')}"
 
-    # The stack came up the way the README says.
+    # The stack came up the way the getting-started page says.
     assert f"redis     redis://127.0.0.1:{redis_port}/0" in out
     assert f"sandbox   http://127.0.0.1:{sandbox_port}" in out
     assert f"-> http://127.0.0.1:{port}/webhooks/pax8" in out

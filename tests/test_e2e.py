@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from config.settings import build_settings
-from fulfillment.clients import pax8_client
+from fulfillment.runtime.clients import pax8_client
 from pax8.client import Pax8Client
 from tests.support.stack import Stack, unique_domain
 

@@ -19,14 +19,14 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 
-import fulfillment.metrics  # noqa: F401 - registers the in-process metrics
+import fulfillment.runtime.metrics  # noqa: F401 - registers the in-process metrics
 from cli.redis_server import RedisServer
 from fulfillment.doctor import store as doctor_store
 from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.doctor.result import Check, Report, Status
 from fulfillment.ledger import Ledger
-from fulfillment.metrics.ledger import LedgerCollector
 from fulfillment.names import ALL_QUEUES
+from fulfillment.views.ledger_metrics import LedgerCollector
 from tests.support.procs import ROOT
 
 DEPLOY = ROOT / "deploy"

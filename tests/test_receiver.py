@@ -1,4 +1,5 @@
-"""Every row of DESIGN §5 with real HTTP requests to gunicorn started from the Procfile.
+"""Every row of ``docs/architecture.md#http-answers-of-the-receiver`` with real HTTP requests to
+gunicorn started from the Procfile.
 
 Nothing here is mocked: redis-server, the receiver, a celery worker and the sandbox
 run as processes on loopback.

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from config.settings import build_settings
-from fulfillment.clients import pax8_client
 from fulfillment.ledger import Notice
-from fulfillment.locks import RedisLock
-from fulfillment.reconcile import ReconcilePolicy, last_run, reconcile
+from fulfillment.ledger.locks import RedisLock
+from fulfillment.runtime.clients import pax8_client
+from fulfillment.workflow.reconcile import ReconcilePolicy, last_run, reconcile
 from pax8.client import Pax8Client
 from tests.support.procs import wait_until
 from tests.support.publisher import RecordingPublisher

@@ -30,7 +30,7 @@ from tests.support.sandbox import SandboxHandle, WebhookListener, start_sandbox
 SCHEMA = ROOT / "sandbox" / "openapi" / "pax8-provisioning-openapi.json"
 SEED_SCHEMA = ROOT.parent / "shared" / "seeds" / "pax8-provisioning-openapi.json"
 CHECKS = "not_a_server_error,response_schema_conformance"
-# sha256 of ../shared/seeds/pax8-provisioning-openapi.json, the document the copy was taken from.
+# sha256 of the seed (Pax8's provisioning OpenAPI document), the document the copy was taken from.
 SEED_SHA256 = "df17bd1ddfa8c307f24a908283ce95a0c397f418452044d875f74e9f7dde324a"
 
 
@@ -119,8 +119,9 @@ def run_schemathesis(
 def test_openapi_copy_is_the_seed() -> None:
     """The vendored copy is the seed document, byte for byte.
 
-    The seed lives outside the repository (``../shared/seeds``), so a clean clone checks the
-    copy against the seed's recorded digest; beside the seed it compares the two as well.
+    The seed lives outside the repository, so a clean clone checks the copy against the
+    seed's recorded digest; where the seed is found beside the checkout (``SEED_SCHEMA``), it
+    compares the two as well.
     """
     assert hashlib.sha256(SCHEMA.read_bytes()).hexdigest() == SEED_SHA256
     if SEED_SCHEMA.exists():

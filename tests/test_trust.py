@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fulfillment.refs import Ref, Scope
+from fulfillment.ledger.refs import Ref, Scope
 from tests.support.bodies import field_paths, with_value
 from tests.support.procs import wait_until
 from tests.support.sentry_server import SentryServer

@@ -110,7 +110,7 @@ class ProvisioningRequestPayload(CloudBlueModel):
     """``ProvisioningRequestPayload``: what PLM posts to the request URL.
 
     ``operation`` is required by the type but may come from the URL suffix instead; ids
-    may be numbers (kept as text once checked, see ``fulfillment.cloudblue``).
+    may be numbers (kept as text once checked, see ``fulfillment.cloudblue.calls``).
     """
 
     request_id: StrictStr | StrictInt | None = None

@@ -1,4 +1,5 @@
-"""Every Celery setting of the worker, spelled out in one place (DESIGN §6).
+"""Every Celery setting of the worker, spelled out in one place
+(``docs/architecture.md#tasks-and-queues``).
 
 Why each reliability setting is what it is:
 
@@ -22,8 +23,8 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from config.settings import Settings
-from fulfillment.clients import master_options, sentinel_options
 from fulfillment.names import ALL_QUEUES, DOCTOR, PROVISION_TASKS, RECONCILE, REPORT
+from fulfillment.runtime.clients import master_options, sentinel_options
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

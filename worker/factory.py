@@ -16,10 +16,11 @@ from typing import Any
 from celery import Celery
 
 from config.settings import Settings
-from fulfillment.clients import RedisUse
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
 from worker import broker
 from worker.config import celery_config
+from worker.publish import CeleryPublisher
 
 TASK_MODULES = ("tasks.provision", "tasks.report", "tasks.reconcile", "tasks.doctor")
 
@@ -38,9 +39,11 @@ class FulfillmentCelery(Celery):  # type: ignore[misc]  # Celery is untyped
         """This process's services, built on first use after a fork (pool processes never
         share the parent's connections)."""
         if self._services is None or self._services_pid != os.getpid():
-            from worker.services import build_services
-
-            self._services = build_services(self.settings, RedisUse.WORKER, celery=self)
+            self._services = Services(
+                self.settings,
+                use=RedisUse.WORKER,
+                publisher_factory=lambda: CeleryPublisher(self),
+            )
             self._services_pid = os.getpid()
         return self._services
 
@@ -69,5 +72,5 @@ def create_celery(settings: Settings, *, hooks: bool = False) -> FulfillmentCele
     if hooks:
         from worker.signals import connect
 
-        connect(app)
+        connect(settings, app.close_services)
     return app

@@ -3,8 +3,9 @@
 A worker's pool processes record vendor calls, results, retries and dead orders into
 prometheus_client's multi-process files; its main process merges them on
 ``WORKER_METRICS_PORT``. Beat serves what only the ledger and the broker know (orders by
-state and age, queue depth, reconciliation: :class:`~fulfillment.metrics.ledger.LedgerCollector`)
-on ``BEAT_METRICS_PORT``, once per deployment as beat is.
+state and age, queue depth, reconciliation:
+:class:`~fulfillment.views.ledger_metrics.LedgerCollector`) on ``BEAT_METRICS_PORT``, once
+per deployment as beat is.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
-from fulfillment.clients import RedisUse, redis_client
 from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.ledger import Ledger
-from fulfillment.metrics import process
-from fulfillment.metrics.exporter import GeventServer, ThreadServer, serve
-from fulfillment.metrics.ledger import LedgerCollector
 from fulfillment.names import ALL_QUEUES
+from fulfillment.runtime import multiprocess
+from fulfillment.runtime.clients import RedisUse, redis_client
+from fulfillment.runtime.exporter import GeventServer, ThreadServer, serve
+from fulfillment.views.ledger_metrics import LedgerCollector
 
 
 def _token(settings: Settings) -> str | None:
@@ -42,9 +43,9 @@ class WorkerMetrics:
         exporter off, the pool processes keep their counts in memory)."""
         self._main = os.getpid()
         if self.settings.worker_metrics_port:
-            self.path = process.start("worker")
+            self.path = multiprocess.start("worker")
             self.server = serve(
-                process.registry(self.path),
+                multiprocess.registry(self.path),
                 self.settings.metrics_host,
                 self.settings.worker_metrics_port,
                 _token(self.settings),
@@ -60,7 +61,7 @@ class WorkerMetrics:
     def child_stopping(self) -> None:
         """A pool process is about to exit: its live gauges go with it."""
         if self.path is not None:
-            process.child_died(os.getpid(), self.path)
+            multiprocess.child_died(os.getpid(), self.path)
 
     def stop(self) -> None:
         """The main process stops."""
@@ -70,7 +71,7 @@ class WorkerMetrics:
             self.server.close()
             self.server = None
         if self.path is not None:
-            process.remove(self.path)
+            multiprocess.remove(self.path)
 
 
 def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:

@@ -2,7 +2,7 @@
 
 A task's arguments are the request id (and the detail id) and, as keyword arguments, the
 order's ``source`` and ``simulation`` flag: together the record's scope
-(:class:`~fulfillment.refs.Ref`).
+(:class:`~fulfillment.ledger.refs.Ref`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 from celery import Celery
 
+from fulfillment.ledger.refs import Ref
 from fulfillment.names import REPORT, task_name
-from fulfillment.refs import Ref
 from pax8.models import RequestType
 from worker.messages import task_message
 

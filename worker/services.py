@@ -1,21 +1,25 @@
-"""The services of a process, with a publisher on a Celery app of the same settings."""
+"""The services of a process that only publishes (the receiver, the console, the CLI), with a
+publisher on a Celery app of the same settings.
+
+A worker's own app builds the services of its pool processes itself
+(:attr:`worker.factory.FulfillmentCelery.services`), on that app: nothing here is imported by
+the factory, so the two never import each other.
+"""
 
 from __future__ import annotations
 
 from config.settings import Settings
-from fulfillment.clients import RedisUse
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
-from worker.factory import FulfillmentCelery, create_celery
+from worker.factory import create_celery
 from worker.publish import CeleryPublisher
 
 
-def build_services(
-    settings: Settings, use: RedisUse, celery: FulfillmentCelery | None = None
-) -> Services:
-    """Services for ``settings``: tasks are published through ``celery`` (a worker's own
-    app), or through an app built from the same settings, so they go to the same Redis."""
+def build_services(settings: Settings, use: RedisUse) -> Services:
+    """Services for ``settings``: tasks are published through a Celery app built from the
+    same settings (on first use), so they go to the same Redis."""
 
     def publisher() -> CeleryPublisher:
-        return CeleryPublisher(celery if celery is not None else create_celery(settings))
+        return CeleryPublisher(create_celery(settings))
 
     return Services(settings, use=use, publisher_factory=publisher)

@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from celery import signals
 
 from config.logging import configure_logging, log_start
 from config.scrub import Scrubber
-from config.settings import ConfigError, Role
+from config.settings import ConfigError, Role, Settings
 from worker.metrics import WorkerMetrics, serve_ledger
 
-if TYPE_CHECKING:
-    from worker.factory import FulfillmentCelery
 
-
-def connect(app: FulfillmentCelery) -> None:
-    """Connect the hooks of ``app``'s worker and beat processes."""
-    settings = app.settings
+def connect(settings: Settings, close_services: Callable[[], None]) -> None:
+    """Connect the hooks of the worker and beat processes of an app built from ``settings``
+    (``close_services``: the app's, called as a pool process exits)."""
     scrubber = Scrubber.from_settings(settings)
     metrics = WorkerMetrics(settings)
 
@@ -71,7 +69,7 @@ def connect(app: FulfillmentCelery) -> None:
 
     def process_shutdown(**_: Any) -> None:
         metrics.child_stopping()
-        app.close_services()
+        close_services()
 
     def worker_shutdown(**_: Any) -> None:
         metrics.stop()

@@ -31,9 +31,9 @@ from fulfillment.certify.plan import (
     plan,
 )
 from fulfillment.ledger import Ledger
-from fulfillment.refs import Ref, Scope
-from fulfillment.states import State
-from fulfillment.views import describe
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
+from fulfillment.views.orders import describe
 from pax8.auth import Credentials
 from pax8.client import Pax8Client
 from pax8.errors import Pax8Error

@@ -18,10 +18,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.doctor import store
 from fulfillment.doctor.run import NAMES
 from fulfillment.ledger import Ledger
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 
 
 class DoctorCollector(Collector):

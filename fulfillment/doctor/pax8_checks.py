@@ -22,7 +22,7 @@ from config.scrub import mask
 from config.settings import Settings, is_loopback
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.result import Finding, fail, ok, warn, worst
-from fulfillment.webhook_configs import Configuration, holds, secrets_variable, webhook_view
+from fulfillment.views.webhook_configs import Configuration, holds, secrets_variable, webhook_view
 from pax8.errors import AuthenticationError, Pax8Error, TransientError
 
 WEBHOOK_PATH = "/webhooks/pax8"

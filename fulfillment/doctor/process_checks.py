@@ -13,9 +13,9 @@ from typing import Any, cast
 
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.result import Finding, fail, ok, warn
-from fulfillment.metrics.ledger import UNACKED_KEY
+from fulfillment.ledger.keys import BROKER_UNACKED
+from fulfillment.ledger.states import State
 from fulfillment.names import ALL_QUEUES, RECONCILE
-from fulfillment.states import State
 
 WAITING_WARN_SECONDS = 600.0
 """An order waiting longer than this for a worker is worth a look (as the alert says)."""
@@ -50,7 +50,7 @@ def check_queues(doctor: Doctor) -> Finding:
     pipe = ledger.redis.pipeline(transaction=False)
     for queue in ALL_QUEUES:
         pipe.llen(queue)
-    pipe.hlen(UNACKED_KEY)
+    pipe.hlen(BROKER_UNACKED)
     *depths, held = (int(n) for n in pipe.execute())
     oldest = ledger.oldest([State.RECEIVED, State.QUEUED])
     since = [at for at in oldest.values() if at]

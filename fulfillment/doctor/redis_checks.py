@@ -11,9 +11,9 @@ from typing import Any, cast
 
 import redis
 
-from fulfillment.clients import REDIS_UNAVAILABLE, redis_location, sentinel_options
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.result import Finding, fail, ok, warn, worst
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE, redis_location, sentinel_options
 
 SENTINEL_TIMEOUT = 2.0
 

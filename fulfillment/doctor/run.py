@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from config.scrub import Scrubber
 from config.settings import ConfigError, Role
 from config.version import __version__
-from fulfillment.clients import REDIS_UNAVAILABLE
 from fulfillment.doctor import store
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.pax8_checks import (
@@ -33,6 +32,7 @@ from fulfillment.doctor.process_checks import (
 from fulfillment.doctor.redis_checks import check_durability, check_redis, check_replication
 from fulfillment.doctor.result import Check, Finding, Report, Status, fail, ok
 from fulfillment.doctor.vendor_checks import check_vendor
+from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from vendors.loader import Adapters
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from fulfillment.ledger import Ledger
 
 def key(ledger: Ledger) -> str:
     """Where the last report is kept, under the ledger's prefix."""
-    return f"{ledger.prefix}doctor:last"
+    return f"{ledger.keys.prefix}doctor:last"
 
 
 def save(ledger: Ledger, report: Report) -> None:

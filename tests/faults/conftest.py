@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fulfillment.refs import Ref, Scope
+from fulfillment.ledger.refs import Ref, Scope
 from tests.support.adapters import calls
 from tests.support.procs import wait_until
 from tests.support.stack import Stack, unique_domain

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fulfillment.reconcile import last_run
+from fulfillment.workflow.reconcile import last_run
 from tests.faults.conftest import FAULT_ENV, count_and_check
 from tests.support.procs import wait_until
 from tests.support.stack import Stack, unique_domain

@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from fulfillment.reconcile import last_run
-from fulfillment.scripts import lua_source
+from fulfillment.ledger.scripts import lua_source
+from fulfillment.workflow.reconcile import last_run
 from tests.faults.conftest import (
     FAULT_ENV,
     bulk_notifications,

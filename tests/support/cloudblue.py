@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import jsonschema
 
-from fulfillment.cloudblue_response import SCHEMA
+from fulfillment.cloudblue import response
 
 SECRET = "test-cloudblue-secret"
 HEADER = "X-Fulfillment-Token"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "fulfillment" / SCHEMA
+SCHEMA_PATH = Path(response.__file__).parent / response.SCHEMA
 RESPONSE_SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
 
 # The six operations: (canonical name, a URL suffix PLM might append, the body's spelling).

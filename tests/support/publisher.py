@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fulfillment.refs import Ref
+from fulfillment.ledger.refs import Ref
 
 
 @dataclass

@@ -24,7 +24,7 @@ import redis
 
 from cli.redis_server import RedisServer, SentinelServer
 from config.settings import build_settings
-from fulfillment.clients import RedisUse, redis_client
+from fulfillment.runtime.clients import RedisUse, redis_client
 from tests.support.procs import wait_until
 from tests.support.stack import Stack
 

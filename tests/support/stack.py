@@ -21,7 +21,7 @@ import redis
 
 from cli.redis_server import RedisServer
 from fulfillment.ledger import Ledger, Record
-from fulfillment.refs import Ref
+from fulfillment.ledger.refs import Ref
 from tests.support.procs import ROOT, Proc, free_port, procfile_command, wait_until
 from tests.support.sandbox import SandboxHandle, notification_from, start_sandbox
 

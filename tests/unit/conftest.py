@@ -19,8 +19,8 @@ import redis
 from flask import Flask
 
 from cli.redis_server import RedisServer
-from config.settings import Settings, build_settings
-from fulfillment.clients import RedisUse
+from config.settings import Settings, explicit_settings
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
 from pax8.auth import Credentials
 from pax8.client import Pax8Client
@@ -59,7 +59,8 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
 
 
 def make_settings(redis_url: str, **overrides: Any) -> Settings:
-    """Settings for one unit test: this Redis, the in-process Pax8, short timings."""
+    """Settings for one unit test: this Redis, the in-process Pax8, short timings; from these
+    values alone, never the environment or a ``.env`` file (``test_hermetic.py``)."""
     values: dict[str, Any] = {
         "redis_url": redis_url,
         "pax8_api_url": f"{PAX8}/v2",
@@ -75,7 +76,7 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
         "vendor_adapter": "example",
     }
     values.update(overrides)
-    return build_settings(**values)
+    return explicit_settings(**values)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from cli.redis_server import free_port
-from config.settings import ConfigError, build_settings
+from config.settings import ConfigError, explicit_settings
 from pax8.models import ProvisionAttempt, ProvisionDetail, ProvisionRequest, RequestType
 from tests.support.vendor_stub import Script, VendorStub
 from vendors.base import Order, Provisioned, VendorAdapter
@@ -349,7 +349,7 @@ def test_unsupported_types_fail_with_a_clear_message() -> None:
 
 
 def test_adapters_share_one_instance_per_spec(tmp_path: Path) -> None:
-    settings = build_settings(
+    settings = explicit_settings(
         vendor_adapter="tests.unit.test_adapters:Custom",
         simulation_vendor_adapter="http",
         vendor_http_url="http://127.0.0.1:9/x",
@@ -362,5 +362,5 @@ def test_adapters_share_one_instance_per_spec(tmp_path: Path) -> None:
         assert adapters.for_order(False) is adapters.for_order(False)
     finally:
         adapters.close()
-    same = Adapters(build_settings(vendor_adapter="tests.unit.test_adapters:Custom"))
+    same = Adapters(explicit_settings(vendor_adapter="tests.unit.test_adapters:Custom"))
     assert same.for_order(True) is same.for_order(False)

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import redis
 
-from fulfillment.cloudblue import (
+from fulfillment.cloudblue.calls import (
     CloudBlueError,
     detail_id,
     operation_named,
@@ -27,11 +27,11 @@ from fulfillment.cloudblue import (
     request_type_for,
     stored_order,
 )
-from fulfillment.cloudblue_intake import identify
-from fulfillment.cloudblue_response import fulfillment_parameters, response_payload
+from fulfillment.cloudblue.intake import identify
+from fulfillment.cloudblue.response import fulfillment_parameters, response_payload
 from fulfillment.ledger import Ledger, Record
-from fulfillment.orders import order_from_record
-from fulfillment.states import State
+from fulfillment.ledger.states import State
+from fulfillment.workflow.orders import order_from_record
 from pax8.models import RequestType
 from receiver.auth import SecretChecker, basic_password, cloudblue_credentials
 from tests.support.cloudblue import RESPONSE_SCHEMA, check_response, payload
@@ -539,7 +539,7 @@ def test_the_http_adapter_posts_the_action_and_the_whole_cloudblue_payload() -> 
 
 
 def _queued_call(ledger: Ledger) -> Any:
-    from fulfillment.intake import accept
+    from fulfillment.intake.accept import accept
     from tests.support.publisher import RecordingPublisher
 
     notice = identify(ledger, parse_call(payload("creation")))
@@ -548,10 +548,10 @@ def _queued_call(ledger: Ledger) -> Any:
 
 
 def test_a_stale_token_wakes_a_waiter_once_and_is_not_passed_on(ledger: Ledger) -> None:
-    from fulfillment.awaiting import await_outcome
+    from fulfillment.cloudblue.awaiting import await_outcome
 
     notice = _queued_call(ledger)
-    key = ledger.outcome_key(notice.ref)
+    key = ledger.keys.outcome(notice.ref)
     ledger.redis.lpush(key, "1", "1", "1")  # left from an outcome before a replay
     record = await_outcome(ledger, notice.ref, timeout=0.3, step=0.1)
     assert record is not None and record.state is State.QUEUED  # not settled: the deadline
@@ -561,7 +561,7 @@ def test_a_stale_token_wakes_a_waiter_once_and_is_not_passed_on(ledger: Ledger) 
 def test_one_outcome_wakes_every_waiter_at_once(ledger: Ledger) -> None:
     import threading
 
-    from fulfillment.awaiting import await_outcome
+    from fulfillment.cloudblue.awaiting import await_outcome
 
     notice = _queued_call(ledger)
     got: list[Record | None] = []
@@ -594,8 +594,8 @@ def wait_until_blocked(ledger: Ledger, count: int) -> None:
 
 
 def test_a_pax8_outcome_pushes_no_token(ledger: Ledger) -> None:
-    from fulfillment.intake import accept
-    from fulfillment.notifications import parse_pax8
+    from fulfillment.intake.accept import accept
+    from fulfillment.intake.notifications import parse_pax8
     from tests.support.publisher import RecordingPublisher
     from tests.support.stack import notification
 
@@ -603,4 +603,4 @@ def test_a_pax8_outcome_pushes_no_token(ledger: Ledger) -> None:
     accept(ledger, RecordingPublisher(), notice)
     ledger.claim(notice.ref, notice.detail_id, "task-1", 60, 5)
     ledger.finish(notice.ref, notice.detail_id, "task-1", "Success", {}, {})
-    assert not ledger.redis.exists(ledger.outcome_key(notice.ref))
+    assert not ledger.redis.exists(ledger.keys.outcome(notice.ref))

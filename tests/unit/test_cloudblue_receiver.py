@@ -1,6 +1,6 @@
 """The CloudBlue routes in-process: Flask's test client over ``create_app`` with a real
 redis-server and the real Celery publisher, and an in-process "worker" that takes the task
-messages off their queues and runs :func:`fulfillment.provisioning.fulfil` on them (the
+messages off their queues and runs :func:`fulfillment.workflow.provisioning.fulfil` on them (the
 example vendor, on the same Redis).
 
 Each call is made in a thread (the receiver waits for the outcome), while the test plays
@@ -21,12 +21,12 @@ import redis
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from fulfillment.clients import RedisUse
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
 from fulfillment.names import PROVISION_TASKS
-from fulfillment.provisioning import fulfil
-from fulfillment.refs import Ref, Scope
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
-from fulfillment.states import State
+from fulfillment.workflow.provisioning import fulfil
 from receiver.app import create_app
 from tests.support.cloudblue import HEADER, SECRET, check_response, payload
 from tests.support.procs import wait_until

@@ -1,5 +1,5 @@
 """The operator console in-process (Flask's test client over ``create_console``): its pages
-read the ledger through fulfillment.views, Replay follows fulfillment.replay behind a CSRF
+read the ledger through fulfillment.views, Replay follows fulfillment.workflow.replay behind a CSRF
 token, outside values are escaped, secrets are filtered, and nobody gets in who should not.
 
 The same console is driven in a real Chromium against a running stack in
@@ -20,15 +20,15 @@ from werkzeug.security import generate_password_hash
 
 from config.settings import ConfigError
 from console.app import create_console
-from fulfillment.clients import RedisUse
 from fulfillment.doctor import store as doctor_store
 from fulfillment.doctor.result import Check, Report, Status
 from fulfillment.doctor.run import NAMES
-from fulfillment.intake import accept
-from fulfillment.notifications import parse_pax8
-from fulfillment.refs import Ref, Scope
+from fulfillment.intake.accept import accept
+from fulfillment.intake.notifications import parse_pax8
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
+from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
-from fulfillment.states import State
 from tests.support.stack import notification
 from tests.unit.conftest import (
     PROD_SECRET,

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from werkzeug.security import check_password_hash
 
 from cli.console_user import console_user
-from config.settings import build_settings
+from config.settings import explicit_settings
 
 PASSWORD = "Console-Password-7f3a9"
 
@@ -18,7 +18,7 @@ def test_the_entry_has_a_hash_of_the_password_and_never_the_password() -> None:
     name, _, hashed = result.output.strip().partition(":")
     assert name == "alice" and check_password_hash(hashed, PASSWORD)
     # What it printed is a valid CONSOLE_USERS value.
-    users = build_settings(console_users=result.output.strip()).console_users
+    users = explicit_settings(console_users=result.output.strip()).console_users
     assert [user.name for user in users] == ["alice"]
 
 

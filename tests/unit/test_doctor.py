@@ -19,7 +19,7 @@ from fulfillment.doctor.process_checks import check_beat, check_clocks, check_or
 from fulfillment.doctor.redis_checks import check_durability, check_replication
 from fulfillment.doctor.result import Check, Report, Status
 from fulfillment.doctor.run import NAMES, Spec, run_check, run_checks
-from fulfillment.notifications import parse_pax8
+from fulfillment.intake.notifications import parse_pax8
 from fulfillment.services import Services
 from tests.support.stack import notification
 from tests.unit.conftest import SIM_SECRET, Pax8World, ServicesFactory

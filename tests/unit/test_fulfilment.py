@@ -2,7 +2,7 @@
 
 A real redis-server and the sandbox's Pax8 in-process (``conftest``); no worker. Each test
 drives one outcome and checks what the ledger and Pax8 hold afterwards, and what the
-function told its caller to do (:class:`~fulfillment.outcomes.Outcome`).
+function told its caller to do (:class:`~fulfillment.workflow.outcomes.Outcome`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from fulfillment.intake import accept
-from fulfillment.notifications import parse_pax8
-from fulfillment.outcomes import Next
-from fulfillment.provisioning import fulfil, provision
-from fulfillment.refs import Ref, Scope
-from fulfillment.reporting import report
+from fulfillment.intake.accept import accept
+from fulfillment.intake.notifications import parse_pax8
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import Accepted, AttemptState, State
 from fulfillment.services import Services
-from fulfillment.states import Accepted, AttemptState, State
+from fulfillment.workflow.outcomes import Next
+from fulfillment.workflow.provisioning import fulfil, provision
+from fulfillment.workflow.reporting import report
 from tests.support.procs import wait_until
 from tests.support.sandbox import notification_from
 from tests.support.stack import unique_domain
@@ -343,7 +343,7 @@ def test_a_report_lock_held_elsewhere_is_retried_shortly(
     request_id, detail_id, _ = order_at_pax8(pax8, services)
     finished(services, request_id, detail_id)
     services.redis.set(
-        services.ledger.key(Ref(Scope.PAX8, request_id)) + ":report-lock",
+        services.ledger.keys.report_lock(Ref(Scope.PAX8, request_id)),
         "someone-else",
         px=60000,
     )

@@ -21,14 +21,14 @@ from kombu.utils import json as kombu_json
 
 from cli.redis_server import RedisServer, SentinelServer
 from config.scrub import Scrubber
-from config.settings import ConfigError, build_settings
-from fulfillment.clients import NotReplicated, RedisUse, redis_client, redis_location
+from config.settings import ConfigError, explicit_settings
 from fulfillment.ledger import Ledger, Notice
-from fulfillment.outcomes import Next
-from fulfillment.provisioning import fulfil, provision
-from fulfillment.refs import Ref, Scope
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
+from fulfillment.runtime.clients import NotReplicated, RedisUse, redis_client, redis_location
 from fulfillment.services import Services
-from fulfillment.states import State
+from fulfillment.workflow.outcomes import Next
+from fulfillment.workflow.provisioning import fulfil, provision
 from receiver.app import create_app
 from tests.support.procs import wait_until
 from tests.support.publisher import RecordingPublisher
@@ -64,15 +64,15 @@ MASTER = "unit-master"
 )
 def test_a_bad_high_availability_setting_is_named(values: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        build_settings(**values)
+        explicit_settings(**values)
     assert caught.value.variable == variable
 
 
 def test_sentinel_settings_parse_and_defaults_match_the_design() -> None:
-    default = build_settings()
+    default = explicit_settings()
     assert (default.redis_sentinels, default.redis_sentinel_master) == ([], None)
     assert (default.redis_wait_replicas, default.redis_wait_timeout_ms) == (0, 500)
-    settings = build_settings(
+    settings = explicit_settings(
         redis_sentinels=" 10.0.0.1:26379, sentinel-b:26380,[::1]:26381 ",
         redis_sentinel_master="mymaster",
     )
@@ -86,7 +86,7 @@ def test_sentinel_settings_parse_and_defaults_match_the_design() -> None:
 
 
 def test_the_broker_follows_the_sentinels_with_no_password_in_its_url() -> None:
-    settings = build_settings(
+    settings = explicit_settings(
         redis_url="rediss://:Redis-Pass-1@ignored:6379/3?ssl_cert_reqs=none",
         redis_sentinels="10.0.0.1:26379,10.0.0.2:26379",
         redis_sentinel_master="mymaster",
@@ -107,7 +107,7 @@ def test_the_broker_follows_the_sentinels_with_no_password_in_its_url() -> None:
     # Both passwords are scrubbed from logs and Sentry by value.
     scrubbed = Scrubber.from_settings(settings).text("Redis-Pass-1 / Sentinel-Pass-1")
     assert "Pass-1" not in scrubbed
-    plain = build_settings(redis_url="redis://127.0.0.1:6379/0")
+    plain = explicit_settings(redis_url="redis://127.0.0.1:6379/0")
     assert celery_config(plain)["broker_url"] == "redis://127.0.0.1:6379/0"
     assert "broker_use_ssl" not in celery_config(plain)
 
@@ -361,7 +361,7 @@ def test_the_receiver_answers_503_until_a_replica_holds_the_record(fresh: Replic
 
 
 def test_a_sentinel_client_finds_the_master(fresh: Replicated) -> None:
-    settings = build_settings(
+    settings = explicit_settings(
         redis_url="redis://nowhere.invalid:1/2",  # only its database is used
         redis_sentinels=f"{fresh.sentinel.host}:{fresh.sentinel.port}",
         redis_sentinel_master=MASTER,

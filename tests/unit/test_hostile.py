@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fulfillment.clients import RedisUse
+from fulfillment.runtime.clients import RedisUse
 from receiver.app import create_app
 from tests.support.bodies import field_paths, with_value
 from tests.support.stack import notification
@@ -111,7 +111,7 @@ def test_a_notification_with_any_field_replaced_gets_a_4xx_or_a_2xx(
 def test_any_request_id_is_accepted_only_if_it_matches_the_pattern(
     client: FlaskClient, request_id: str
 ) -> None:
-    from fulfillment.refs import is_id
+    from fulfillment.ledger.refs import is_id
 
     body = json.dumps(replaced(("provisionRequest", "id"), request_id)).encode()
     status = answer(client, body)

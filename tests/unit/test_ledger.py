@@ -15,12 +15,12 @@ import pytest
 import redis
 
 from cli.redis_server import RedisServer
-from fulfillment.backoff import backoff_delay
+from fulfillment.intake.notifications import InvalidNotification, parse_pax8
 from fulfillment.ledger import Ledger, Notice
-from fulfillment.locks import RedisLock
-from fulfillment.notifications import InvalidNotification, parse_pax8
-from fulfillment.refs import Ref, Scope
-from fulfillment.reporting import build_result
+from fulfillment.ledger.locks import RedisLock
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.workflow.backoff import backoff_delay
+from fulfillment.workflow.reporting import build_result
 from pax8.models import RequestType
 from tests.support.stack import notification
 

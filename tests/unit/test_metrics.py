@@ -22,17 +22,17 @@ from redis.retry import Retry
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.test import Client
 
-import fulfillment.metrics as metrics
+import fulfillment.runtime.metrics as metrics
 from cli.main import main
-from config.settings import ConfigError, build_settings
+from config.settings import ConfigError, explicit_settings
 from fulfillment.ledger import Ledger
-from fulfillment.metrics import process
-from fulfillment.metrics.exporter import MetricsApp
-from fulfillment.metrics.ledger import LedgerCollector
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import State
 from fulfillment.names import ALL_QUEUES
-from fulfillment.provisioning import fulfil
-from fulfillment.refs import Ref, Scope
-from fulfillment.states import State
+from fulfillment.runtime import multiprocess
+from fulfillment.runtime.exporter import MetricsApp
+from fulfillment.views.ledger_metrics import LedgerCollector
+from fulfillment.workflow.provisioning import fulfil
 from tests.unit.conftest import Pax8World, ServicesFactory, make_settings
 from tests.unit.test_console import record
 from tests.unit.test_fulfilment import order_at_pax8, scripted
@@ -201,10 +201,10 @@ def test_exporters_and_console_beyond_loopback_need_protection(redis_url: str) -
         assert refused.value.variable == "METRICS_HOST"
         make_settings(redis_url, metrics_host="0.0.0.0", metrics_token="t0ken").require(role)  # type: ignore[arg-type]
     with pytest.raises(ConfigError) as bad_host:
-        build_settings(metrics_host="metrics.example.com")
+        explicit_settings(metrics_host="metrics.example.com")
     assert bad_host.value.variable == "METRICS_HOST"
     with pytest.raises(ConfigError) as bad_port:
-        build_settings(web_metrics_port="70000")
+        explicit_settings(web_metrics_port="70000")
     assert bad_port.value.variable == "WEB_METRICS_PORT"
 
 
@@ -215,7 +215,7 @@ def test_console_users_are_names_and_werkzeug_hashes(redis_url: str) -> None:
     assert "a long enough" not in repr(settings)
     for entry in ("alice:plaintext-password", "alice", f"al ice:{good}", f"a:{good},a:{good}"):
         with pytest.raises(ConfigError) as refused:
-            build_settings(console_users=entry)
+            explicit_settings(console_users=entry)
         assert refused.value.variable == "CONSOLE_USERS"
         assert "plaintext-password" not in str(refused.value)
 
@@ -247,10 +247,10 @@ def test_fulfill_console_user_prints_an_entry_the_settings_accept(redis_url: str
 def test_a_killed_parents_metric_directory_is_removed_by_the_next_start(tmp_path: Path) -> None:
     dead_pid = subprocess.Popen(["true"])
     dead_pid.wait()
-    dead = tmp_path / f"{process.PREFIX}worker-{dead_pid.pid}-abc"
-    alive = tmp_path / f"{process.PREFIX}worker-{os.getpid()}-def"
-    unrelated = tmp_path / f"{process.PREFIX}notes"
+    dead = tmp_path / f"{multiprocess.PREFIX}worker-{dead_pid.pid}-abc"
+    alive = tmp_path / f"{multiprocess.PREFIX}worker-{os.getpid()}-def"
+    unrelated = tmp_path / f"{multiprocess.PREFIX}notes"
     for path in (dead, alive, unrelated):
         path.mkdir()
-    assert process.remove_stale(tmp_path) == [dead]
+    assert multiprocess.remove_stale(tmp_path) == [dead]
     assert not dead.exists() and alive.exists() and unrelated.exists()

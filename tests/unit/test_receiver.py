@@ -1,6 +1,7 @@
-"""Every answer of the receiver (DESIGN §5), in-process: Flask's test client over
-``create_app(settings, services)`` with a real redis-server and the real Celery publisher
-(its messages land on the queues; no worker consumes them here)."""
+"""Every answer of the receiver (``docs/architecture.md#http-answers-of-the-receiver``),
+in-process: Flask's test client over ``create_app(settings, services)`` with a real
+redis-server and the real Celery publisher (its messages land on the queues; no worker
+consumes them here)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from cli.redis_server import free_port
-from fulfillment.clients import RedisUse
 from fulfillment.ledger import Ledger
+from fulfillment.runtime.clients import RedisUse
 from receiver.app import create_app
 from tests.support.stack import notification
 from tests.unit.conftest import PROD_SECRET, SIM_SECRET, make_settings

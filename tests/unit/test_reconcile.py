@@ -8,11 +8,11 @@ is queued again, a finished one reported again, and one run at a time.
 from __future__ import annotations
 
 from fulfillment.ledger import Notice
-from fulfillment.locks import RedisLock
-from fulfillment.policies import ReconcilePolicy
-from fulfillment.reconcile import reconcile
+from fulfillment.ledger.locks import RedisLock
+from fulfillment.ledger.states import State
 from fulfillment.services import Services
-from fulfillment.states import State
+from fulfillment.workflow.policies import ReconcilePolicy
+from fulfillment.workflow.reconcile import reconcile
 from tests.unit.conftest import Pax8World, RecordingPublisher, ServicesFactory
 
 

@@ -8,11 +8,11 @@ import logging
 
 from config.logging import JsonFormatter, TextFormatter, escape_controls
 from config.scrub import FILTERED, Scrubber, ScrubbingFilter, mask_url, secret_values
-from config.settings import build_settings
+from config.settings import explicit_settings
 
 
 def settings_with_secrets() -> object:
-    return build_settings(
+    return explicit_settings(
         redis_url="redis://:Redis-Pass-123@127.0.0.1:6390/0",
         pax8_client_id="id",
         pax8_client_secret="Client-Secret-abc",

@@ -23,10 +23,10 @@ from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from fulfillment.cloudblue_intake import identify
-from fulfillment.intake import accept
-from fulfillment.notifications import parse_cloudblue, parse_pax8
-from fulfillment.orders import order_from_record
+from fulfillment.cloudblue.intake import identify, parse_cloudblue
+from fulfillment.intake.accept import accept
+from fulfillment.intake.notifications import parse_pax8
+from fulfillment.workflow.orders import order_from_record
 from pax8.models import RequestType
 from tests.support.procs import ROOT
 from tests.support.vendor_stub import VendorStub

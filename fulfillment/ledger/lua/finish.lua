@@ -1,0 +1,20 @@
+-- finish: store the vendor's outcome, if the claim still holds.
+--
+-- KEYS: the record's keys (common.lua), then
+--   KEYS[12]  the record's outcome list (optional: given when someone may wait for it)
+-- ARGV:
+--   [1] member  [2] now  [3] detail id  [4] claim token (claim.lua's ARGV[8])
+--   [5] outcome (Success|Fail)  [6] external ids (JSON)  [7] metadata (JSON)
+--   [8] message (the Fail's message, or a note)
+-- Returns {action, previous state}: ok, or stale (the claim was lost).
+local now, detail, token = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local outcome, external_ids, metadata, message = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local state = redis.call('HGET', RECORD, 'state')
+if not holds(state, detail, token) then return {'stale', state or ''} end
+redis.call('HSET', RECORD, 'outcome', outcome, 'outcome_detail_id', detail,
+  'external_ids', external_ids, 'metadata', metadata, 'result_message', message,
+  'error', outcome == 'Fail' and message or '', 'claims', 0, 'claim_task', '',
+  'claim_until', 0, 'call_until', 0, 'provisioned_at', now)
+set_state(outcome == 'Fail' and 'failed' or 'provisioned', now, 'vendor', message)
+notify_waiters(KEYS[12])
+return {'ok', state}

@@ -1,0 +1,203 @@
+"""What the ledger holds and answers, as types: a notice in, a record out, a transition's answer.
+
+A :class:`Record` is one provision request as its Redis hash keeps it (its fields are the
+hash's; ``lua/common.lua`` names the hash ``RECORD``); :class:`Notice` is what intake records;
+:class:`Change` is what a transition script decided. The ``parse_*`` helpers turn Redis
+replies into these, for the store and the queries alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from fulfillment.ledger.refs import Ref, Scope
+from fulfillment.ledger.states import Accepted, AttemptState, Changed, Claimed, State
+from pax8.models import ResultStatus
+
+A = TypeVar("A", Accepted, Claimed, Changed)
+
+RECONCILE_TOTALS = ("seen", "enqueued", "rereported", "requeued", "reopened", "errors")
+"""Reconciliation figures summed over every run (``errors``: how many the runs reported),
+each a field of the ``reconcile:stats`` hash."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One accepted notification, reduced to what the ledger needs."""
+
+    request_id: str
+    detail_id: str
+    attempt_id: str
+    type: str
+    simulation: bool
+    payload: str
+    source: str = "pax8"
+    webhook_id: str = ""
+
+    @property
+    def ref(self) -> Ref:
+        """The record this notice is about (its id checked)."""
+        return Ref.of(self.source, self.simulation, self.request_id)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt the ledger owes (or owed) a result."""
+
+    id: str
+    detail_id: str
+    status: AttemptState
+    at: float
+    result_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """A provision request as the ledger knows it."""
+
+    id: str
+    state: State
+    type: str
+    source: str
+    simulation: bool
+    detail_id: str
+    attempt_id: str
+    payload: str = field(repr=False)
+    outcome: ResultStatus | None = None
+    outcome_detail_id: str = ""
+    external_ids: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    result_message: str = ""
+    error: str = ""
+    retries: int = 0
+    report_retries: int = 0
+    claims: int = 0
+    generation: int = 0
+    call_until: float = 0.0
+    """Until when the last vendor call may still be running (0: it answered)."""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    state_at: float = 0.0
+    webhook_id: str = ""
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> Record:
+        """Build from the Redis hash."""
+
+        def number(name: str) -> float:
+            try:
+                return float(data.get(name) or 0)
+            except ValueError:
+                return 0.0
+
+        return cls(
+            id=data["id"],
+            state=State(data["state"]),
+            type=data.get("type", ""),
+            source=data.get("source", "pax8"),
+            simulation=data.get("simulation") == "1",
+            detail_id=data.get("detail_id", ""),
+            attempt_id=data.get("attempt_id", ""),
+            payload=data.get("payload", ""),
+            outcome=ResultStatus(data["outcome"]) if data.get("outcome") else None,
+            outcome_detail_id=data.get("outcome_detail_id", ""),
+            external_ids=json.loads(data.get("external_ids") or "{}"),
+            metadata=json.loads(data.get("metadata") or "{}"),
+            result_message=data.get("result_message", ""),
+            error=data.get("error", ""),
+            retries=int(number("retries")),
+            report_retries=int(number("report_retries")),
+            claims=int(number("claims")),
+            generation=int(number("generation")),
+            call_until=number("call_until"),
+            created_at=number("created_at"),
+            updated_at=number("updated_at"),
+            state_at=number("state_at"),
+            webhook_id=data.get("webhook_id", ""),
+        )
+
+    @property
+    def ref(self) -> Ref:
+        """Which record this is."""
+        return Ref.of(self.source, self.simulation, self.id)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready view without the raw payload."""
+        return {
+            "id": self.id,
+            "scope": self.ref.scope,
+            "state": self.state,
+            "type": self.type,
+            "source": self.source,
+            "simulation": self.simulation,
+            "detailId": self.detail_id,
+            "attemptId": self.attempt_id,
+            "outcome": self.outcome or None,
+            "externalIds": self.external_ids,
+            "metadata": self.metadata,
+            "resultMessage": self.result_message or None,
+            "error": self.error or None,
+            "retries": self.retries,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Change(Generic[A]):
+    """What a ledger script decided: ``action`` and the state the record was in before."""
+
+    action: A
+    previous: State | None
+    wait: float = 0.0
+    """Seconds until an earlier vendor call's deadline (action ``wait``)."""
+
+
+@dataclass(frozen=True)
+class Scan:
+    """The states of many records, read in one round trip."""
+
+    states: dict[Ref, tuple[State, float]]
+    """ref → (state, time it entered it), for the records that exist."""
+    corrupt: frozenset[Ref] = frozenset()
+    """refs whose key is not a record (written by hand, or by a bug)."""
+
+
+class AmbiguousId(LookupError):
+    """A bare id names records in several scopes; a :class:`Ref` must say which."""
+
+    def __init__(self, request_id: str, scopes: list[Scope]) -> None:
+        super().__init__(request_id, scopes)
+        self.request_id = request_id
+        self.scopes = scopes
+
+    def __str__(self) -> str:
+        names = ", ".join(str(scope) for scope in self.scopes)
+        return f"{self.request_id} is recorded in several scopes ({names}): say which"
+
+
+def parse_record(data: dict[Any, Any]) -> Record:
+    """The record of an ``HGETALL`` reply (bytes or text)."""
+    return Record.from_hash({as_text(k): as_text(v) for k, v in data.items()})
+
+
+def parse_refs(members: list[Any]) -> list[Ref]:
+    """The refs a set's members name; a member that names none is skipped."""
+    refs = []
+    for member in members:
+        try:
+            refs.append(Ref.parse(as_text(member)))
+        except ValueError:
+            continue  # not a record's name (written by hand): nothing to act on
+    return refs
+
+
+def as_text(value: Any) -> str:
+    """A Redis reply as text (``""`` for nil)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)

@@ -1,0 +1,67 @@
+"""Every metric the processes record, defined once (Prometheus names, labels and units).
+
+Recorded in-process where the event happens, never with a Redis call: the receiver counts
+webhooks and times their answer, the worker counts vendor calls, results, retries and dead
+orders. What only the ledger knows (orders by state, the oldest unreported outcome, queue
+depth, reconciliation) is read at scrape time by :mod:`fulfillment.views.ledger_metrics`, so it is
+the same whichever process serves it.
+
+Conventions: counters end in ``_total``, durations are ``_seconds`` histograms, labels have
+a small fixed set of values (a route, a status code, a request type, an outcome) and never
+an order's id. Every metric here has labels: prometheus_client creates a labelled metric's
+storage at its first ``labels()`` call, which comes after a process has chosen single- or
+multi-process storage (:mod:`fulfillment.runtime.multiprocess`), whatever it imported before.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+VENDOR_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+RECONCILE_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""Buckets of ``fulfillment_reconcile_duration_seconds`` (kept in the ledger)."""
+
+WEBHOOKS = Counter(
+    "fulfillment_webhooks_total",
+    "Webhook requests the receiver answered, by route and HTTP status.",
+    ["route", "status"],
+)
+WEBHOOK_DURATION = Histogram(
+    "fulfillment_webhook_duration_seconds",
+    "Time from a webhook's arrival to its answer (auth, parse, record, enqueue).",
+    ["route"],
+    buckets=WEBHOOK_BUCKETS,
+)
+VENDOR_CALLS = Counter(
+    "fulfillment_vendor_calls_total",
+    "Calls to the vendor adapter, by request type and outcome "
+    "(success, refused, transient, error).",
+    ["type", "outcome"],
+)
+VENDOR_DURATION = Histogram(
+    "fulfillment_vendor_call_duration_seconds",
+    "Duration of one vendor adapter call, by request type.",
+    ["type"],
+    buckets=VENDOR_BUCKETS,
+)
+RESULTS_POSTED = Counter(
+    "fulfillment_results_posted_total",
+    "ProvisionResults Pax8 accepted, by result status (Success, Fail).",
+    ["status"],
+)
+RETRIES = Counter(
+    "fulfillment_retries_total",
+    "Retries scheduled, by kind of work (provision: a vendor call; report: a result post).",
+    ["kind"],
+)
+DEAD_ORDERS = Counter(
+    "fulfillment_orders_dead_total",
+    "Orders given up on, by reason (retries-exhausted, adapter-error, worker-lost, "
+    "report-refused).",
+    ["reason"],
+)
+
+# Label values, spelled once.
+SUCCESS, REFUSED, TRANSIENT, ERROR = "success", "refused", "transient", "error"
+PROVISION, REPORT = "provision", "report"

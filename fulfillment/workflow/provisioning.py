@@ -1,0 +1,277 @@
+"""Provision one (request, detail) through the vendor adapter and record the outcome.
+
+:func:`provision` claims the record, calls the adapter once and stores what it answered;
+:func:`fulfil` is what the per-type task runs: :func:`provision`, then the report right
+away in the same task (one task per order when all goes well). The adapter's answer maps to:
+
+* :class:`~vendors.base.Provisioned` → ``provisioned`` (then report ``Success``)
+* :class:`~vendors.errors.PermanentVendorError` → ``failed`` (then report ``Fail``)
+  (a :class:`~vendors.errors.VendorContractError` also raises an alert: it is a bug)
+* :class:`~vendors.errors.TransientVendorError` (or a ``transient`` exception such as the
+  task's soft time limit) → back to ``queued`` and a retry with backoff, until the budget
+  is spent → ``dead``
+* any other exception (a bug in the adapter) → ``dead`` at once, nothing reported
+
+The claim records until when the call it starts may still be running (the adapter's
+:attr:`~vendors.base.VendorAdapter.call_deadline_seconds`). A call that ended without an
+answer (a timeout, the soft limit, a worker killed mid-call) may go on at the vendor, and a
+vendor that stores its idempotency key only when it finishes would do the work twice for a
+repeat that arrives first: so no repeat starts before that deadline. The claim answers
+``wait`` and the task retries with the time left as its countdown; no worker sleeps.
+
+Every claim carries its own token, and each write after the vendor call presents it: a
+task whose claim was taken over meanwhile (its worker was cut off from Redis past the
+visibility timeout, and the message went to another) stores nothing, reports nothing and
+retries nothing. With ``REDIS_WAIT_REPLICAS`` a claim the replicas did not confirm raises
+:class:`~fulfillment.runtime.clients.NotReplicated` before any vendor call (the task tries later).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fulfillment.ledger.events import log_state
+from fulfillment.ledger.refs import Ref
+from fulfillment.ledger.states import Changed, Claimed, State
+from fulfillment.names import REPORT
+from fulfillment.runtime import metrics
+from fulfillment.workflow.orders import order_from_record
+from fulfillment.workflow.outcomes import Next, Outcome
+from fulfillment.workflow.reporting import report
+from pax8.models import ResultStatus
+from vendors.base import Order, Provisioned
+from vendors.errors import (
+    PermanentVendorError,
+    TransientVendorError,
+    VendorContractError,
+    VendorNoAnswer,
+)
+
+if TYPE_CHECKING:
+    from fulfillment.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def provision(
+    services: Services,
+    ref: Ref,
+    detail_id: str,
+    task_id: str,
+    transient: tuple[type[BaseException], ...] = (),
+) -> Outcome:
+    """Claim, call the vendor once, store the outcome; see the module docstring."""
+    ledger, policies = services.ledger, services.policies
+    token = claim_token(task_id)
+    now, call_seconds = time.time(), _call_seconds(services, ref)
+    claim = ledger.claim(
+        ref,
+        detail_id,
+        task_id,
+        policies.lease_seconds,
+        policies.max_claims,
+        call_seconds=call_seconds,
+        now=now,
+        token=token,
+    )
+    call_until = now + call_seconds
+    if claim.action is Claimed.WAIT:
+        countdown = _bounded(services, claim.wait)
+        log_state(
+            claim.previous,
+            ref=ref,
+            event="wait-for-earlier-call",
+            level=logging.WARNING,
+            countdown=round(countdown, 2),
+        )
+        return Outcome.retry(
+            countdown, f"an earlier vendor call may still be running for {claim.wait:.1f}s"
+        )
+    if claim.action is Claimed.DONE:
+        if claim.previous is State.REPORTED:
+            return Outcome.done("already reported", State.REPORTED)
+        return Outcome(Next.REPORT, "outcome stored earlier")
+    if claim.action is Claimed.DEAD_NOW:
+        metrics.DEAD_ORDERS.labels("worker-lost").inc()
+        record = ledger.get(ref)
+        reason = record.error if record else "lost with its worker too often"
+        log_state(State.DEAD, record, event="worker-lost", level=logging.ERROR, error=reason)
+        return Outcome.dead(reason)
+    if claim.action is not Claimed.CLAIMED:
+        log.info(
+            "request=%s detail=%s: nothing to do (%s, %s)",
+            ref,
+            detail_id,
+            claim.action,
+            claim.previous,
+        )
+        return Outcome.done(f"{claim.action} ({claim.previous})", claim.previous)
+
+    record = ledger.get(ref)
+    if record is None:
+        return Outcome.done("record vanished")
+    retryable: tuple[type[BaseException], ...] = (TransientVendorError, *transient)
+    log_state(State.PROVISIONING, record, event="claimed", task=task_id)
+    call = _VendorCall(record.type)
+    try:
+        order = order_from_record(record)
+        adapter = services.adapters.for_order(order.is_simulation)
+        result = call.run(adapter.handle, order)
+        external_ids = result.external_ids()
+    except PermanentVendorError as exc:
+        call.done(metrics.REFUSED)
+        change = ledger.finish(ref, detail_id, token, ResultStatus.FAIL, message=exc.message)
+        if change.action is not Changed.OK:
+            return _claim_lost(ref, "the outcome was stored", change.previous)
+        bug = isinstance(exc, VendorContractError)
+        log_state(
+            State.FAILED,
+            record,
+            event="vendor-contract-error" if bug else "vendor-refused",
+            # The alert is its Sentry event (tasks.base); an ERROR line would make a second.
+            level=logging.WARNING if bug else logging.INFO,
+            error=exc.message,
+        )
+        return Outcome(
+            Next.REPORT, exc.message, state=State.FAILED, error=exc if bug else None, alert=bug
+        )
+    except retryable as exc:
+        call.done(metrics.TRANSIENT)
+        message = str(exc) or type(exc).__name__
+        # Only an answer ends the call; after anything else it may still be running at the
+        # vendor, and the retry must not reach it before the call's deadline.
+        answered = isinstance(exc, TransientVendorError) and not isinstance(exc, VendorNoAnswer)
+        if policies.provision.exhausted(record.retries):
+            reason = f"vendor still failing after {record.retries} retries: {message}"
+            change = ledger.mark_dead(ref, reason, token, event="retries-exhausted")
+            if change.action is not Changed.OK:
+                return _claim_lost(ref, "the order was given up", change.previous)
+            metrics.DEAD_ORDERS.labels("retries-exhausted").inc()
+            log_state(
+                State.DEAD, record, event="retries-exhausted", level=logging.ERROR, error=reason
+            )
+            return Outcome.dead(reason, exc)
+        delay = policies.provision.delay(record.retries, getattr(exc, "retry_after", None))
+        if not answered:
+            delay = _bounded(services, max(delay, call_until - time.time()))
+        change = ledger.release_for_retry(ref, detail_id, token, message, call_ended=answered)
+        if change.action is not Changed.OK:
+            return _claim_lost(ref, "the retry was recorded", change.previous)
+        metrics.RETRIES.labels(metrics.PROVISION).inc()
+        log_state(
+            State.QUEUED,
+            record,
+            event="retry",
+            level=logging.WARNING,
+            error=message,
+            retry=record.retries + 1,
+            countdown=round(delay, 2),
+        )
+        return Outcome.retry(delay, message)
+    except Exception as exc:  # noqa: BLE001 - an adapter bug must not loop or report Fail
+        call.done(metrics.ERROR)
+        reason = f"adapter error: {type(exc).__name__}: {exc}"
+        change = ledger.mark_dead(ref, reason, token, event="adapter-error")
+        if change.action is not Changed.OK:
+            return _claim_lost(ref, "the order was given up", change.previous)
+        metrics.DEAD_ORDERS.labels("adapter-error").inc()
+        log_state(State.DEAD, record, event="adapter-error", level=logging.ERROR, error=reason)
+        return Outcome.dead(reason, exc)
+
+    call.done(metrics.SUCCESS)
+    change = ledger.finish(
+        ref, detail_id, token, ResultStatus.SUCCESS, external_ids, result.metadata
+    )
+    if change.action is not Changed.OK:
+        return _claim_lost(ref, "the outcome was stored", change.previous)
+    log_state(State.PROVISIONED, record, event="vendor-ok", external_ids=external_ids)
+    return Outcome(Next.REPORT, state=State.PROVISIONED)
+
+
+class _VendorCall:
+    """Times one adapter call and counts its outcome (once, whichever way it ended)."""
+
+    def __init__(self, request_type: str) -> None:
+        self.type = request_type
+        self.seconds: float | None = None
+
+    def run(self, handle: Callable[[Order], Provisioned], order: Order) -> Provisioned:
+        started = time.perf_counter()
+        try:
+            return handle(order)
+        finally:
+            self.seconds = time.perf_counter() - started
+
+    def done(self, outcome: str) -> None:
+        if self.seconds is None:
+            return  # the order could not be built: no vendor call was made
+        metrics.VENDOR_CALLS.labels(self.type, outcome).inc()
+        metrics.VENDOR_DURATION.labels(self.type).observe(self.seconds)
+        self.seconds = None
+
+
+def claim_token(task_id: str) -> str:
+    """A fresh token for one claim by ``task_id`` (the task id first, for operators)."""
+    return f"{task_id}/{secrets.token_hex(8)}"
+
+
+def _claim_lost(ref: Ref, before: str, previous: State | None) -> Outcome:
+    """Another delivery took the claim over (or the order moved on) before ``before``:
+    this one writes, reports and retries nothing; whoever holds the order now finishes it."""
+    log.warning(
+        "request_id=%s: claim lost before %s (now %s); this delivery leaves it to its holder",
+        ref,
+        before,
+        previous,
+    )
+    return Outcome.done(f"claim lost before {before} ({previous})", previous)
+
+
+def fulfil(
+    services: Services,
+    ref: Ref,
+    detail_id: str,
+    task_id: str,
+    transient: tuple[type[BaseException], ...] = (),
+) -> Outcome:
+    """Provision, then report in the same task; a report Pax8 cannot take now is handed to
+    ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again. An
+    alert the provisioning raised (a vendor contract error) survives the report."""
+    outcome = provision(services, ref, detail_id, task_id, transient)
+    if outcome.next is not Next.REPORT:
+        return outcome
+    reported = report(services, ref, owner=task_id, transient=transient, counted=False)
+    if reported.next is Next.RETRY:
+        log.info(
+            "request_id=%s not reported yet (%s): %s retries it in %.1fs",
+            ref,
+            reported.reason,
+            REPORT,
+            reported.countdown,
+        )
+        services.publisher.report(ref, countdown=reported.countdown)
+        reported = Outcome.done(f"report handed to {REPORT}", reported.state)
+    if outcome.alert and reported.next is Next.DONE:
+        reported = dataclasses.replace(reported, error=outcome.error, alert=True)
+    return reported
+
+
+def _call_seconds(services: Services, ref: Ref) -> float:
+    """How long the vendor call a claim starts may still be running: the adapter's own
+    deadline, or the task's hard limit when the adapter does not say."""
+    try:
+        seconds = services.adapters.for_order(ref.simulation).call_deadline_seconds
+    except Exception:  # noqa: BLE001 - an adapter that cannot start fails (dead) once claimed
+        seconds = None
+    return services.policies.call_deadline_seconds if seconds is None else seconds
+
+
+def _bounded(services: Services, countdown: float) -> float:
+    """``countdown``, at most the longest a held retry may wait (the claim waits again)."""
+    limit = services.policies.provision.limit
+    return max(0.0, countdown if limit is None else min(countdown, limit))
