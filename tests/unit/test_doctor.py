@@ -241,5 +241,5 @@ def test_the_collector_serves_the_stored_report(make_services: ServicesFactory) 
         ("fulfillment_doctor_check_status", "beat"): 2.0,
         ("fulfillment_doctor_last_run_timestamp_seconds", ""): 42.0,
     }
-    services.redis.set(store.key(services.ledger), "not json")
+    services.redis.set(services.ledger.keys.doctor_last, "not json")
     assert store.load(services.ledger) is None
