@@ -117,6 +117,10 @@ def task_table() -> str:
         rows.append(f"| `{name}` | `{name}` | provision a {kind.value} order, then report it |")
     rows.append(f"| `{names.REPORT}` | `{names.REPORT}` | post the results a finished order owes |")
     rows.append(f"| `{names.RECONCILE}` | `{names.RECONCILE}` | one reconciliation (celery beat) |")
+    rows.append(
+        f"| `{names.DOCTOR}` | `{names.RECONCILE}` | `fulfill doctor`'s checks, stored for the "
+        "metrics and the console (celery beat, every `DOCTOR_INTERVAL_SECONDS`) |"
+    )
     return "\n".join(rows)
 
 
