@@ -99,6 +99,8 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
         "FulfillmentReconcileMissing",
         "FulfillmentWebhook5xx",
         "FulfillmentVendorErrors",
+        "FulfillmentDoctorFailing",
+        "FulfillmentDoctorStale",
     }
     assert {name: cases.get(name, set()) for name in names} == {n: {True, False} for n in names}
     for rule in rules():
