@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.result import Finding, fail, ok, warn
-from fulfillment.ledger.keys import BROKER_UNACKED
 from fulfillment.ledger.states import State
 from fulfillment.names import ALL_QUEUES, RECONCILE
 
@@ -47,11 +46,7 @@ def check_queues(doctor: Doctor) -> Finding:
     consumed = {queue for queues in consumers.values() for queue in queues}
     missing = [queue for queue in ALL_QUEUES if queue not in consumed]
     ledger = doctor.services.ledger
-    pipe = ledger.redis.pipeline(transaction=False)
-    for queue in ALL_QUEUES:
-        pipe.llen(queue)
-    pipe.hlen(BROKER_UNACKED)
-    *depths, held = (int(n) for n in pipe.execute())
+    depths, held = ledger.queue_depths(ALL_QUEUES)
     oldest = ledger.oldest([State.RECEIVED, State.QUEUED])
     since = [at for at in oldest.values() if at]
     waited = max(0.0, doctor.now() - min(since)) if since else 0.0
