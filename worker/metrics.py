@@ -16,6 +16,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
+from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.ledger import Ledger
 from fulfillment.names import ALL_QUEUES
 from fulfillment.runtime import multiprocess
@@ -84,6 +85,7 @@ def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:
     ledger = Ledger(client)
     registry.register(LedgerCollector(ledger, ALL_QUEUES, settings.reconcile_interval_seconds))
     registry.register(UsageCollector(UsageStore(client)))
+    registry.register(DoctorCollector(ledger, settings.doctor_interval_seconds))
     return serve(
         registry,
         settings.metrics_host,
