@@ -7,6 +7,7 @@ worker handing back a format it cannot read is ``tests/test_upgrade.py``'s, with
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 from typing import Any
@@ -18,6 +19,7 @@ from cli.redis_server import RedisServer
 from config.version import MESSAGE_FORMAT
 from fulfillment.ledger.refs import Ref
 from fulfillment.names import RECONCILE, REPORT
+from tests.support.procs import ROOT
 from tests.unit.conftest import make_settings
 from worker.config import celery_config
 from worker.factory import create_celery
@@ -80,3 +82,20 @@ def test_every_message_this_release_sends_carries_its_format(
     entry = celery_config(settings)["beat_schedule"]["reconcile"]
     assert entry["task"] == RECONCILE
     assert entry["options"]["headers"] == {FORMAT_HEADER: MESSAGE_FORMAT}
+
+
+def test_every_send_in_the_code_passes_the_headers() -> None:
+    """A task sent without ``headers=message_headers()`` would read as 0.1.0's format: the
+    scan finds every ``apply_async``/``send_task`` call of the project's code."""
+    unmarked = []
+    for package in ("cli", "console", "fulfillment", "receiver", "tasks", "worker"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("apply_async", "send_task")
+                    and not any(k.arg == "headers" for k in node.keywords)
+                ):
+                    unmarked.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert unmarked == []
