@@ -64,7 +64,7 @@ def test_every_process_refuses_data_of_a_newer_schema_and_touches_nothing(
             "web": {"PORT": str(free_port()), "BIND_HOST": "127.0.0.1"},
             "worker": {"PORT": str(free_port())},
             "beat": {"BEAT_SCHEDULE_FILE": str(tmp_path / "beat")},
-            "console": {},
+            "console": {"CONSOLE_ANONYMOUS": "true"},
         }
         for line, env in extra.items():
             proc = stack.start(line, line, **env)
@@ -75,7 +75,8 @@ def test_every_process_refuses_data_of_a_newer_schema_and_touches_nothing(
             assert refusals == [f"fulfillment: {REFUSAL}"], output  # one line, nothing else
             print(f"[{line}] exit {code}: {refusals[0]}")
 
-        for args in (["status"], ["reconcile"], ["migrate"], ["replay", "some-order"]):
+        for args in (["status"], ["reconcile"], ["migrate"], ["replay", "some-order"],
+                     ["usage", "status"]):  # fmt: skip
             done = fulfill(stack, *args)
             assert done.returncode == 4, (args, done)
             assert done.stderr == f"fulfill: {REFUSAL}\n" and done.stdout == ""
