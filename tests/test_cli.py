@@ -158,9 +158,9 @@ def test_migrate_says_what_the_data_is_and_brings_it_to_this_schema(
     checked = ok(fulfill(stack, "migrate", "--check"))
     assert f"ledger data   schema {LEDGER_SCHEMA} (stamped by {__version__}) at " in checked
     assert checked.endswith("to do         nothing\n")
-    assert (
-        ok(fulfill(stack, "migrate"))
-        == f"ledger: schema {LEDGER_SCHEMA} (this release reads up to {LEDGER_SCHEMA})\n"
+    assert ok(fulfill(stack, "migrate")) == (
+        f"ledger: schema {LEDGER_SCHEMA} (stamped by {__version__}); "
+        f"this release reads up to {LEDGER_SCHEMA}\n"
     )
 
     # 0.1.0's data carries no stamp: --check says so (exit 1), a command that reads the

@@ -105,7 +105,7 @@ class Outcome:
             )
         if self.stamped:
             return f"ledger: {self.before.describe()}; stamped schema {self.version}"
-        return f"ledger: schema {self.version} (this release reads up to {LEDGER_SCHEMA})"
+        return f"ledger: {self.before.describe()}; this release reads up to {LEDGER_SCHEMA}"
 
 
 @dataclass

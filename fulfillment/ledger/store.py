@@ -36,6 +36,10 @@ To add a transition: a ``lua/<name>.lua`` file with its header (a record script 
 ``common.lua``'s prelude and its key layout), a method here that runs it with ``_run``
 (``durable=True`` when a failover must not lose it), and its answers in
 :mod:`~fulfillment.ledger.states` when it decides something (``docs/architecture.md#the-ledger``).
+
+Long on purpose: every write of the ledger is a method here (the records' transitions, the
+reconciliation's figures, the doctor's report, the schema stamp and a migration's batches),
+each a few lines that run one script, so the one writer stays one file to read.
 """
 
 from __future__ import annotations
