@@ -71,8 +71,10 @@ class Release:
 
 
 def pins(path: Path = RELEASES) -> dict[str, str]:
-    """version → commit, for the releases ``RELEASES`` names."""
+    """version → commit, for the releases ``RELEASES`` names (none without the file)."""
     found: dict[str, str] = {}
+    if not path.is_file():
+        return found
     for line in path.read_text().splitlines():
         match = _PIN.match(line.strip())
         if match and not line.lstrip().startswith("#"):
