@@ -233,6 +233,8 @@ def test_orders_in_flight_survive_the_upgrade_from_the_previous_release(
         assert stack.redis().exists("ff:lock:reconcile")  # the killed run's lock, still held
         if old.release.version == "0.1.0":
             assert not stack.redis().exists("ff:schema")  # 0.1.0 keeps no stamp
+        else:  # a later release stamped it as it started
+            assert stack.redis().hget("ff:schema", "release") == old.release.version
 
         # -- this release on the same Redis --------------------------------------------------
         upgraded = time.monotonic()
