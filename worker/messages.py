@@ -10,16 +10,27 @@ the headers, properties and body come from Celery's own ``as_task_v2``, serializ
 way kombu's JSON serializer and Redis transport do (body base64-encoded, priority 0,
 the default exchange with the queue as routing key). ``tests/unit/test_ledger.py`` checks it
 against a message kombu itself published.
+
+:func:`order_of` reads the other way: which order a delivered message is for, so the
+transport can record it beside the message's holder (``worker/broker.py``).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 import uuid
 from typing import Any
 
 from celery import Celery
 from kombu.utils.json import dumps
+
+from fulfillment.ledger.refs import Ref
+from fulfillment.names import PROVISION_TASKS, REPORT
+
+ORDER_TASKS = frozenset({*PROVISION_TASKS.values(), REPORT})
+"""The tasks whose first argument is a request id (with ``source``, ``simulation`` kwargs)."""
 
 
 def task_message(
@@ -46,3 +57,20 @@ def task_message(
         },
     }
     return str(dumps(envelope))
+
+
+def order_of(payload: dict[str, Any]) -> str:
+    """The ref member (``<scope>:<id>``) of the order a delivered message is for, from
+    kombu's payload (headers and base64 body); "" for another task or anything malformed
+    (the id is checked like any outside value)."""
+    try:
+        if payload.get("headers", {}).get("task") not in ORDER_TASKS:
+            return ""
+        body = payload["body"]
+        if payload.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args, kwargs, *_ = json.loads(body)
+        simulation = kwargs.get("simulation", False) is True
+        return Ref.of(str(kwargs.get("source", "pax8")), simulation, args[0]).member
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
+        return ""

@@ -23,9 +23,20 @@ id pattern, so no outside value shapes a key::
     ff:reconcile:stats               hash    every run's figures summed, the duration histogram
     ff:durable-writes                string  a counter each durable transition increments, so
                                              WAIT always confirms the stream up to it
+    ff:workers                       zset    worker id → its last heartbeat (Redis time): the
+                                             workers alive, and those gone but not yet swept
+    ff:workers:gone                  zset    worker id → its last heartbeat: swept workers,
+                                             kept a day (what operators are shown)
+    ff:broker:holders                hash    delivery tag → "<worker id> <scope>:<id>": who holds
+                                             each message of kombu's unacked hash, and for
+                                             which order
+    ff:liveness:scan                 string  present for one heartbeat interval after a worker
+                                             looked for lost messages (one look per interval)
 
 The broker's keys are kombu's: a list per queue, named after it (:mod:`fulfillment.names`),
-and :data:`BROKER_UNACKED`. The ``example`` vendor keeps its own data under its own names
+and :data:`BROKER_UNACKED` with its index :data:`BROKER_UNACKED_INDEX`, which the worker's
+transport (``worker/broker.py``) writes together with ``ff:broker:holders`` through the
+delivery scripts. The ``example`` vendor keeps its own data under its own names
 (``vendors/example.py``): it plays a vendor, not this project. Lua scripts never build a key:
 each gets all of its keys in ``KEYS``, in the order :meth:`Keys.record_script_keys` gives
 for the record scripts (``lua/common.lua``).
@@ -40,7 +51,12 @@ from fulfillment.ledger.states import STATES, State
 
 BROKER_UNACKED = "unacked"
 """Kombu's Redis hash of delivered, unacknowledged messages (its default ``unacked_key``);
-it also holds the countdown retries a worker keeps until their time comes. Read only."""
+it also holds the countdown retries a worker keeps until their time comes. Written only by
+the delivery scripts (``lua/deliver.lua`` and its siblings), which the worker's transport runs."""
+
+BROKER_UNACKED_INDEX = "unacked_index"
+"""Kombu's zset of the same delivery tags by when they were delivered (its visibility
+timeout's clock: the consumer's own)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,29 @@ class Keys:
     def reconcile_stats(self) -> str:
         """Every reconciliation's figures summed, and the duration histogram (hash)."""
         return f"{self.prefix}reconcile:stats"
+
+    # -- workers' liveness --------------------------------------------------------------------
+
+    @property
+    def workers(self) -> str:
+        """Worker id → its last heartbeat, Redis time (zset): alive, or gone and not swept."""
+        return f"{self.prefix}workers"
+
+    @property
+    def workers_gone(self) -> str:
+        """Worker id → its last heartbeat (zset): workers swept after they were gone."""
+        return f"{self.prefix}workers:gone"
+
+    @property
+    def holders(self) -> str:
+        """Delivery tag → ``"<worker id> <ref member>"`` (hash): who holds each unacked
+        message, and which order it is for (empty for a task of no order)."""
+        return f"{self.prefix}broker:holders"
+
+    @property
+    def liveness_scan(self) -> str:
+        """Present for one heartbeat interval after a worker looked for lost messages."""
+        return f"{self.prefix}liveness:scan"
 
     # -- replication -----------------------------------------------------------------------
 
