@@ -35,6 +35,7 @@ from functools import cached_property
 from time import time
 from typing import Any
 
+from celery.worker import state
 from kombu.transport import TRANSPORT_ALIASES, _transport_cache, virtual
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
@@ -88,11 +89,17 @@ class SafeClose:
     def _lost(self, error: BaseException) -> None:
         # Not raised: the channel is closed, and callers (Celery's bootsteps) that catch
         # connection errors on a connection they already let go of turn it into an
-        # AttributeError. Nothing is lost: the messages are still in Redis's unacked set.
+        # AttributeError. Nothing is lost: the messages are still in Redis's unacked set,
+        # in this worker's name; its next sweep on a new connection hands back those it
+        # no longer runs (without a heartbeat: after the visibility timeout).
+        heart = liveness.current()
+        if heart is not None:
+            heart.orphaned = True
         log.warning(
             "broker unreachable while closing a channel (%r); any message it held "
-            "unacknowledged comes back after the visibility timeout",
+            "unacknowledged goes back %s",
             error,
+            "once Redis answers" if heart is not None else "after the visibility timeout",
         )
 
 
@@ -174,8 +181,14 @@ class HeldQoS(kombu_redis.QoS):  # type: ignore[misc]  # kombu is untyped
         if heart is None:
             super().restore_unacked(client)
             return
+        running = _running_tags()
         with self.channel.conn_or_acquire(client) as conn:
             for tag in list(self._delivered):
+                if tag in running:
+                    # Still running (a reconnect does not stop the pool): its task acks it.
+                    # If that ack cannot land, the orphan sweep hands it back.
+                    heart.orphaned = True
+                    continue
                 self.restore_held(tag, heart.id, front=True, client=conn)
         self._delivered.clear()
 
@@ -222,7 +235,31 @@ class HeldQoS(kombu_redis.QoS):  # type: ignore[misc]  # kombu is untyped
         heart = liveness.current()
         if heart is not None:
             self.sweep(heart.gone(), heart.liveness, heart.lost_after)
+            if heart.orphaned:
+                heart.orphaned = self.reclaim(heart.id)
         super().restore_visible(start, num, interval)
+
+    def reclaim(self, worker: str) -> bool:
+        """After a channel of this worker closed holding messages (a reconnect): hand back
+        the ones held in its name that it neither runs nor holds on this channel (Celery
+        drops its countdown retries on a reconnect). True while some of them still run."""
+        running = _running_tags()
+        still = False
+        with self.channel.conn_or_acquire() as conn:
+            for tag, value in conn.hgetall(self._scripts.keys.holders).items():
+                holder = Holder.parse(tag, value)
+                if holder.worker != worker or holder.tag in self._delivered:
+                    continue
+                if holder.tag in running:
+                    still = True
+                elif self.restore_held(holder.tag, worker, front=True, client=conn):
+                    log.warning(
+                        "message %s%s, held by this worker on a closed connection, went back "
+                        "to its queue",
+                        holder.tag,
+                        f" for request {holder.member}" if holder.member else "",
+                    )
+        return still
 
     def sweep(self, gone: frozenset[str], registry: Liveness, lost_after: float) -> int:
         """Put back, at the front of their queues, the messages held by the ``gone``
@@ -249,6 +286,16 @@ class HeldQoS(kombu_redis.QoS):  # type: ignore[misc]  # kombu is untyped
         for worker in gone:
             registry.bury(worker, lost_after)
         return restored
+
+
+def _running_tags() -> set[str]:
+    """The delivery tags of the tasks this worker runs now (Celery's active requests)."""
+    tags = set()
+    for request in list(state.active_requests):
+        message = getattr(request, "message", None)
+        if message is not None:
+            tags.add(str(message.delivery_tag))
+    return tags
 
 
 class Channel(SafeClose, kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped

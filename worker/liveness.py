@@ -25,13 +25,14 @@ own start-up, after the crash).
   event loop, every interval) puts their messages back at the front of their queues
   (``worker/broker.py``), guarded by holder: a message that went to another worker since
   stays with it;
-* once per interval among all workers, the records in flight for longer than the lost-after
-  time whose task message is nowhere in Redis (not in their queue, not held by any worker,
-  live or gone) are queued again with a new message (fault 4b: kombu takes a message with
-  ``BRPOP`` and records it just after; a worker killed in between leaves it nowhere). A
-  ``provisioning`` record counts only when the worker that claimed it is gone; an order
-  whose queue is not empty is left alone (its message may wait there), as is any order
-  while a delivery without a recorded holder (from a worker of 0.1.0) names it.
+* once per half the lost-after time among all workers, the records in flight for longer
+  than the lost-after time whose task message is nowhere in Redis (not in their queue, not
+  held by any worker, live or gone) are queued again with a new message (fault 4b: kombu
+  takes a message with ``BRPOP`` and records it just after; a worker killed in between
+  leaves it nowhere). A ``provisioning`` record counts only when the worker that claimed
+  it is gone; an order whose queue is not empty is left alone (its message may wait
+  there), as is any order while a delivery without a recorded holder (from a worker of
+  0.1.0) names it.
 
 A worker whose heartbeat is gone but which is only slow (paused, cut off) keeps running:
 its messages went to others, its late writes are refused by the claim token, and its late
@@ -87,6 +88,9 @@ class Heartbeat:
         self._gone: frozenset[str] = frozenset()
         self._announced: frozenset[str] = frozenset()
         self._failing = False
+        self.orphaned = False
+        """A channel of this worker closed holding messages (the broker transport's flag:
+        its next sweep hands back those this worker no longer runs)."""
         self._beating = threading.Lock()  # the thread, and a first delivery (known())
 
     # -- the thread ----------------------------------------------------------------------
@@ -142,7 +146,9 @@ class Heartbeat:
 
     def _beat(self) -> None:
         try:
-            beat = self.liveness.beat(self.id, self.lost_after, self.interval, look=self.trusted)
+            beat = self.liveness.beat(
+                self.id, self.lost_after, self.lost_after / 2, look=self.trusted
+            )
         except REDIS_UNAVAILABLE as exc:
             self._run_started = None
             if not self._failing:

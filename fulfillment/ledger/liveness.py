@@ -53,7 +53,7 @@ class Beat:
     dead: frozenset[str] = frozenset()
     """Workers gone and not swept yet: their messages are still held in their name."""
     look: Look | None = None
-    """Set when this heartbeat is the one that looks for lost messages this interval."""
+    """Set when this heartbeat is the one that looks for lost messages this time round."""
 
 
 def holder_value(worker: str, member: str) -> str:

@@ -123,10 +123,12 @@ def test_a_heartbeat_finds_gone_workers_by_redis_time_and_one_looks_per_interval
     client.delete(KEYS.liveness_scan)
     assert registry.beat("c", lost_after=30, look_every=60, look=False).look is None
     assert client.exists(KEYS.liveness_scan) == 0  # left to a worker that may look
-    # A worker that beats again is alive again, and leaves the gone ones.
-    client.zadd(KEYS.workers_gone, {"b": 1.0})
+    # A worker swept as gone that beats again (it was only cut off) is alive again.
+    assert registry.bury("b", 30)
+    assert client.zscore(KEYS.workers_gone, "b") is not None
     assert registry.beat("b", lost_after=30, look_every=60).dead == frozenset()
     assert client.zscore(KEYS.workers_gone, "b") is None
+    assert client.zscore(KEYS.workers, "b") is not None
 
 
 def test_a_gone_worker_is_buried_only_once_it_holds_nothing(client: redis.Redis) -> None:
@@ -375,3 +377,30 @@ def test_an_order_in_flight_shows_who_holds_it_and_a_gone_holder_as_gone(
     assert swept is not None and swept["holding"]["claim"]["heartbeat"]["swept"] is True
     ledger.finish(ref, "d1", "task-1", "Success")
     assert describe(ledger, ref)["holding"] is None  # type: ignore[index]
+
+
+def test_after_a_reconnect_a_worker_hands_back_what_it_no_longer_runs(
+    broker: Broker, app: FulfillmentCelery, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker.publish("dropped")
+    broker.publish("running")
+    dropped, running = broker.take(), broker.take()  # then the connection went away
+    again = Broker(app, broker.heart)  # the consumer's new connection
+    try:
+        fresh = (again.publish("fresh"), again.take())[1]
+
+        class Running:
+            message = running
+
+        monkeypatch.setattr("celery.worker.state.active_requests", {Running()})
+        assert again.qos.reclaim(broker.heart.id) is True  # "running" still runs: ask again
+        assert [order_of(json.loads(m)) for m in client.lrange(QUEUE, 0, -1)] == ["pax8:dropped"]
+        for kept in (running, fresh):
+            assert client.hexists(BROKER_UNACKED, kept.delivery_tag)
+        assert not client.hexists(BROKER_UNACKED, dropped.delivery_tag)
+        monkeypatch.setattr("celery.worker.state.active_requests", set())
+        running.ack()  # it ended, and its ack landed: nothing left to hand back
+        assert again.qos.reclaim(broker.heart.id) is False
+        assert client.llen(QUEUE) == 1
+    finally:
+        again.close()

@@ -21,8 +21,9 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local me, lost_after, most = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
-redis.call('ZADD', KEYS[1], now, me)
-redis.call('ZREM', KEYS[2], me)
+if redis.call('ZADD', KEYS[1], now, me) == 1 then
+  redis.call('ZREM', KEYS[2], me)  -- back after it was swept (cut off, or paused, that long)
+end
 local before = '(' .. string.format('%.6f', now - lost_after)
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', before, 'LIMIT', 0, 100)
 local look = false
