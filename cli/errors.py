@@ -79,7 +79,7 @@ def translate(exc: BaseException, settings: Settings | None) -> click.ClickExcep
     mapped = _translate(exc, settings)
     if mapped is not None and settings is not None:
         # click 8.5 declares ``message`` Final; it is replaced once, before anyone reads it.
-        mapped.message = Scrubber.from_settings(settings).text(mapped.message)  # type: ignore[misc]
+        mapped.message = Scrubber.from_settings(settings).text(mapped.message)  # type: ignore[misc,unused-ignore]
     return mapped
 
 

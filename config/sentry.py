@@ -1,6 +1,6 @@
 """Sentry set-up (off when ``SENTRY_DSN`` is unset) and the events for an order that needs an
-operator: a dead one, and one that raised an alert (a vendor contract error, refused
-credentials).
+operator: a dead one, one that raised an alert (a vendor contract error, refused
+credentials), and usage whose closing totals are late for Pax8's billing cutoff.
 
 No event or breadcrumb leaves with a credential: local variables are off, request bodies
 are not sent, and :class:`~config.scrub.Scrubber` removes every configured secret (by
@@ -75,4 +75,23 @@ def capture_order_alert(request_id: str, error: BaseException, **tags: Any) -> N
             scope.set_tag(key, str(value))
         scope.set_context("order", {"request_id": request_id, **tags})
         sentry_sdk.capture_exception(error)
+    sentry_sdk.flush(timeout=2.0)
+
+
+def capture_usage_overdue(period: str, scope: str, subscriptions: list[str], cutoff: str) -> None:
+    """Report the subscriptions whose closing usage totals of ``period`` Pax8 still lacks
+    (one event per period and environment; docs/usage.md says what to do)."""
+    with sentry_sdk.new_scope() as scope_:
+        scope_.set_tag("usage_period", period)
+        scope_.set_tag("scope", scope)
+        scope_.set_context(
+            "usage",
+            {"period": period, "scope": scope, "cutoff": cutoff, "overdue": subscriptions[:100]},
+        )
+        scope_.fingerprint = ["usage-overdue", period, scope]
+        sentry_sdk.capture_message(
+            f"Usage of {period} ({scope}) not posted for {len(subscriptions)} subscription(s); "
+            f"Pax8 takes it until {cutoff}",
+            level="error",
+        )
     sentry_sdk.flush(timeout=2.0)

@@ -15,6 +15,7 @@ import ipaddress
 import re
 import sys
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -54,6 +55,40 @@ def _host_port(text: str) -> tuple[str, int]:
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 # werkzeug.security's formats: "scrypt:n:r:p$salt$hex" and "pbkdf2:sha256:n$salt$hex".
 PASSWORD_HASH = re.compile(r"(scrypt|pbkdf2):[A-Za-z0-9:]+\$[^$,\s]+\$[0-9a-f]+")
+
+MIN_CREDENTIAL_LENGTH = 16
+"""Credentials this service checks (webhook secrets, METRICS_TOKEN): long enough that nobody
+guesses one through the 401s."""
+MIN_SECRET_LENGTH = 8
+"""Secrets it presents (the Pax8 client's, the vendor's token): at least what the log and
+Sentry scrubber masks (it skips values under 4 characters, which would blank ordinary words)."""
+MIN_SCRYPT_COST = 32768 * 8
+"""scrypt's n × r × p at least werkzeug's default (n=32768, r=8, p=1: 32 MiB per check)."""
+MIN_PBKDF2_ITERATIONS = {"sha256": 600_000, "sha512": 210_000}
+"""pbkdf2's iterations at least OWASP's (2023); other digests (sha1, md5) are refused."""
+
+
+def weak_hash(password_hash: str) -> str | None:
+    """Why a werkzeug password hash is too cheap to guess against, or None when it is not."""
+    method = password_hash.split("$", 1)[0]
+    kind, *params = method.split(":")
+    try:
+        if kind == "scrypt":
+            if not params:
+                return None  # werkzeug's default
+            n, r, p = (int(x) for x in params)
+            if n * r * p < MIN_SCRYPT_COST:
+                return f"scrypt with n*r*p = {n * r * p} (at least {MIN_SCRYPT_COST})"
+            return None
+        digest, *rounds = params
+        least = MIN_PBKDF2_ITERATIONS.get(digest)
+        if least is None:
+            return f"pbkdf2 with {digest[:16]} (sha256 or sha512 only)"
+        if rounds and int(rounds[0]) < least:
+            return f"pbkdf2:{digest} with {int(rounds[0])} iterations (at least {least})"
+        return None
+    except ValueError:
+        return "an unreadable method"
 
 
 class ConsoleUser(BaseModel):
@@ -123,6 +158,12 @@ class Settings(BaseSettings):
     pax8_webhook_header: str = Field(
         "pax8ApiTokenV1", description="Header carrying the webhook credential."
     )
+    public_url: str | None = Field(
+        None,
+        description="Where Pax8 reaches this deployment: the receiver's public base URL "
+        "(https://fulfil.example.com); its webhook configurations must point at "
+        "PUBLIC_URL/webhooks/pax8 (fulfill doctor checks they do).",
+    )
     pax8_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one Pax8 call.")
 
     cloudblue_webhook_secrets: SecretList = Field(
@@ -159,6 +200,15 @@ class Settings(BaseSettings):
             "cut short is not repeated before it has passed."
         ),
     )
+    vendor_http_max_answer_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description=(
+            "http adapter: the most of an answer's body read; a 2xx beyond it holds the order "
+            "(its ids cannot be read) with an alert, never a Success or a Fail."
+        ),
+    )
 
     reconcile_interval_seconds: float = Field(
         300.0,
@@ -174,6 +224,76 @@ class Settings(BaseSettings):
         description="Expiry of the reconciliation lock; must exceed TASK_TIME_LIMIT_SECONDS. "
         "Unset: max(2 × the interval, the hard limit + 30 s).",
     )
+    doctor_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How often beat runs fulfill doctor's checks and stores them for the "
+        "metrics and the console (0: never).",
+    )
+
+    # -- usage reporting (docs/usage.md) ---------------------------------------------
+    usage_reporting: bool = Field(
+        False,
+        description="Post every subscription's usage (the adapter's usage source) to Pax8's "
+        "Usage API daily, in both environments: beat schedules the check, workers post "
+        "(docs/usage.md).",
+    )
+    usage_run_at: str = Field(
+        "02:00", description="UTC time of day (HH:MM) from which the daily usage run starts."
+    )
+    usage_check_interval_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How often beat checks whether the day's usage run is due, resumes one "
+        "a crash left unfinished, and checks what is overdue.",
+    )
+    usage_posts_per_minute: int = Field(
+        900,
+        ge=1,
+        le=1_000_000,
+        description="Usage posts per minute across every worker (Pax8 allows 1,000).",
+    )
+    usage_overdue_after_hours: float = Field(
+        12.0,
+        ge=0,
+        lt=48,
+        description="Hours into the 1st of a month (UTC; 12 is noon) after which a "
+        "subscription still without its previous period's closing totals raises the usage "
+        "alert.",
+    )
+    usage_max_retries: int = Field(
+        8,
+        ge=0,
+        description="Retries of one subscription's usage post in a day's run (429, 5xx, timeouts).",
+    )
+    usage_chunk_size: int = Field(
+        10, ge=1, le=1000, description="Subscriptions posted by one task of a day's run."
+    )
+    usage_record_days: float = Field(
+        400.0,
+        gt=0,
+        description="Days the record of each usage post (lines sent, Pax8's answer) is kept.",
+    )
+    pax8_usage_api_url: str | None = Field(
+        None, description="The Usage API's base URL; PAX8_API_URL when unset."
+    )
+    usage_clock_file: Path | None = Field(
+        None,
+        description="Tests and demos only: read usage reporting's 'now' (ISO 8601) from "
+        "this file instead of the system clock (the sandbox's --clock-file reads the same).",
+    )
+    vendor_http_usage_url: str | None = Field(
+        None,
+        description="The http adapter's usage source URL (vendors/http-api.yaml); required "
+        "with USAGE_REPORTING and the http adapter.",
+    )
+
+    @field_validator("usage_run_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("must be a UTC time of day, HH:MM (00:00-23:59)")
+        return value
 
     ledger_retention_days: float = Field(
         30.0,
@@ -339,7 +459,29 @@ class Settings(BaseSettings):
         description="Console users as name:hash,... (werkzeug password hashes: fulfill "
         "console-user NAME prints one); when set, every console request needs HTTP basic auth.",
     )
+    console_anonymous: bool = Field(
+        False,
+        description="Serve the console without users, to loopback clients only (development: "
+        "fulfill dev sets it); without it the console needs CONSOLE_USERS to start. Never "
+        "behind a proxy, which would make every visitor local.",
+    )
+    console_proxies: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="Reverse proxies in front of the console: their X-Forwarded-For and "
+        "X-Forwarded-Proto are trusted (the client address of sign-in throttling, https for "
+        "the Secure session cookie); needs CONSOLE_USERS.",
+    )
     port: int = Field(8000, ge=1, le=65535, description="The receiver's port (Procfile).")
+    web_body_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How long the receiver waits for a request's whole body once its headers "
+        "came (408 after it, and the connection closed): a client that declares a body and "
+        "stalls holds a connection no longer.",
+    )
 
     @field_validator(
         "pax8_webhook_secrets",
@@ -351,6 +493,42 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator(
+        "pax8_webhook_secrets",
+        "pax8_simulation_webhook_secrets",
+        "cloudblue_webhook_secrets",
+        "metrics_token",
+    )
+    @classmethod
+    def _strong_credentials(cls, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items, 1):
+            if isinstance(item, SecretStr):
+                length = len(item.get_secret_value())
+                if length < MIN_CREDENTIAL_LENGTH:
+                    # Its length and place, never the value.
+                    which = f"credential {index}" if isinstance(value, list) else "the token"
+                    raise ValueError(
+                        f"{which} is only {length} characters: at least {MIN_CREDENTIAL_LENGTH} "
+                        "(a random one: openssl rand -hex 24)"
+                    )
+        return value
+
+    @field_validator(
+        "pax8_client_secret",
+        "pax8_simulation_client_secret",
+        "vendor_http_token",
+        "redis_sentinel_password",
+    )
+    @classmethod
+    def _maskable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"only {len(value.get_secret_value())} characters: at least {MIN_SECRET_LENGTH} "
+                "(shorter ones cannot be told from ordinary words when logs are scrubbed)"
+            )
         return value
 
     @field_validator("console_users", mode="before")
@@ -372,6 +550,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"the entry of {name} is not name:hash with a werkzeug password hash "
                     "(make one with: fulfill console-user NAME)"
+                )
+            weak = weak_hash(password_hash)
+            if weak:
+                raise ValueError(
+                    f"the hash of {name} is too cheap to guess against: {weak}; make one with "
+                    "fulfill console-user NAME"
                 )
             if any(user.name == name for user in users):
                 raise ValueError(f"{name} is listed twice")
@@ -407,7 +591,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis:// or rediss://")
         return value
 
-    @field_validator("pax8_api_url", "pax8_token_url", "vendor_http_url")
+    @field_validator(
+        "pax8_api_url",
+        "pax8_token_url",
+        "vendor_http_url",
+        "pax8_usage_api_url",
+        "vendor_http_usage_url",
+        "public_url",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -490,11 +681,42 @@ class Settings(BaseSettings):
         message back (a lost one is queued again much sooner: ``worker/liveness.py``)."""
         return self.visibility_timeout_seconds + self.task_time_limit_seconds
 
+    @property
+    def usage_api_url(self) -> str:
+        """Where the Usage API is (``PAX8_USAGE_API_URL``, else ``PAX8_API_URL``)."""
+        return self.pax8_usage_api_url or self.pax8_api_url
+
     def has_credentials(self, simulation: bool) -> bool:
         """Whether the production (or simulation) OAuth2 client is configured."""
         if simulation:
             return self.pax8_simulation_client_id is not None
         return self.pax8_client_id is not None
+
+    def _require_console(self) -> None:
+        """Users, unless anonymous loopback is asked for by name (and nothing proxies it)."""
+        if self.console_users:
+            if self.console_anonymous:
+                raise ConfigError(
+                    "CONSOLE_ANONYMOUS", "set together with CONSOLE_USERS: choose one"
+                )
+            return
+        if not is_loopback(self.console_host):
+            raise ConfigError(
+                "CONSOLE_USERS",
+                f"required to listen on {self.console_host} (beyond loopback): the console "
+                "can replay orders (fulfill console-user NAME makes an entry)",
+            )
+        if not self.console_anonymous:
+            raise ConfigError(
+                "CONSOLE_USERS",
+                "required (fulfill console-user NAME makes an entry); or CONSOLE_ANONYMOUS=true "
+                "for a console only this machine's browser uses, never behind a proxy (a proxy "
+                "on this host would open it to everyone it serves)",
+            )
+        if self.console_proxies:
+            raise ConfigError(
+                "CONSOLE_PROXIES", "a console behind a proxy needs CONSOLE_USERS, not anonymous"
+            )
 
     def require(self, role: Role) -> None:
         """Check what ``role`` needs beyond parsing; raise :class:`ConfigError` if absent."""
@@ -509,7 +731,8 @@ class Settings(BaseSettings):
                     "no webhook credential configured (set it or "
                     "PAX8_SIMULATION_WEBHOOK_SECRETS); every webhook would get 401",
                 )
-        if role in ("worker", "beat", "pax8"):
+        # Beat only schedules reconciliation (a worker runs it): it needs no Pax8 client.
+        if role in ("worker", "pax8"):
             if not (self.has_credentials(False) or self.has_credentials(True)):
                 raise ConfigError(
                     "PAX8_CLIENT_ID",
@@ -523,16 +746,18 @@ class Settings(BaseSettings):
                     f"{self.metrics_host} is not loopback: set METRICS_TOKEN too, so only "
                     "your Prometheus can read the metrics",
                 )
-        if role == "console" and not is_loopback(self.console_host) and not self.console_users:
-            raise ConfigError(
-                "CONSOLE_USERS",
-                f"required to listen on {self.console_host} (beyond loopback): the console "
-                "can replay orders (fulfill console-user NAME makes an entry)",
-            )
+        if role == "console":
+            self._require_console()
         if role == "worker":
             adapters = {self.vendor_adapter, self.simulation_adapter}
             if "http" in adapters and not self.vendor_http_url:
                 raise ConfigError("VENDOR_HTTP_URL", "required by the http vendor adapter")
+            if "http" in adapters and self.usage_reporting and not self.vendor_http_usage_url:
+                raise ConfigError(
+                    "VENDOR_HTTP_USAGE_URL",
+                    "required by the http vendor adapter when USAGE_REPORTING is on (its "
+                    "usage source)",
+                )
 
 
 def _first_error(exc: ValidationError) -> ConfigError:

@@ -13,7 +13,7 @@ from flask import current_app
 
 from config.scrub import Scrubber
 from config.settings import Settings
-from console.auth import Users
+from console.auth import Throttle, Users
 from fulfillment.services import Services
 
 EXTENSION = "console"
@@ -28,6 +28,7 @@ class Console:
     services: Services
     users: Users
     scrubber: Scrubber
+    throttle: Throttle
 
 
 def console() -> Console:

@@ -8,6 +8,10 @@ from pax8.models import RequestType
 PREFIX = "fulfillment"
 REPORT = f"{PREFIX}.report"
 RECONCILE = f"{PREFIX}.reconcile"
+USAGE_TICK = f"{PREFIX}.usage_tick"
+USAGE_POST = f"{PREFIX}.usage_post"
+DOCTOR = f"{PREFIX}.doctor"
+"""The scheduled ``fulfill doctor`` (on the reconcile queue: maintenance, not orders)."""
 
 
 def task_name(request_type: RequestType) -> str:
@@ -16,4 +20,10 @@ def task_name(request_type: RequestType) -> str:
 
 
 PROVISION_TASKS: dict[RequestType, str] = {kind: task_name(kind) for kind in RequestType}
-ALL_QUEUES: tuple[str, ...] = (*PROVISION_TASKS.values(), REPORT, RECONCILE)
+ALL_QUEUES: tuple[str, ...] = (
+    *PROVISION_TASKS.values(),
+    REPORT,
+    RECONCILE,
+    USAGE_TICK,
+    USAGE_POST,
+)

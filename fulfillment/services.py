@@ -19,16 +19,17 @@ import redis
 from config.settings import Settings
 from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger
-from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client
+from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client, usage_client
 from fulfillment.workflow.policies import Policies, policies_from
 
 if TYPE_CHECKING:
     from pax8.client import Pax8Client
+    from pax8.usage import UsageClient
     from vendors.loader import Adapters
 
 
 class Services:
-    """Settings, Redis, ledger, Pax8 client, adapters, publisher and policies of a process."""
+    """Settings, Redis, ledger, Pax8 clients, adapters, publisher and policies of a process."""
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class Services:
         redis_client: redis.Redis | None = None,
         pax8: Pax8Client | None = None,
         adapters: Adapters | None = None,
+        usage: UsageClient | None = None,
     ) -> None:
         self.settings = settings
         self.use = use
@@ -49,6 +51,7 @@ class Services:
         self._redis = redis_client
         self._ledger: Ledger | None = None
         self._pax8 = pax8
+        self._usage = usage
         self._adapters = adapters
 
     @property
@@ -77,6 +80,13 @@ class Services:
         return self._pax8
 
     @property
+    def usage_pax8(self) -> UsageClient:
+        """The Pax8 Usage API client (its own tokens, audience ``api://usage``)."""
+        if self._usage is None:
+            self._usage = usage_client(self.settings)
+        return self._usage
+
+    @property
     def adapters(self) -> Adapters:
         """The production and simulation vendor adapters (each built on first use)."""
         if self._adapters is None:
@@ -100,5 +110,7 @@ class Services:
             self._adapters.close()
         if self._pax8 is not None:
             self._pax8.close()
+        if self._usage is not None:
+            self._usage.close()
         if self._redis is not None:
             self._redis.close()

@@ -23,7 +23,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from config.version import USER_AGENT
-from pax8.auth import Credentials, TokenCache
+from pax8.auth import AUDIENCE, Credentials, TokenCache
 from pax8.errors import (
     AuthenticationError,
     CredentialsMissing,
@@ -73,6 +73,7 @@ class Pax8Client:
         page_size: int = DEFAULT_PAGE_SIZE,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        audience: str = AUDIENCE,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._http = httpx.Client(
@@ -82,9 +83,9 @@ class Pax8Client:
         )
         self._tokens: dict[bool, TokenCache] = {}
         if production is not None:
-            self._tokens[False] = TokenCache(self._http, token_url, production)
+            self._tokens[False] = TokenCache(self._http, token_url, production, audience=audience)
         if simulation is not None:
-            self._tokens[True] = TokenCache(self._http, token_url, simulation)
+            self._tokens[True] = TokenCache(self._http, token_url, simulation, audience=audience)
         self._retries = retries
         self._backoff = backoff
         self._max_retry_wait = max_retry_wait

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response
 
 from config.logging import configure_logging
 from config.scrub import Scrubber
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         cloudblue_secrets=SecretChecker(settings.cloudblue_webhook_secrets),
     )
     register_error_handlers(app)
+    app.after_request(_no_sniff)
     from receiver.cloudblue import bp as cloudblue_bp
     from receiver.health import bp as health_bp
     from receiver.webhooks import bp as webhooks_bp
@@ -56,6 +57,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
         init_sentry(settings, "receiver", [FlaskIntegration()])
     return app
+
+
+def _no_sniff(response: Response) -> Response:
+    """Every answer is JSON and says so: no browser may read it as anything else."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def configure_process(settings: Settings) -> None:

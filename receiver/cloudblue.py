@@ -38,9 +38,12 @@ from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from pax8.models import ResultStatus
 from receiver.auth import Match, cloudblue_credentials
 from receiver.errors import ApiError
-from receiver.webhooks import RETRY_AFTER_SECONDS, read_body, receiver
+from receiver.webhooks import RETRY_AFTER_SECONDS, count_answer, read_body, receiver, start_clock
 
 bp = Blueprint("cloudblue", __name__)
+# Counted and timed like a Pax8 webhook (fulfillment_webhooks_total, by route and status).
+bp.before_request(start_clock)
+bp.after_request(count_answer)
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Fulfillment-Request-Id"

@@ -3,9 +3,11 @@
 Answers (``docs/architecture.md#http-answers-of-the-receiver``): 202 once recorded and
 enqueued (also for a redelivery, which provisions nothing twice); 401 for a missing or wrong
 credential, or a simulation credential on a production payload, with nothing recorded; 400
-naming the field for a body that is not JSON or lacks the ids; 413 over 256 KiB; 503 with
-Retry-After when Redis cannot be reached, with nothing marked seen, so Pax8's retry is
-accepted later.
+naming the field for a body that is not JSON or lacks the ids (never echoing a value); 413
+over 256 KiB; 408 for a body that does not arrive within ``WEB_BODY_TIMEOUT_SECONDS``; 503
+with Retry-After when Redis does not answer in time, so Pax8 retries (a frozen Redis may
+still run the script it was sent when it resumes: the retry then finds the order in flight,
+never provisioned twice). Every answer carries ``X-Content-Type-Options: nosniff``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
@@ -45,13 +48,15 @@ class Receiver:
 
 
 @bp.before_request
-def _started() -> None:
+def start_clock() -> None:
+    """Note when a webhook arrived (registered on the CloudBlue routes too)."""
     g.webhook_started = time.perf_counter()
 
 
 @bp.after_request
-def _measured(response: Response) -> Response:
-    """Count every webhook answer by route and status, and time it (in-process: no Redis)."""
+def count_answer(response: Response) -> Response:
+    """Count every webhook answer by route and status, and time it (in-process: no Redis).
+    The CloudBlue routes register it too, so the 5xx alert sees every webhook route."""
     started = g.pop("webhook_started", None)
     route = request.url_rule.rule if request.url_rule is not None else "unknown"
     metrics.WEBHOOKS.labels(route, str(response.status_code)).inc()
@@ -67,7 +72,28 @@ def receiver() -> Receiver:
 
 
 def read_body() -> bytes:
-    """The request body, at most MAX_CONTENT_LENGTH bytes, else 413."""
+    """The request body, at most MAX_CONTENT_LENGTH bytes (else 413), within
+    ``WEB_BODY_TIMEOUT_SECONDS`` (else 408): a client holding a valid credential that declares
+    a body and never sends it gets its connection back no later than that."""
+    seconds = receiver().settings.web_body_timeout_seconds
+    # gevent's timer: the receiver's reads are gevent's (the Procfile's gevent workers), and
+    # a read that waits yields to it. Where nothing yields (a test client), nothing waits.
+    try:
+        with gevent.Timeout(seconds, _BodyLate):
+            return _read_body()
+    except _BodyLate:
+        raise ApiError(
+            408,
+            f"the request body did not arrive within {seconds:g}s",
+            headers={"Connection": "close"},
+        ) from None
+
+
+class _BodyLate(Exception):
+    """The body did not arrive within ``WEB_BODY_TIMEOUT_SECONDS``."""
+
+
+def _read_body() -> bytes:
     limit = int(current_app.config["MAX_CONTENT_LENGTH"])
     if request.content_length is not None:
         # A declared oversize is refused by werkzeug before anything is read.

@@ -19,6 +19,7 @@ ENV_PREFIX = "SANDBOX_"
 
 # RFC 9110 token characters: the webhook header name is sent as an HTTP header.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
 
 
 class ConfigError(ValueError):
@@ -72,6 +73,24 @@ class SandboxConfig:
         default="pax8ApiTokenV1", metadata=_opt("header name of the preset webhooks")
     )
     access_log: bool = field(default=False, metadata=_opt("log every HTTP request"))
+    allowed_hosts: str = field(
+        default="",
+        metadata=_opt(
+            "host names (comma-separated) the sandbox answers besides localhost and IP "
+            "addresses, e.g. 'sandbox' on a compose network; any other Host is refused (DNS "
+            "rebinding)"
+        ),
+    )
+    usage_rate_limit: int = field(
+        default=1000, metadata=_opt("Usage API: posts allowed per --usage-rate-window (then 429)")
+    )
+    usage_rate_window: float = field(
+        default=60.0, metadata=_opt("Usage API: seconds of the rate limit's window")
+    )
+    clock_file: str | None = field(
+        default=None,
+        metadata=_opt("Usage API: read 'now' (ISO 8601) from this file instead of the clock"),
+    )
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", f"must be between 0 and 65535, got {self.port}")
@@ -91,6 +110,8 @@ class SandboxConfig:
             "delivery_timeout",
             f"must be positive, got {self.delivery_timeout}",
         )
+        _check(self.usage_rate_limit >= 1, "usage_rate_limit", "must be at least 1")
+        _check(self.usage_rate_window > 0, "usage_rate_window", "must be positive")
         _check(self.max_retries >= 0, "max_retries", f"must be >= 0, got {self.max_retries}")
         _check(
             1 <= self.delivery_workers <= 256,
@@ -102,6 +123,12 @@ class SandboxConfig:
             "webhook_header",
             f"is not a valid HTTP header name: {self.webhook_header!r}",
         )
+        for name in self.host_names:
+            _check(
+                bool(_HOST_NAME.fullmatch(name)),
+                "allowed_hosts",
+                "must be host names (letters, digits, '.', '-'), comma-separated",
+            )
         for url_name, secret_name in (
             ("webhook_url", "webhook_secret"),
             ("simulation_webhook_url", "simulation_webhook_secret"),
@@ -112,6 +139,13 @@ class SandboxConfig:
                 _check(bool(secret), secret_name, f"is required with {option_name(url_name)}")
             else:
                 _check(secret is None, url_name, f"is required with {option_name(secret_name)}")
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """The names of :attr:`allowed_hosts`, lower-cased."""
+        return frozenset(
+            name.strip().lower() for name in self.allowed_hosts.split(",") if name.strip()
+        )
 
     def credentials(self, environment: str) -> tuple[str, str]:
         """The (client id, client secret) pair of ``environment``."""

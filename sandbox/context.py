@@ -10,13 +10,15 @@ from sandbox.config import SandboxConfig
 from sandbox.delivery import Deliverer
 from sandbox.faults import FaultRegistry
 from sandbox.store import Store
+from sandbox.usage_book import UsageBook, clock_from
 
 EXTENSION = "pax8_sandbox"
 
 
 @dataclass(frozen=True)
 class Sandbox:
-    """Everything a route needs: settings, state, tokens, faults, delivery and counters."""
+    """Everything a route needs: settings, state, tokens, faults, delivery, counters and the
+    Usage API's book."""
 
     config: SandboxConfig
     store: Store
@@ -24,6 +26,7 @@ class Sandbox:
     faults: FaultRegistry
     deliverer: Deliverer
     calls: CallCounter
+    usage: UsageBook
 
     @classmethod
     def build(cls, config: SandboxConfig) -> "Sandbox":
@@ -37,6 +40,9 @@ class Sandbox:
             faults=faults,
             deliverer=Deliverer(config, store, faults),
             calls=CallCounter(),
+            usage=UsageBook(
+                config.usage_rate_limit, config.usage_rate_window, clock_from(config.clock_file)
+            ),
         )
 
     def retries(self, environment: str) -> int:

@@ -1,8 +1,10 @@
 """The control plane: ``/sandbox/...`` routes that tests, the demo and benchmarks steer with.
 
-No authentication (the sandbox listens on loopback), JSON in and out, errors in the same
-shape as the Pax8 routes. Bodies are checked strictly: an unknown field is a 400, so a typo
-in a test (``"wiat": true``) fails loudly instead of being ignored.
+No authentication (the sandbox listens on loopback), JSON in and out (a write whose
+Content-Type is not ``application/json`` is a ``415``, and a foreign ``Host`` a ``400``:
+``sandbox/app.py``), errors in the same shape as the Pax8 routes. Bodies are checked
+strictly: an unknown field is a 400, so a typo in a test (``"wiat": true``) fails loudly
+instead of being ignored.
 
 Routes: health, config, openapi.json, reset, orders, bulk, webhooks, requests (dump, one,
 new details, redeliver), attempts/<id>/deliver (duplicates), results, deliveries, calls,
@@ -128,6 +130,7 @@ def reset() -> Response:
     sandbox.calls.reset()
     sandbox.faults.clear()
     sandbox.tokens.expire_all()
+    sandbox.usage.clear()
     return jsonify({"status": "reset", "webhooks": webhooks})
 
 

@@ -340,6 +340,24 @@ class Store:
             found = (self._envs[env].attempts.get(a) for a in attempt_ids)
             return [dict(a.wire) for a in found if a is not None]
 
+    def subscription_of(
+        self, env: str, subscription_id: str | None = None, external_id: str | None = None
+    ) -> str | None:
+        """The Pax8 subscription id a Usage API call names in ``env``: one of its provision
+        requests carries it, or a Success result saved it as the vendor's
+        ``externalProvisionerSubscriptionId``; None when unknown there."""
+        with self._lock:
+            state = self._envs[env]
+            if external_id is not None:
+                for (name, key), value in state.external_ids.items():
+                    if name == "subscriptionId" and value == external_id:
+                        return key
+                return None
+            for record in state.requests.values():
+                if record.wire.get("subscriptionId") == subscription_id:
+                    return subscription_id
+        return None
+
     def environment_of(self, request_id: str) -> str:
         """Which environment a request lives in (for the control plane, which has no token)."""
         with self._lock:

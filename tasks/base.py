@@ -52,6 +52,8 @@ class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
     def follow(self, outcome: Outcome, ref: Ref) -> str:
         """Do what ``outcome`` says: retry with its countdown, alert, or nothing."""
         if outcome.next is Next.RETRY:
+            if outcome.alert and outcome.error is not None:
+                capture_order_alert(ref.id, outcome.error, task=self.name, scope=ref.scope)
             raise self.retry(countdown=outcome.countdown, max_retries=None, exc=outcome.error)
         if outcome.next is Next.DEAD:
             capture_dead_order(

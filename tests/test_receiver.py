@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -296,6 +297,34 @@ def test_health_and_readiness(stack: Stack) -> None:
     assert ready.status_code == 200 and ready.json() == {"status": "ok"}
     assert stack.http.get(f"{stack.receiver_url}/nope").status_code == 404
     assert stack.http.get(f"{stack.receiver_url}/webhooks/pax8").status_code == 405
+
+
+def test_a_body_that_never_arrives_is_408_within_the_deadline(stack: Stack) -> None:
+    """A valid credential, ``Content-Length: 1000`` and 5 bytes: the receiver answers 408
+    once ``WEB_BODY_TIMEOUT_SECONDS`` (5) have passed and lets the connection go, rather
+    than holding it as long as the client likes (40 s before the deadline existed)."""
+    head = (
+        "POST /webhooks/pax8 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{HEADER}: {PROD_SECRET}\r\nContent-Length: 1000\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", stack.receiver_port), timeout=15) as sock:
+        started = time.monotonic()
+        sock.sendall(head + b'{"pro')
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            part = sock.recv(4096)
+            assert part, "closed without an answer"
+            answer += part
+        answered = time.monotonic() - started
+        rest = b""
+        while part:  # the connection is let go soon after the answer
+            part = sock.recv(4096)
+            rest += part
+        closed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"did not arrive within 5s" in answer + rest
+    assert 4.5 <= answered < 7.0, answered
+    assert closed < 10.0, closed
 
 
 def test_redis_down_is_503_with_retry_after_and_nothing_seen(tmp_path: Any) -> None:

@@ -1216,7 +1216,8 @@ def test_control_plane_dumps_and_json_errors(
     assert_error(sandbox.control.get("/nothing-here"), 404)
     assert_error(sandbox.control.get("/requests", params={"environment": "qa"}), 400, "environment")
     assert_error(httpx.get(f"{sandbox.url}/v2/nowhere"), 404)
-    assert_error(sandbox.control.post("/reset", content=b"[1"), 400)
+    json_type = {"Content-Type": "application/json"}
+    assert_error(sandbox.control.post("/reset", content=b"[1", headers=json_type), 400)
 
 
 # -- the process -------------------------------------------------------------------------------

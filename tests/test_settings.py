@@ -18,8 +18,8 @@ from tests.support.procs import Proc, procfile_command
 BASE = {
     "REDIS_URL": "redis://127.0.0.1:1/0",
     "PAX8_CLIENT_ID": "id",
-    "PAX8_CLIENT_SECRET": "secret",
-    "PAX8_WEBHOOK_SECRETS": "one",
+    "PAX8_CLIENT_SECRET": "base-client-secret",
+    "PAX8_WEBHOOK_SECRETS": "base-webhook-secret-one",
 }
 
 
@@ -55,13 +55,13 @@ def test_defaults_match_the_design() -> None:
 
 
 def test_secret_lists_split_on_commas(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAX8_WEBHOOK_SECRETS", " old-secret , new-secret ,")
+    monkeypatch.setenv("PAX8_WEBHOOK_SECRETS", " old-webhook-secret , new-webhook-secret ,")
     settings = build_settings()
     assert [s.get_secret_value() for s in settings.pax8_webhook_secrets] == [
-        "old-secret",
-        "new-secret",
+        "old-webhook-secret",
+        "new-webhook-secret",
     ]
-    assert "old-secret" not in repr(settings)  # secrets never show in logs or tracebacks
+    assert "old-webhook-secret" not in repr(settings)  # secrets never show in logs or tracebacks
 
 
 @pytest.mark.parametrize(
@@ -94,16 +94,73 @@ def test_malformed_settings_name_the_variable(
     assert caught.value.variable == variable
 
 
+WEAK = [
+    ("PAX8_WEBHOOK_SECRETS", "abc"),
+    ("PAX8_WEBHOOK_SECRETS", "a-long-enough-secret-1,short-2"),
+    ("PAX8_SIMULATION_WEBHOOK_SECRETS", "s"),
+    ("CLOUDBLUE_WEBHOOK_SECRETS", "fifteen-chars-x"),
+    ("METRICS_TOKEN", "t0ken"),
+    ("PAX8_CLIENT_SECRET", "sEcr3t"),
+    ("PAX8_SIMULATION_CLIENT_SECRET", "x"),
+    ("VENDOR_HTTP_TOKEN", "tok"),
+    ("CONSOLE_USERS", "ops:pbkdf2:sha256:1$salt$" + "ab" * 32),
+    ("CONSOLE_USERS", "ops:pbkdf2:sha256:599999$salt$" + "ab" * 32),
+    ("CONSOLE_USERS", "ops:pbkdf2:sha1:1000000$salt$" + "ab" * 32),
+    ("CONSOLE_USERS", "ops:pbkdf2:md5:1000000$salt$" + "ab" * 32),
+    ("CONSOLE_USERS", "ops:scrypt:16384:8:1$salt$" + "ab" * 32),
+    ("CONSOLE_USERS", "ops:scrypt:2:1:1$salt$" + "ab" * 32),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), WEAK)
+def test_weak_secrets_are_refused_naming_the_setting_never_the_value(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    if variable == "PAX8_SIMULATION_CLIENT_SECRET":
+        monkeypatch.setenv("PAX8_SIMULATION_CLIENT_ID", "sim-id")
+    with pytest.raises(ConfigError) as caught:
+        build_settings()
+    assert caught.value.variable == variable
+    said = str(caught.value)
+    for part in value.split(","):  # no secret, no hash, in the one line
+        shown = [part, part.split("$")[-1]] if len(part) >= 4 else []
+        assert not [text for text in shown if text in said], said
+
+
+def test_the_secrets_fulfill_makes_or_werkzeug_hashes_by_default_pass() -> None:
+    import secrets as random
+
+    from werkzeug.security import generate_password_hash
+
+    build_settings(
+        pax8_webhook_secrets=random.token_urlsafe(24),  # what fulfill dev makes
+        metrics_token=random.token_hex(16),
+        pax8_client_id="sandbox-client",
+        pax8_client_secret="sandbox-secret",
+        console_users=",".join(
+            [
+                f"a:{generate_password_hash('pw')}",  # fulfill console-user: scrypt's default
+                f"b:{generate_password_hash('pw', method='pbkdf2')}",
+                f"c:{generate_password_hash('pw', method='pbkdf2:sha512:210000')}",
+                f"d:{generate_password_hash('pw', method='scrypt:131072:8:1')}",
+            ]
+        ),
+    )
+
+
 def test_role_requirements() -> None:
     bare = build_settings()
     with pytest.raises(ConfigError, match="PAX8_WEBHOOK_SECRETS"):
         bare.require("receiver")
     with pytest.raises(ConfigError, match="PAX8_CLIENT_ID"):
         bare.require("worker")
-    http = build_settings(vendor_adapter="http", pax8_client_id="a", pax8_client_secret="b")
+    http = build_settings(
+        vendor_adapter="http", pax8_client_id="a", pax8_client_secret="client-secret-b"
+    )
     with pytest.raises(ConfigError, match="VENDOR_HTTP_URL"):
         http.require("worker")
-    build_settings(pax8_simulation_webhook_secrets="s").require("receiver")
+    build_settings(pax8_simulation_webhook_secrets="simulation-secret-s").require("receiver")
 
 
 @pytest.mark.parametrize(
@@ -118,6 +175,9 @@ def test_role_requirements() -> None:
         ("worker", {"VISIBILITY_TIMEOUT_SECONDS": "30"}, "VISIBILITY_TIMEOUT_SECONDS"),
         ("beat", {"RECONCILE_INTERVAL_SECONDS": "often"}, "RECONCILE_INTERVAL_SECONDS"),
         ("flower", {"REDIS_URL": "http://x"}, "REDIS_URL"),
+        ("web", {"PAX8_WEBHOOK_SECRETS": "short-secret"}, "PAX8_WEBHOOK_SECRETS"),
+        ("worker", {"VENDOR_HTTP_TOKEN": "tok"}, "VENDOR_HTTP_TOKEN"),
+        ("console", {"CONSOLE_USERS": "ops:pbkdf2:sha256:1$s$" + "ab" * 32}, "CONSOLE_USERS"),
     ],
 )
 def test_each_process_stops_at_start_naming_the_setting(

@@ -21,10 +21,11 @@ call finishes would not yet protect it).
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from config.settings import Settings
 from pax8.models import (
@@ -36,10 +37,17 @@ from pax8.models import (
 )
 from vendors.cloudblue import CloudBlueOrder, Operation
 from vendors.errors import PermanentVendorError
+from vendors.usage import UsageNotReported, UsageQuery
+
+if TYPE_CHECKING:
+    from pax8.usage import UsageLine
 
 Source = Literal["pax8", "cloudblue"]
 
 _EXTERNAL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+MAX_METADATA_BYTES = 16 * 1024
+"""The most metadata (as JSON) one result carries: the ledger keeps it with the order and
+Pax8 is sent it; an adapter that returns more has a bug (the order is held, not cut)."""
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7a52-3f55-4f4e-9d8e-0b5b2f7f1a11")
 
 
@@ -136,6 +144,13 @@ class Provisioned:
     company_id: str | None = None
     partner_enrollment_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        size = len(json.dumps(self.metadata, default=str))
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(
+                f"metadata of {size} bytes is over the {MAX_METADATA_BYTES} a result may carry"
+            )
 
     def external_ids(self) -> dict[str, str]:
         """The ids as ProvisionResult fields, checked against Pax8's pattern."""
@@ -244,6 +259,13 @@ class VendorAdapter:
         raise PermanentVendorError(
             f"This vendor cannot start stopped subscriptions ({type(self).__name__} does not "
             "implement resume); contact the vendor."
+        )
+
+    def usage(self, query: UsageQuery) -> list[UsageLine]:
+        """The usage source: the period's current totals for one subscription
+        (:mod:`vendors.usage`; posted to Pax8 daily when ``USAGE_REPORTING`` is on)."""
+        raise UsageNotReported(
+            f"{type(self).__name__} has no usage source (implement usage() to report usage)"
         )
 
     def close(self) -> None:

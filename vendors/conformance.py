@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from pax8.errors import parse_retry_after
 from pax8.models import (
     Commitment,
     CommitmentTerm,
@@ -38,30 +39,14 @@ from pax8.models import (
     ProvisionRequest,
     RequestType,
 )
+from vendors.answers import GENERIC_MESSAGES, Answer, Judgement, Verdict, judge, message_of
 from vendors.base import Order
-from vendors.errors import PermanentVendorError, TransientVendorError, VendorContractError
-from vendors.http import HttpAdapter, message_of
+from vendors.errors import VendorError
+from vendors.http import HttpAdapter
 
 MESSAGE_MAX = 500
 """What Pax8 keeps of a Fail's message."""
 
-_GENERIC = {
-    "bad request",
-    "conflict",
-    "error",
-    "failed",
-    "failure",
-    "forbidden",
-    "internal server error",
-    "invalid",
-    "invalid request",
-    "not found",
-    "unauthorized",
-    "unprocessable entity",
-    "unprocessable content",
-    "validation error",
-    "validation failed",
-}
 _TRACE = re.compile(r"Traceback \(most recent call last\)|\bat [\w$.]+\(|Exception:|\w+Error:")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
@@ -99,25 +84,23 @@ class Exchange:
     ids: dict[str, str] = field(default_factory=dict)
     problem: str = ""
     """Why the worker could not use the answer (no answer, an id Pax8 refuses...)."""
+    judgement: Judgement | None = None
+    """What the worker makes of the answer (:func:`vendors.answers.judge`), as it would."""
 
     @property
     def success(self) -> bool:
-        """A 2xx the worker reports as Success."""
-        return self.status is not None and self.status < 300 and not self.problem
+        """An answer the worker reports as Success (a 2xx it can read)."""
+        return self.verdict is Verdict.SUCCESS and not self.problem
 
     @property
     def refusal(self) -> bool:
-        """A 4xx the worker reports as Fail (not 409, 422, 429)."""
-        return (
-            self.status is not None
-            and 400 <= self.status < 500
-            and self.status
-            not in (
-                409,
-                422,
-                429,
-            )
-        )
+        """An answer the worker reports as Fail with the vendor's message."""
+        return self.verdict is Verdict.REFUSED
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The worker's verdict, None without an answer."""
+        return self.judgement.verdict if self.judgement is not None else None
 
     def summary(self) -> str:
         """``NetNew 200`` / ``Update 404 (Subscription … is unknown)`` / ``NetNew no answer``."""
@@ -145,7 +128,7 @@ def unactionable(message: str, status: int) -> str | None:
     if _TRACE.search(text):
         return "a stack trace"
     bare = text.lower().strip(" .!:")
-    if bare in _GENERIC or bare == httpx.codes.get_reason_phrase(status).lower():
+    if bare in GENERIC_MESSAGES or bare == httpx.codes.get_reason_phrase(status).lower():
         return "a status phrase, not a reason"
     if len(_WORD.findall(text)) < 3:
         return "too short to act on"
@@ -178,33 +161,39 @@ class Checker:
         exchange = Exchange(label, order)
         started = time.monotonic()
         try:
-            response = (adapter or self.adapter).send(order)
+            answer = (adapter or self.adapter).send(order)
         except httpx.TimeoutException:
             exchange.problem = f"no complete answer within {self.timeout:g}s"
         except httpx.TransportError as exc:
             exchange.problem = f"no answer ({type(exc).__name__})"
+        except VendorError as exc:  # an answer that could not be read at all
+            exchange.problem = exc.message
         else:
-            self._judge(exchange, response)
+            self._judge(exchange, answer)
         exchange.seconds = time.monotonic() - started
         self.exchanges.append(exchange)
         return exchange
 
-    def _judge(self, exchange: Exchange, response: httpx.Response) -> None:
-        exchange.status = response.status_code
-        try:
-            result = self.adapter.outcome(exchange.order, response)
-            exchange.ids = result.external_ids()
-        except VendorContractError:
-            exchange.message = message_of(response, fallback="")
-        except PermanentVendorError as exc:
-            exchange.message = exc.message
-        except TransientVendorError as exc:
-            exchange.message = message_of(response, fallback="")
-            exchange.retry_after = exc.retry_after
-            if response.status_code != 409:
-                exchange.problem = "retried later: the vendor is failing"
-        except ValueError as exc:  # an external id Pax8 would refuse
-            exchange.problem = str(exc)
+    def _judge(self, exchange: Exchange, answer: Answer) -> None:
+        """Judge ``answer`` with the worker's own rule (:func:`vendors.answers.judge`)."""
+        exchange.status = answer.status
+        exchange.judgement = judgement = judge(answer, self.adapter.max_answer_bytes)
+        verdict = judgement.verdict
+        exchange.message = message_of(answer, fallback="")
+        exchange.retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        if verdict is Verdict.MISCONFIGURED:
+            exchange.problem = judgement.fix
+        elif verdict is Verdict.REFUSED:
+            exchange.message = message_of(answer)
+        elif verdict is Verdict.BUSY and answer.status != 409:
+            exchange.problem = "retried later: the vendor is failing"
+        elif verdict is Verdict.SUCCESS:
+            try:
+                exchange.ids = self.adapter.outcome(exchange.order, answer).external_ids()
+            except VendorError as exc:  # its metadata is more than a result may carry
+                exchange.problem = exc.message
+            except ValueError as exc:  # an external id Pax8 would refuse
+                exchange.problem = str(exc)
 
     # -- rules -----------------------------------------------------------------------------
 

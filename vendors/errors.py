@@ -10,9 +10,13 @@
     │                            alert to Sentry, since it is a bug to fix
     └── TransientVendorError ... the vendor is down or busy: retried with backoff and
         │                        jitter, at least ``retry_after`` seconds later when given
-        └── VendorNoAnswer ..... the call ended without the vendor's answer (a timeout, a
-                                 dropped connection): it may still be running there, so the
-                                 retry waits for the call's deadline too
+        ├── VendorNoAnswer ..... the call ended without the vendor's answer (a timeout, a
+        │                        dropped connection): it may still be running there, so the
+        │                        retry waits for the call's deadline too
+        └── VendorMisconfigured  the deployment is wrong, not the order (a redirect, a
+                                 refused credential, a wrong URL, an answer too large to
+                                 read): held like a transient error, never reported, with
+                                 an alert naming the fix (``problem`` says which kind)
 
 Anything else an adapter raises is a bug: the order is marked ``dead`` (nothing is
 reported to Pax8) and the exception goes to Sentry, so an operator can fix and replay.
@@ -55,3 +59,15 @@ class TransientVendorError(VendorError):
 
 class VendorNoAnswer(TransientVendorError):
     """The call ended without an answer; the vendor may still be carrying it out."""
+
+
+class VendorMisconfigured(TransientVendorError):
+    """The vendor's answer says the deployment is wrong (``message`` names the fix); the order
+    is held and retried, never reported, until the fix is in or its budget is spent."""
+
+    def __init__(self, message: str, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after)
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.problem, self.retry_after))

@@ -9,6 +9,10 @@ It behaves like a small real SaaS back office, so the demo and the tests see hon
   this vendor does not know (or one already cancelled); TrialConvert refuses a paid one;
   ChangeProduct refuses a move to the product the subscription already has;
 * PartnerEnrollment needs a partner id and enrolls each partner once;
+* its usage source (:meth:`ExampleAdapter.usage`) reports, per tenant, the seats of a
+  subscription and the storage it grew day by day (and, past 50 seats, a line per device),
+  computed from the subscription alone, so a test can ask it again for a period's closing
+  totals and compare them with what Pax8 holds;
 * CloudBlue stop and start (``suspend``/``resume``) refuse an unknown or cancelled
   subscription; stopping a stopped one (or starting a running one) changes nothing and
   succeeds, as the platform expects of a repeated operation. A CloudBlue order keeps the
@@ -25,19 +29,24 @@ Simulated and production orders live in separate namespaces. Its database is the
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 
 from config.settings import Settings
+from pax8.usage import UsageLine
 from vendors.base import Order, Provisioned, VendorAdapter
 from vendors.errors import PermanentVendorError
+from vendors.usage import UsageQuery
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -353,6 +362,58 @@ class ExampleAdapter(VendorAdapter):
             return result, [lambda p: p.hset(key, mapping=fields)]
 
         return self._apply(order, [key], change)
+
+    # -- usage ---------------------------------------------------------------------------
+
+    def usage(self, query: UsageQuery) -> list[UsageLine]:
+        """The period's totals of one subscription, as of ``query.as_of``.
+
+        Per tenant (summaryKey: the tenant id, shown as the company's domain): the seats
+        (``Users``), the storage grown so far (``GB``: a rate per day that depends on the
+        subscription, times the days of the period up to now, or up to its deprovisioning),
+        and from 51 seats on a second summary with a line per device (``Device-days``).
+        """
+        record = self.subscription(query.is_simulation, query.subscription_id)
+        if not record:
+            raise PermanentVendorError(f"Subscription {query.subscription_id} is unknown here.")
+        days = _days_used(query)
+        if days == 0:
+            return []
+        seats = int(record.get("quantity") or 1)
+        tenant = record.get("tenant_id") or query.subscription_id
+        name = record.get("domain") or tenant
+        product = record.get("product_id") or query.product_id or "example-product"
+        digest = hashlib.sha256(query.subscription_id.encode()).digest()
+        per_day = (digest[0] % 9 + 1) * 0.5
+
+        def line(key: str, display: str, quantity: float, unit: str) -> UsageLine:
+            return UsageLine(
+                summary_key=key,
+                summary_display_name=display,
+                quantity=quantity,
+                product_id=product,
+                unit_of_measurement=unit,
+            )
+
+        lines = [
+            line(tenant, name, seats, "Users"),
+            line(tenant, name, round(per_day * days, 3), "GB"),
+        ]
+        if seats > 50:
+            lines += [
+                line(f"{tenant}-devices", f"{name} devices", days, "Device-days")
+                for _ in range(seats)
+            ]
+        return lines
+
+
+def _days_used(query: UsageQuery) -> int:
+    """Days of the period the subscription was used up to ``as_of`` (or its end)."""
+    year, month = (int(part) for part in query.billing_period.split("-"))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = (start + timedelta(days=32)).replace(day=1)
+    until = min(query.as_of, end, query.ended_at or end)
+    return max(0, math.ceil((until - start).total_seconds() / 86400))
 
 
 def _limits(order: Order) -> dict[str, int] | None:

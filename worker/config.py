@@ -26,7 +26,15 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from config.settings import Settings
-from fulfillment.names import ALL_QUEUES, PROVISION_TASKS, RECONCILE, REPORT
+from fulfillment.names import (
+    ALL_QUEUES,
+    DOCTOR,
+    PROVISION_TASKS,
+    RECONCILE,
+    REPORT,
+    USAGE_POST,
+    USAGE_TICK,
+)
 from fulfillment.runtime.clients import master_options, sentinel_options
 
 
@@ -36,7 +44,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     queues = [Queue(name, exchange, routing_key=name) for name in ALL_QUEUES]
     routes = {name: {"queue": name, "routing_key": name} for name in PROVISION_TASKS.values()}
     routes[REPORT] = {"queue": REPORT, "routing_key": REPORT}
-    routes[RECONCILE] = {"queue": RECONCILE, "routing_key": RECONCILE}
+    for name in (RECONCILE, USAGE_TICK, USAGE_POST):
+        routes[name] = {"queue": name, "routing_key": name}
+    routes[DOCTOR] = {"queue": RECONCILE, "routing_key": RECONCILE}
     socket_timeout = settings.redis_socket_timeout_seconds
     # Each tick puts back the messages of the workers the heartbeat found gone (a memory
     # check when none is); every `scan_every`-th tick, kombu's visibility-timeout scan
@@ -93,16 +103,39 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "worker_max_tasks_per_child": 10_000,
-        "beat_schedule": {
-            "reconcile": {
-                "task": RECONCILE,
-                "schedule": settings.reconcile_interval_seconds,
-                "options": {"queue": RECONCILE, "expires": settings.reconcile_interval_seconds},
-            }
-        },
+        "beat_schedule": beat_schedule(settings),
         "timezone": "UTC",
         "enable_utc": True,
     }
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """What beat starts: reconciliation every ``RECONCILE_INTERVAL_SECONDS``; the doctor's
+    checks every ``DOCTOR_INTERVAL_SECONDS`` unless 0 (on the reconcile queue; a run that
+    waited past its interval expires rather than pile up); and with ``USAGE_REPORTING`` the
+    usage tick (the daily run is due from ``USAGE_RUN_AT``; each tick also resumes and
+    checks it)."""
+    schedule: dict[str, Any] = {
+        "reconcile": {
+            "task": RECONCILE,
+            "schedule": settings.reconcile_interval_seconds,
+            "options": {"queue": RECONCILE, "expires": settings.reconcile_interval_seconds},
+        }
+    }
+    if settings.doctor_interval_seconds:
+        schedule["doctor"] = {
+            "task": DOCTOR,
+            "schedule": settings.doctor_interval_seconds,
+            "options": {"queue": RECONCILE, "expires": settings.doctor_interval_seconds},
+        }
+    if settings.usage_reporting:
+        every = settings.usage_check_interval_seconds
+        schedule["usage"] = {
+            "task": USAGE_TICK,
+            "schedule": every,
+            "options": {"queue": USAGE_TICK, "expires": every},
+        }
+    return schedule
 
 
 def broker_settings(settings: Settings, transport_options: dict[str, Any]) -> dict[str, Any]:

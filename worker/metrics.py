@@ -16,11 +16,14 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
+from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.ledger import Ledger
 from fulfillment.names import ALL_QUEUES
 from fulfillment.runtime import multiprocess
 from fulfillment.runtime.clients import RedisUse, redis_client
 from fulfillment.runtime.exporter import GeventServer, ThreadServer, serve
+from fulfillment.usage.metrics import UsageCollector
+from fulfillment.usage.store import UsageStore
 from fulfillment.views.ledger_metrics import LedgerCollector
 
 
@@ -78,8 +81,11 @@ def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:
     if not settings.beat_metrics_port:
         return None
     registry = CollectorRegistry()
-    ledger = Ledger(redis_client(settings, RedisUse.RECEIVER))
+    client = redis_client(settings, RedisUse.RECEIVER)
+    ledger = Ledger(client)
     registry.register(LedgerCollector(ledger, ALL_QUEUES, settings.reconcile_interval_seconds))
+    registry.register(UsageCollector(UsageStore(client)))
+    registry.register(DoctorCollector(ledger, settings.doctor_interval_seconds))
     return serve(
         registry,
         settings.metrics_host,

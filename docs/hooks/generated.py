@@ -5,6 +5,8 @@ A page asks for a generated part with a marker on a line of its own:
 
 * ``<!-- generated: settings -->``: every field of :class:`config.settings.Settings`, as a
   table of its environment variable, type, default and description;
+* ``<!-- generated: usage-settings -->``: the same table, of the usage settings only
+  (their names have ``usage`` in them);
 * ``<!-- generated: task-names -->``: every task and its queue (:mod:`fulfillment.names`);
 * ``<!-- generated: ledger-states -->`` and ``<!-- generated: ledger-keys -->``: the state
   diagram of :mod:`fulfillment.ledger.states` and the key table of
@@ -21,6 +23,7 @@ import re
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -62,10 +65,13 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 # -- settings -------------------------------------------------------------------------------
 
 
-def settings_table() -> str:
-    """Every setting: variable, type, default and description, in the model's order."""
+def settings_table(only: Callable[[str], bool] = lambda name: True) -> str:
+    """Every setting (or those whose name ``only`` keeps): variable, type, default and
+    description, in the model's order."""
     rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
     for name, field in Settings.model_fields.items():
+        if not only(name):
+            continue
         cells = [f"`{name.upper()}`", type_name(field.annotation), default(field)]
         cells.append(field.description or "")
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
@@ -88,7 +94,8 @@ def type_name(annotation: Any) -> str:
             return "`name:hash` entries, comma-separated"
         if typing.get_origin(item) is tuple:
             return "`host:port` entries, comma-separated"
-    simple = {str: "text", int: "integer", float: "number", bool: "boolean", SecretStr: "secret"}
+    simple = {str: "text", int: "integer", float: "number", bool: "boolean", SecretStr: "secret",
+              Path: "file path"}  # fmt: skip
     if annotation in simple:
         return simple[annotation]
     raise TypeError(f"no name for the setting type {annotation!r}: add one to docs/hooks")
@@ -117,6 +124,13 @@ def task_table() -> str:
         rows.append(f"| `{name}` | `{name}` | provision a {kind.value} order, then report it |")
     rows.append(f"| `{names.REPORT}` | `{names.REPORT}` | post the results a finished order owes |")
     rows.append(f"| `{names.RECONCILE}` | `{names.RECONCILE}` | one reconciliation (celery beat) |")
+    tick, post = names.USAGE_TICK, names.USAGE_POST
+    rows.append(f"| `{tick}` | `{tick}` | plan, resume or check the day's usage run (beat) |")
+    rows.append(f"| `{post}` | `{post}` | post a chunk of a day's usage jobs to Pax8 |")
+    rows.append(
+        f"| `{names.DOCTOR}` | `{names.RECONCILE}` | `fulfill doctor`'s checks, stored for the "
+        "metrics and the console (celery beat, every `DOCTOR_INTERVAL_SECONDS`) |"
+    )
     return "\n".join(rows)
 
 
@@ -132,6 +146,7 @@ def literal_block(module: types.ModuleType) -> str:
 
 PARTS: dict[str, Callable[[], str]] = {
     "settings": settings_table,
+    "usage-settings": lambda: settings_table(lambda name: "usage" in name),
     "task-names": task_table,
     "ledger-states": lambda: literal_block(states),
     "ledger-keys": lambda: literal_block(keys),

@@ -103,8 +103,9 @@ def parse_pax8(body: bytes) -> tuple[Notice, ProvisionNotification]:
         request_type = RequestType(kind)
     except ValueError:
         known = ", ".join(t.value for t in RequestType)
+        # The value itself is never echoed (an answer, a log line: it is outside input).
         raise InvalidNotification(
-            "provisionRequest.type", f"{repr(kind)[:60]} is not a known request type ({known})"
+            "provisionRequest.type", f"not a known request type ({known})"
         ) from None
     try:
         parsed = ProvisionNotification.model_validate(data)

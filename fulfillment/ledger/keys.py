@@ -30,8 +30,29 @@ id pattern, so no outside value shapes a key::
     ff:broker:holders                hash    delivery tag → "<worker id> <scope>:<id>": who holds
                                              each message of kombu's unacked hash, and for
                                              which order
-    ff:liveness:scan                 string  present for one heartbeat interval after a worker
-                                             looked for lost messages (one look per interval)
+    ff:liveness:scan                 string  present for half WORKER_LOST_AFTER_SECONDS after a
+                                             worker looked for lost messages (one look then)
+    ff:doctor:last                   string  the last scheduled fulfill doctor run's report
+                                             (JSON; fulfillment.doctor.store)
+
+    Usage reporting (fulfillment.usage; its store writes them through fulfillment/usage/lua/;
+    <sub> is <scope>:<id>, a job <scope>:<id>:<period>, a period yyyy-MM):
+
+    ff:usage:sub:<sub>                 hash    one subscription (fulfillment.usage.models)
+    ff:usage:subs                      zset    <sub> by when it became active
+    ff:usage:day:<yyyy-mm-dd>          hash    one day's run: counts, state, its clock
+    ff:usage:day:<day>:pending         set     the run's jobs not finished yet
+    ff:usage:job:<day>:<job>           hash    one job's claim, attempts and progress
+    ff:usage:days                      zset    every run's day by when it was planned
+    ff:usage:period:<sub>:<period>     hash    a subscription's period: last post, closed
+    ff:usage:closed:<period>           set     <sub> whose closing totals Pax8 has
+    ff:usage:posts:<sub>:<period>      list    every post: the lines sent and Pax8's answer
+    ff:usage:recent                    list    the latest posts of every subscription
+    ff:usage:stats                     hash    running totals (posts, lines, 429s, jobs)
+    ff:usage:ratelimit                 string  the shared limiter's state (GCRA)
+    ff:usage:lock:run                  string  the run lock (one planner at a time)
+    ff:usage:alerted:<period>:<scope>  string  the overdue alert went to Sentry
+    ff:usage:overdue                   hash    what the latest overdue check found
 
 The broker's keys are kombu's: a list per queue, named after it (:mod:`fulfillment.names`),
 and :data:`BROKER_UNACKED` with its index :data:`BROKER_UNACKED_INDEX`, which the worker's
@@ -39,14 +60,15 @@ transport (``worker/broker.py``) writes together with ``ff:broker:holders`` thro
 delivery scripts. The ``example`` vendor keeps its own data under its own names
 (``vendors/example.py``): it plays a vendor, not this project. Lua scripts never build a key:
 each gets all of its keys in ``KEYS``, in the order :meth:`Keys.record_script_keys` gives
-for the record scripts (``lua/common.lua``).
+for the record scripts (``lua/common.lua``). A subscription's or a job's name
+(:func:`usage_member`, :func:`usage_job`) is built from checked ids too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fulfillment.ledger.refs import Ref, check_id
+from fulfillment.ledger.refs import Ref, Scope, check_id
 from fulfillment.ledger.states import STATES, State
 
 BROKER_UNACKED = "unacked"
@@ -166,8 +188,15 @@ class Keys:
 
     @property
     def liveness_scan(self) -> str:
-        """Present for one heartbeat interval after a worker looked for lost messages."""
+        """Present for half the lost-after time after a worker looked for lost messages."""
         return f"{self.prefix}liveness:scan"
+
+    # -- the doctor ----------------------------------------------------------------------
+
+    @property
+    def doctor_last(self) -> str:
+        """The last scheduled ``fulfill doctor`` run's report (JSON)."""
+        return f"{self.prefix}doctor:last"
 
     # -- replication -----------------------------------------------------------------------
 
@@ -175,3 +204,99 @@ class Keys:
     def durable_writes(self) -> str:
         """The counter a durable transition increments before its ``WAIT``."""
         return f"{self.prefix}durable-writes"
+
+
+@dataclass(frozen=True)
+class UsageKeys:
+    """Usage reporting's key names under one ``prefix`` (``fulfillment/usage/store.py``
+    writes them, only through its scripts in ``fulfillment/usage/lua/``)."""
+
+    prefix: str = "ff:"
+
+    @property
+    def base(self) -> str:
+        """Every usage key starts with this."""
+        return f"{self.prefix}usage:"
+
+    def subscription(self, member: str) -> str:
+        """The hash of one subscription (``member``: :func:`usage_member`)."""
+        return f"{self.base}sub:{member}"
+
+    @property
+    def subscriptions(self) -> str:
+        """Every subscription by when it became active."""
+        return f"{self.base}subs"
+
+    def day(self, day: str) -> str:
+        """One day's run."""
+        return f"{self.base}day:{day}"
+
+    def pending(self, day: str) -> str:
+        """The jobs of a day's run not finished yet."""
+        return f"{self.base}day:{day}:pending"
+
+    def job(self, day: str, job: str) -> str:
+        """One job of a day's run."""
+        return f"{self.base}job:{day}:{job}"
+
+    @property
+    def days(self) -> str:
+        """Every run by when it was planned."""
+        return f"{self.base}days"
+
+    def period(self, member: str, period: str) -> str:
+        """A subscription's state in one billing period."""
+        return f"{self.base}period:{member}:{period}"
+
+    def closed(self, period: str) -> str:
+        """The subscriptions whose closing totals of ``period`` Pax8 has."""
+        return f"{self.base}closed:{period}"
+
+    def posts(self, member: str, period: str) -> str:
+        """Every post of a subscription's period."""
+        return f"{self.base}posts:{member}:{period}"
+
+    @property
+    def recent(self) -> str:
+        """The latest posts of every subscription."""
+        return f"{self.base}recent"
+
+    @property
+    def stats(self) -> str:
+        """Running totals."""
+        return f"{self.base}stats"
+
+    @property
+    def ratelimit(self) -> str:
+        """The shared limiter's state."""
+        return f"{self.base}ratelimit"
+
+    @property
+    def run_lock(self) -> str:
+        """The run lock."""
+        return f"{self.base}lock:run"
+
+    @property
+    def overdue(self) -> str:
+        """What the latest check found overdue, per scope."""
+        return f"{self.base}overdue"
+
+    def alerted(self, period: str, scope: Scope) -> str:
+        """Set once the overdue alert of ``period`` in ``scope`` went to Sentry."""
+        return f"{self.base}alerted:{period}:{scope}"
+
+
+def usage_member(scope: Scope, subscription_id: str) -> str:
+    """A subscription's name in the usage sets and keys: ``<scope>:<id>`` (id checked)."""
+    return f"{scope}:{check_id(subscription_id, 'subscriptionId')}"
+
+
+def usage_job(member: str, period: str) -> str:
+    """A usage job's name: ``<scope>:<id>:<period>``."""
+    return f"{member}:{period}"
+
+
+def split_usage_job(job: str) -> tuple[Scope, str, str]:
+    """(scope, subscription id, period) of a usage job's name; ValueError when malformed."""
+    scope, subscription_id, period = job.split(":")
+    return Scope(scope), check_id(subscription_id, "subscriptionId"), period

@@ -26,7 +26,9 @@ from config.scrub import mask_url
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from pax8.auth import Credentials
     from pax8.client import Pax8Client
+    from pax8.usage import UsageClient
 
 
 class NotReplicated(Exception):
@@ -171,11 +173,10 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def pax8_client(settings: Settings) -> Pax8Client:
-    """A Pax8 client with whichever credential sets are configured."""
+def _credentials(settings: Settings) -> tuple[Credentials | None, Credentials | None]:
+    """The production and simulation credential sets that are configured."""
     # Imported here: the receiver builds no Pax8 client and need not load httpx.
     from pax8.auth import Credentials
-    from pax8.client import Pax8Client
 
     production = simulation = None
     if settings.pax8_client_id and settings.pax8_client_secret:
@@ -187,6 +188,14 @@ def pax8_client(settings: Settings) -> Pax8Client:
             settings.pax8_simulation_client_id,
             settings.pax8_simulation_client_secret.get_secret_value(),
         )
+    return production, simulation
+
+
+def pax8_client(settings: Settings) -> Pax8Client:
+    """A Pax8 client with whichever credential sets are configured."""
+    from pax8.client import Pax8Client
+
+    production, simulation = _credentials(settings)
     return Pax8Client(
         settings.pax8_api_url,
         settings.pax8_token_url,
@@ -194,4 +203,20 @@ def pax8_client(settings: Settings) -> Pax8Client:
         simulation=simulation,
         timeout=settings.pax8_timeout_seconds,
         page_size=settings.reconcile_page_size,
+    )
+
+
+def usage_client(settings: Settings) -> UsageClient:
+    """A Usage API client (tokens of the audience ``api://usage``) with the same credential
+    sets; no retries inside it: the usage run retries with its own budget."""
+    from pax8.usage import UsageClient
+
+    production, simulation = _credentials(settings)
+    return UsageClient(
+        settings.usage_api_url,
+        settings.pax8_token_url,
+        production=production,
+        simulation=simulation,
+        timeout=settings.pax8_timeout_seconds,
+        retries=0,
     )

@@ -36,8 +36,14 @@ WEBHOOK_DURATION = Histogram(
 VENDOR_CALLS = Counter(
     "fulfillment_vendor_calls_total",
     "Calls to the vendor adapter, by request type and outcome "
-    "(success, refused, transient, error).",
+    "(success, refused, transient, misconfigured, error).",
     ["type", "outcome"],
+)
+VENDOR_MISCONFIGURED = Counter(
+    "fulfillment_vendor_misconfigured_total",
+    "Vendor answers that say the deployment is wrong and hold the order, by problem "
+    "(redirect, credential, url, protocol, too-large: vendors/answers.py).",
+    ["problem"],
 )
 VENDOR_DURATION = Histogram(
     "fulfillment_vendor_call_duration_seconds",
@@ -64,4 +70,5 @@ DEAD_ORDERS = Counter(
 
 # Label values, spelled once.
 SUCCESS, REFUSED, TRANSIENT, ERROR = "success", "refused", "transient", "error"
+MISCONFIGURED = "misconfigured"
 PROVISION, REPORT = "provision", "report"

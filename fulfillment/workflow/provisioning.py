@@ -9,7 +9,8 @@ away in the same task (one task per order when all goes well). The adapter's ans
   (a :class:`~vendors.errors.VendorContractError` also raises an alert: it is a bug)
 * :class:`~vendors.errors.TransientVendorError` (or a ``transient`` exception such as the
   task's soft time limit) → back to ``queued`` and a retry with backoff, until the budget
-  is spent → ``dead``
+  is spent → ``dead`` (a :class:`~vendors.errors.VendorMisconfigured` the same way, counted
+  by its problem and alerted the first time an order meets it: the fix is an operator's)
 * any other exception (a bug in the adapter) → ``dead`` at once, nothing reported
 
 The claim records until when the call it starts may still be running (the adapter's
@@ -40,6 +41,7 @@ from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import Changed, Claimed, State
 from fulfillment.names import REPORT
 from fulfillment.runtime import metrics
+from fulfillment.usage.registry import note_provisioned
 from fulfillment.workflow.orders import order_from_record
 from fulfillment.workflow.outcomes import Next, Outcome
 from fulfillment.workflow.reporting import report
@@ -49,6 +51,7 @@ from vendors.errors import (
     PermanentVendorError,
     TransientVendorError,
     VendorContractError,
+    VendorMisconfigured,
     VendorNoAnswer,
 )
 
@@ -147,8 +150,11 @@ def provision(
             Next.REPORT, exc.message, state=State.FAILED, error=exc if bug else None, alert=bug
         )
     except retryable as exc:
-        call.done(metrics.TRANSIENT)
         message = str(exc) or type(exc).__name__
+        misconfigured = isinstance(exc, VendorMisconfigured)
+        call.done(metrics.MISCONFIGURED if misconfigured else metrics.TRANSIENT)
+        if isinstance(exc, VendorMisconfigured):
+            metrics.VENDOR_MISCONFIGURED.labels(exc.problem).inc()
         # Only an answer ends the call; after anything else it may still be running at the
         # vendor, and the retry must not reach it before the call's deadline.
         answered = isinstance(exc, TransientVendorError) and not isinstance(exc, VendorNoAnswer)
@@ -172,12 +178,15 @@ def provision(
         log_state(
             State.QUEUED,
             record,
-            event="retry",
+            event="vendor-misconfigured" if misconfigured else "retry",
             level=logging.WARNING,
             error=message,
             retry=record.retries + 1,
             countdown=round(delay, 2),
         )
+        if misconfigured and record.error != message:
+            # Sentry hears of it once per order and problem, not on every retry.
+            return dataclasses.replace(Outcome.retry(delay, message, exc), alert=True)
         return Outcome.retry(delay, message)
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not loop or report Fail
         call.done(metrics.ERROR)
@@ -190,6 +199,8 @@ def provision(
         return Outcome.dead(reason, exc)
 
     call.done(metrics.SUCCESS)
+    # Before the outcome is stored: a crash in between repeats both on redelivery.
+    note_provisioned(services, order, result)
     change = ledger.finish(
         ref, detail_id, token, ResultStatus.SUCCESS, external_ids, result.metadata
     )

@@ -290,11 +290,11 @@ class SandboxHandle:
 
     def reset_calls(self) -> None:
         """Zero the call counters."""
-        self._call("POST", "/calls/reset")
+        self._call("POST", "/calls/reset", json={})
 
     def expire_tokens(self) -> int:
         """Invalidate every token issued so far; how many there were."""
-        return int(self._call("POST", "/tokens/expire")["expired"])
+        return int(self._call("POST", "/tokens/expire", json={})["expired"])
 
     def faults(self) -> list[dict[str, Any]]:
         """The fault rules with their ``remaining`` and ``fired`` counts."""
@@ -310,7 +310,7 @@ class SandboxHandle:
 
     def clear_faults(self) -> None:
         """Remove every fault rule."""
-        self._call("DELETE", "/faults")
+        self._call("DELETE", "/faults", json={})
 
     def wait_for_attempts(
         self,

@@ -26,6 +26,7 @@ from pax8.auth import Credentials
 from pax8.client import Pax8Client
 from sandbox.app import close_app
 from sandbox.app import create_app as create_sandbox
+from sandbox.config import SandboxConfig
 from tests.support.publisher import RecordingPublisher
 from vendors.loader import Adapters
 
@@ -112,7 +113,8 @@ class Pax8World:
 
 @pytest.fixture
 def pax8() -> Iterator[Pax8World]:
-    app = create_sandbox()
+    # Reached by name through the WSGI transport: a name it must be told (DNS rebinding).
+    app = create_sandbox(SandboxConfig(allowed_hosts="pax8.test"))
     client = Pax8Client(
         f"{PAX8}/v2",
         f"{PAX8}/v1/token",

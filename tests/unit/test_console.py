@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -19,6 +20,9 @@ from werkzeug.security import generate_password_hash
 
 from config.settings import ConfigError
 from console.app import create_console
+from fulfillment.doctor import store as doctor_store
+from fulfillment.doctor.result import Check, Report, Status
+from fulfillment.doctor.run import NAMES
 from fulfillment.intake.accept import accept
 from fulfillment.intake.notifications import parse_pax8
 from fulfillment.ledger.refs import Ref, Scope
@@ -74,7 +78,8 @@ def csrf(client: FlaskClient, path: str) -> str:
 
 @pytest.fixture
 def services(make_services: ServicesFactory) -> Services:
-    return make_services()
+    # Without users: anonymous loopback, asked for by name (as fulfill dev does).
+    return make_services(console_anonymous=True)
 
 
 @pytest.fixture
@@ -215,13 +220,36 @@ def test_the_webhooks_page_shows_configurations_and_live_credentials_masked(
     assert provisioner.id is not None
     created = pax8.client.create_webhook(provisioner.id, "https://fulfil.example.com/webhooks/pax8")
     credential = created.shared_secret.credential
-    services = make_services(pax8_webhook_secrets=f"{credential},old-secret-nobody-has")
+    services = make_services(
+        pax8_webhook_secrets=f"{credential},old-secret-nobody-has", console_anonymous=True
+    )
     page = console_client(services).get("/webhooks").get_data(as_text=True)
     assert credential not in page and "old-secret-nobody-has" not in page
     assert f"********{credential[-4:]}" in page
     assert "https://fulfil.example.com/webhooks/pax8" in page
     assert "no configuration at Pax8 carries it: it can go" in page
     assert f'live (configuration <span class="id">{created.id}</span>)' in page
+
+
+def test_the_doctor_page_shows_the_last_run_escaped_and_checks_now_with_the_token(
+    services: Services, client: FlaskClient
+) -> None:
+    assert "No doctor run stored yet" in client.get("/doctor").get_data(as_text=True)
+    row = Check("vendor", "vendor", Status.FAIL, HOSTILE, "fix " + HOSTILE)
+    doctor_store.save(services.ledger, Report((row,), time.time(), "9.9"))
+    page = client.get("/doctor").get_data(as_text=True)
+    assert "<script>" not in page and "<img src=x" not in page
+    assert page.count("&lt;script&gt;alert(") == 2  # the detail and the fix
+    assert "Last run: fail" in page and "0 ok, 0 warn, 1 fail" in page
+    token = csrf(client, "/doctor")
+    assert client.post("/doctor", data={}).status_code == 400
+    page = client.post("/doctor", data={"csrf_token": token}).get_data(as_text=True)
+    assert "This run:" in page
+    stored = doctor_store.load(services.ledger)
+    assert stored is not None and [c.name for c in stored.checks] == list(NAMES)
+    for check in stored.checks:
+        assert f"<td>{html.escape(check.title)}</td>" in page
+    assert PROD_SECRET not in page
 
 
 def test_without_users_only_loopback_hosts_are_answered(services: Services) -> None:
@@ -250,15 +278,139 @@ def test_with_users_every_request_needs_basic_auth(make_services: ServicesFactor
 def test_the_console_refuses_to_listen_beyond_loopback_without_users(
     make_services: ServicesFactory,
 ) -> None:
-    services = make_services(console_host="0.0.0.0")
+    services = make_services(console_host="0.0.0.0", console_anonymous=True)
     with pytest.raises(ConfigError) as refused:
         services.settings.require("console")
     assert refused.value.variable == "CONSOLE_USERS"
-    make_services(console_host="127.0.0.1").settings.require("console")
+    make_services(console_host="127.0.0.1", console_anonymous=True).settings.require("console")
+
+
+def test_without_users_anonymous_loopback_must_be_asked_for_by_name(
+    make_services: ServicesFactory,
+) -> None:
+    # A reverse proxy on this host that forwards Host: 127.0.0.1:8090 looks exactly like a
+    # local browser: so no users means no console, unless CONSOLE_ANONYMOUS says otherwise.
+    bare = make_services()
+    with pytest.raises(ConfigError) as refused:
+        bare.settings.require("console")
+    assert refused.value.variable == "CONSOLE_USERS" and "CONSOLE_ANONYMOUS" in str(refused.value)
+    proxied = console_client(bare).get("/orders", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 403  # a console built anyway lets nobody in
+    assert console_client(bare).get("/orders").status_code == 403
+    behind = make_services(console_anonymous=True, console_proxies=1)
+    with pytest.raises(ConfigError, match="CONSOLE_PROXIES"):
+        behind.settings.require("console")
+    entry = f"ops:{generate_password_hash('correct horse battery')}"
+    both = make_services(console_anonymous=True, console_users=entry)
+    with pytest.raises(ConfigError, match="CONSOLE_ANONYMOUS"):
+        both.settings.require("console")
+
+
+def test_a_lone_surrogate_from_a_webhook_is_shown_escaped_not_a_500(
+    services: Services, client: FlaskClient
+) -> None:
+    # Valid JSON, accepted by the receiver: "\ud800" decodes to a lone surrogate, which
+    # UTF-8 cannot carry.
+    raw = json.dumps(notification(companyName="\ud800Acme", details={"note": "x\udfff"})).encode()
+    assert b"\\ud800" in raw
+    notice, _ = parse_pax8(raw)
+    accept(services.ledger, services.publisher, notice)
+    services.ledger.mark_dead(notice.ref, "adapter error")
+    for path in (f"/orders/pax8/{notice.ref.id}", "/orders", "/attention"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+    page = client.get(f"/orders/pax8/{notice.ref.id}").get_data(as_text=True)
+    assert "\\ud800Acme" in page and "x\\udfff" in page
+    token = csrf(client, f"/orders/pax8/{notice.ref.id}")
+    replayed = client.post(
+        f"/orders/pax8/{notice.ref.id}/replay", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert replayed.status_code == 200 and "enqueued it again" in replayed.get_data(as_text=True)
+
+
+def _users(make_services: ServicesFactory, **settings: Any) -> Services:
+    entry = f"ops:{generate_password_hash('correct horse battery')}"
+    return make_services(console_users=entry, **settings)
+
+
+def browsers(services: Services, *addresses: str) -> list[FlaskClient]:
+    """Clients of one console (one process), each from its own address."""
+    app = create_console(services.settings, services)
+    app.test_client_class = HostClient
+    found = []
+    for address in addresses:
+        client = app.test_client()
+        assert isinstance(client, HostClient)
+        client.base_url = "http://console.internal:8090"
+        client.environ_base["REMOTE_ADDR"] = address
+        found.append(client)
+    return found
+
+
+def test_failed_sign_ins_are_logged_and_throttled_per_user_and_per_client(
+    make_services: ServicesFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    services = _users(make_services)
+    guesser, operator, fresh, spray = browsers(
+        services, "198.51.100.7", "192.0.2.10", "203.0.113.1", "198.51.100.99"
+    )
+    right = ("ops", "correct horse battery")
+    assert operator.get("/orders", auth=right).status_code == 200  # signed in before
+    caplog.set_level("WARNING", logger="console")
+    # Five wrong passwords for one name: each answered 401 and logged, without the password.
+    for attempt in range(5):
+        wrong = guesser.get("/orders", auth=("ops", f"guess-{attempt}-Zq9"))
+        assert wrong.status_code == 401
+    failures = [r.getMessage() for r in caplog.records if "sign-in failed" in r.getMessage()]
+    assert failures == ["console: sign-in failed for user ops from 198.51.100.7"] * 5
+    assert not [r for r in caplog.records if "Zq9" in r.getMessage()]
+    # The name is locked now, even with its password, from anywhere; no hash is computed.
+    locked = guesser.get("/orders", auth=right)
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 800
+    assert fresh.get("/orders", auth=right).status_code == 429
+    # The operator's browser, whose credential was verified minutes ago, goes on.
+    assert operator.get("/orders", auth=right).status_code == 200
+    # Per client: ten failures over many names lock the client, for every name.
+    for index in range(10):
+        assert spray.get("/orders", auth=(f"user{index}", "x")).status_code == 401
+    assert spray.get("/orders", auth=("someone-else", "x")).status_code == 429
+    # A password typed into the name field is not logged as a name.
+    caplog.clear()
+    assert fresh.get("/orders", auth=("hunter2 !secret", "x")).status_code == 401
+    (line,) = [r.getMessage() for r in caplog.records if "sign-in failed" in r.getMessage()]
+    assert "hunter2" not in line and "(not a user name, 15 characters)" in line
+    # A name with control characters cannot forge a line.
+    caplog.clear()
+    fresh.get("/orders", auth=("ops\nFAKE", "x"))
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+
+
+def test_the_session_cookie_is_secure_over_tls_or_behind_a_trusted_tls_proxy(
+    make_services: ServicesFactory,
+) -> None:
+    right = ("ops", "correct horse battery")
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "192.0.2.44"}
+
+    def cookie(services: Services, base: str, headers: dict[str, str]) -> str:
+        client = console_client(services, base)
+        response = client.get("/reconcile", auth=right, headers=headers)
+        assert response.status_code == 200
+        (set_cookie,) = response.headers.getlist("Set-Cookie")
+        return set_cookie
+
+    direct = _users(make_services)
+    assert "Secure" not in cookie(direct, "http://console.internal:8090", {})
+    assert "Secure" in cookie(direct, "https://console.internal:8090", {})
+    # Without CONSOLE_PROXIES a forwarded header is anybody's word: not trusted.
+    assert "Secure" not in cookie(direct, "http://console.internal:8090", https)
+    proxied = _users(make_services, console_proxies=1)
+    assert "Secure" in cookie(proxied, "http://console.internal:8090", https)
+    assert "Secure" not in cookie(proxied, "http://console.internal:8090", {})
+    assert "HttpOnly" in cookie(proxied, "http://console.internal:8090", https)
 
 
 def test_a_redis_outage_is_a_503_page_without_details() -> None:
-    settings = make_settings("redis://:hunter2-hunter2@127.0.0.1:1/0")
+    settings = make_settings("redis://:hunter2-hunter2@127.0.0.1:1/0", console_anonymous=True)
     services = Services(settings, use=RedisUse.CLI, publisher=RecordingPublisher())
     response = console_client(services).get("/orders")
     assert response.status_code == 503

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +27,9 @@ from fulfillment.ledger.refs import Ref, Scope
 from fulfillment.ledger.scripts import LUA
 from fulfillment.ledger.states import State
 from fulfillment.runtime.clients import RedisUse
+from fulfillment.usage.store import LUA as USAGE_LUA
 from receiver.app import create_app
+from tests.support.cloudblue import payload as cloudblue_payload
 from tests.support.procs import ROOT
 from tests.support.stack import notification
 from tests.unit.conftest import PROD_SECRET, make_settings
@@ -78,7 +84,9 @@ def test_the_lua_prelude_lists_the_states_in_the_enum_order() -> None:
 
 
 def test_every_script_passes_its_keys_in_KEYS() -> None:
-    for path in LUA.glob("*.lua"):
+    scripts = [*LUA.glob("*.lua"), *USAGE_LUA.glob("*.lua")]
+    assert len(scripts) > len(list(LUA.glob("*.lua")))  # the usage store's are checked too
+    for path in scripts:
         source = path.read_text()
         # A key is never built inside Lua from a prefix and an id.
         assert "ARGV[1] .." not in source and "P .. " not in source, path.name
@@ -152,3 +160,66 @@ def test_the_worker_app_is_the_only_one_with_tasks_and_hooks() -> None:
     ]
     assert statements == ["app = create_celery(load_settings(), hooks=True)"], statements
     assert not (ROOT / "tasks" / "context.py").exists()
+
+
+RECEIVER_PROBE = """
+import json, sys
+from receiver.wsgi import app
+pax8_body, cloudblue_body = sys.argv[1].encode(), sys.argv[2].encode()
+CALLERS = {"pax8.client", "pax8.auth", "vendors.http", "vendors.example", "vendors.loader",
+           "vendors.deadline", "vendors.conformance", "sentry_sdk"}
+client = app.test_client()
+secret = {"pax8ApiTokenV1": "unit-production-secret-1"}
+cloudblue = {"X-Fulfillment-Token": "unit-cloudblue-secret-1"}
+codes = [
+    client.post("/webhooks/pax8", data=pax8_body, headers=secret).status_code,
+    client.post("/webhooks/pax8", data=pax8_body, headers=secret).status_code,
+    client.post("/webhooks/pax8", data=b"{", headers=secret).status_code,
+    client.post("/webhooks/pax8", data=pax8_body).status_code,
+    client.post("/webhooks/cloudblue/create", data=cloudblue_body).status_code,
+    client.post("/webhooks/cloudblue/create", data=cloudblue_body, headers=cloudblue).status_code,
+    client.get("/healthz").status_code,
+    client.get("/readyz").status_code,
+]
+services = app.extensions["fulfillment"].services
+print(json.dumps({
+    "codes": codes,
+    "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("httpx", "httpcore")
+                      or m in CALLERS),
+    "pax8_built": services._pax8 is not None,
+    "adapters_built": services._adapters is not None,
+}))
+"""
+
+
+def test_the_receiver_never_builds_a_pax8_client_or_an_adapter(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The public process holds no way to call Pax8 or the vendor: serving every kind of
+    webhook, a CloudBlue call and the health routes, it never imports the Pax8 client, httpx
+    or any adapter (so least privilege in compose is no promise the code could break)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": redis_url,
+        "PAX8_WEBHOOK_SECRETS": "unit-production-secret-1",
+        "CLOUDBLUE_WEBHOOK_SECRETS": "unit-cloudblue-secret-1",
+        "CLOUDBLUE_RESPONSE_TIMEOUT_SECONDS": "0.3",
+        # Given anyway: the receiver must not use them.
+        "PAX8_CLIENT_ID": "client",
+        "PAX8_CLIENT_SECRET": "unit-client-secret-1",
+        "WEB_METRICS_PORT": "0",
+    }
+    bodies = [json.dumps(notification()), json.dumps(cloudblue_payload("creation"))]
+    done = subprocess.run(
+        [sys.executable, "-c", RECEIVER_PROBE, *bodies],
+        env=env,
+        cwd=tmp_path,  # no .env file
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["codes"] == [202, 202, 400, 401, 401, 503, 200, 200], seen
+    assert seen["modules"] == [] and not seen["pax8_built"] and not seen["adapters_built"]

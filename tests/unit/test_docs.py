@@ -71,6 +71,14 @@ def test_the_configuration_table_lists_every_setting_with_its_default() -> None:
     assert "| none |" in rows["PAX8_CLIENT_SECRET"]
 
 
+def test_the_usage_page_lists_the_usage_settings_and_only_those() -> None:
+    table = hooks().PARTS["usage-settings"]()
+    rows = {line.split(" | ")[0].strip("| `") for line in table.splitlines()[2:]}
+    assert {"USAGE_REPORTING", "PAX8_USAGE_API_URL", "VENDOR_HTTP_USAGE_URL"} <= rows
+    assert rows == {name.upper() for name in Settings.model_fields if "usage" in name}
+    assert "<!-- generated: usage-settings -->" in (DOCS / "usage.md").read_text()
+
+
 def test_every_cited_section_exists() -> None:
     cited: dict[tuple[str, str], list[str]] = {}
     for path in tracked_text_files():

@@ -31,6 +31,7 @@ from vendors.errors import (
     PermanentVendorError,
     TransientVendorError,
     VendorContractError,
+    VendorMisconfigured,
     VendorNoAnswer,
 )
 from vendors.loader import Adapters
@@ -265,6 +266,26 @@ def test_a_key_reused_with_another_body_is_a_fail_and_an_alert(
     assert outcome.alert and outcome.error is bug  # the task sends it to Sentry
     (result,) = pax8.results(request_id)
     assert result["status"] == "Fail" and result["errorMessage"] == bug.message
+
+
+def test_a_misconfigured_vendor_holds_the_order_alerts_once_then_it_goes_through(
+    make_services: ServicesFactory, pax8: Pax8World
+) -> None:
+    moved = VendorMisconfigured("redirect to https://new.test/: set VENDOR_HTTP_URL", "redirect")
+    services = scripted(make_services, moved, moved, provision_max_retries=5)
+    request_id, detail_id, _ = order_at_pax8(pax8, services)
+    ref = Ref(Scope.PAX8, request_id)
+
+    first = fulfil(services, ref, detail_id, "task-1")
+    assert first.next is Next.RETRY and first.alert and first.error is moved
+    record = services.ledger.get(request_id)
+    assert record is not None and record.state is State.QUEUED and record.error == moved.message
+    again = fulfil(services, ref, detail_id, "task-1")
+    assert again.next is Next.RETRY and not again.alert  # the same problem: no second alert
+    assert pax8.results(request_id) == []  # held: neither Success nor Fail
+    fixed = fulfil(services, ref, detail_id, "task-1")  # the fix is in: the vendor answers
+    assert fixed.next is Next.DONE and fixed.state is State.REPORTED
+    assert [r["status"] for r in pax8.results(request_id)] == ["Success"]
 
 
 def test_a_report_refused_while_the_attempt_is_issued_is_retried_then_posted(

@@ -211,3 +211,62 @@ def test_unknown_paths_and_methods_are_json_errors(client: FlaskClient) -> None:
     missing = client.get("/nope")
     assert missing.status_code == 404 and missing.json["status"] == 404
     assert client.get("/webhooks/pax8").status_code == 405
+
+
+# -- what an answer may carry: no outside value, nosniff; every webhook route counted --------
+
+EVIL = "EVIL-\u202e<b>x</b>\x1b[31m"
+
+
+def test_a_400_never_echoes_a_value_it_refused(client: FlaskClient) -> None:
+    tried = 0
+    for field, change in [
+        ("provisionRequest.type", lambda n: n["provisionRequest"].update(type=EVIL)),
+        ("provisionRequest.type", lambda n: n["provisionRequest"].update(type=[EVIL])),
+        ("provisionRequest.type", lambda n: n["provisionRequest"].update(type={"x": EVIL})),
+        ("provisionRequest.type", lambda n: n["provisionRequest"].update(type=EVIL * 100)),
+        ("provisionRequest.id", lambda n: n["provisionRequest"].update(id=EVIL)),
+        ("provisionAttempt.id", lambda n: n["provisionAttempt"].update(id=EVIL)),
+        ("provisionDetail.id", lambda n: n["provisionDetail"].update(id=EVIL)),
+        ("provisionAttempt.webhookId", lambda n: n["provisionAttempt"].update(webhookId=EVIL)),
+    ]:
+        body = notification()
+        change(body)
+        response = post(client, body)
+        text = response.get_data(as_text=True)
+        assert response.status_code == 400 and response.json["field"] == field, text
+        assert "EVIL" not in text and "<b>" not in text and "\\u001b" not in text, text
+        tried += 1
+    assert tried == 8
+
+
+def test_every_answer_says_nosniff(client: FlaskClient) -> None:
+    answers = [
+        post(client, notification()),  # 202
+        post(client, b"{"),  # 400
+        post(client, notification(), secret="wrong"),  # 401
+        post(client, b"x" * (256 * 1024 + 1)),  # 413
+        client.get("/healthz"),
+        client.get("/readyz"),
+        client.get("/nope"),  # 404
+        client.get("/webhooks/pax8"),  # 405
+        client.post("/webhooks/cloudblue/create", data=b"{}"),  # 401
+        client.post("/webhooks/cloudblue", data=b"{", headers={"X-Fulfillment-Token": CLOUDBLUE}),
+    ]
+    for response in answers:
+        assert response.headers.get("X-Content-Type-Options") == "nosniff", response.status
+
+
+def test_cloudblue_answers_are_counted_with_the_webhooks(client: FlaskClient) -> None:
+    def count(route: str, status: str) -> float:
+        labels = {"route": route, "status": status}
+        return REGISTRY.get_sample_value("fulfillment_webhooks_total", labels) or 0.0
+
+    base, suffixed = "/webhooks/cloudblue/", "/webhooks/cloudblue/<suffix>"
+    before = (count(base, "401"), count(suffixed, "401"), count(suffixed, "400"))
+    client.post("/webhooks/cloudblue", data=b"{}")
+    client.post("/webhooks/cloudblue/stop", data=b"{}")
+    token = {"X-Fulfillment-Token": CLOUDBLUE}
+    assert client.post("/webhooks/cloudblue/stop", data=b"{", headers=token).status_code == 400
+    after = (count(base, "401"), count(suffixed, "401"), count(suffixed, "400"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]

@@ -16,7 +16,7 @@ def settings_with_secrets() -> object:
         redis_url="redis://:Redis-Pass-123@127.0.0.1:6390/0",
         pax8_client_id="id",
         pax8_client_secret="Client-Secret-abc",
-        pax8_webhook_secrets="Hook-One-1111,Hook-Two-2222",
+        pax8_webhook_secrets="Hook-One-1111-aaaa,Hook-Two-2222-bbbb",
         vendor_http_token="Vendor-Token-999",
         pax8_webhook_header="X-Vendor-Chosen",
     )
@@ -24,8 +24,8 @@ def settings_with_secrets() -> object:
 
 def test_every_secret_of_the_settings_is_known_by_value() -> None:
     values = secret_values(settings_with_secrets())  # type: ignore[arg-type]
-    for secret in ("Redis-Pass-123", "Client-Secret-abc", "Hook-One-1111", "Hook-Two-2222",
-                   "Vendor-Token-999"):  # fmt: skip
+    for secret in ("Redis-Pass-123", "Client-Secret-abc", "Hook-One-1111-aaaa",
+                   "Hook-Two-2222-bbbb", "Vendor-Token-999"):  # fmt: skip
         assert secret in values
     assert "id" not in values  # an id is not a secret (and too short to scrub)
 
@@ -37,12 +37,12 @@ def test_events_lose_secrets_in_any_case_under_any_key_and_after_bearer() -> Non
             "headers": [["X-Vendor-Chosen", "anything"], ["Accept", "json"]],
             "url": "redis://:Redis-Pass-123@host/0",
         },
-        "extra": {"note": "sent HOOK-ONE-1111 and vendor-token-999", "token": "opaque"},
+        "extra": {"note": "sent HOOK-ONE-1111-AAAA and vendor-token-999", "token": "opaque"},
         "breadcrumbs": [{"message": "Authorization: Bearer eyJhbGciOi.J9x"}],
         "deep": [[[[{"x": "Client-Secret-abc"}]]]],
     }
     text = json.dumps(scrubber.before_send(event, {}))
-    for secret in ("anything", "Redis-Pass-123", "hook-one-1111", "vendor-token-999",
+    for secret in ("anything", "Redis-Pass-123", "hook-one-1111-aaaa", "vendor-token-999",
                    "opaque", "eyJhbGciOi", "Client-Secret-abc"):  # fmt: skip
         assert secret.lower() not in text.lower(), secret
     assert FILTERED in text and '"Accept", "json"' in text  # the rest is kept

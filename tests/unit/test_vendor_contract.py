@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ from tests.support.vendor_stub import VendorStub
 from tests.unit.conftest import Pax8World, ServicesFactory
 from tests.unit.test_adapters import make_order
 from vendors.base import Order
+from vendors.errors import PermanentVendorError, TransientVendorError
 from vendors.http import HttpAdapter
+from vendors.usage import UsageQuery
 
 CONTRACT = ROOT / "vendors" / "http-api.yaml"
 BASE = "urn:pax8-fulfillment:vendor-api"
@@ -56,8 +59,7 @@ def validator(spec: dict[str, Any], pointer: str) -> Draft202012Validator:
 
 
 def operation(spec: dict[str, Any]) -> dict[str, Any]:
-    (path,) = spec["paths"].values()
-    post: dict[str, Any] = path["post"]
+    post: dict[str, Any] = spec["paths"]["/pax8/orders"]["post"]
     return post
 
 
@@ -72,7 +74,7 @@ def test_the_contract_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
 
 def test_the_contract_names_every_answer_the_adapter_understands(spec: dict[str, Any]) -> None:
     responses = operation(spec)["responses"]
-    assert set(responses) == {"2XX", "409", "422", "429", "4XX", "5XX"}
+    assert set(responses) == {"2XX", "3XX", "401", "409", "422", "429", "4XX", "5XX"}
     for status in ("409", "429", "5XX"):
         assert "Retry-After" in responses[status]["headers"]
 
@@ -211,3 +213,61 @@ def test_the_stubs_answers_are_the_documented_ones(spec: dict[str, Any]) -> None
                     refusal.validate(answer.json())
         finally:
             client.close()
+
+
+def test_the_usage_source_call_and_answers_are_the_documented_ones(spec: dict[str, Any]) -> None:
+    get = spec["paths"]["/pax8/usage"]["get"]
+    documented = {p["name"]: p for p in get["parameters"] if "name" in p}
+    sent: list[httpx.Request] = []
+    answers = iter(
+        [
+            httpx.Response(
+                200,
+                json={
+                    "lines": [
+                        {
+                            "summaryKey": "c-1",
+                            "summaryDisplayName": "C",
+                            "quantity": 4.5,
+                            "productId": "p",
+                            "unitOfMeasurement": "GB",
+                        }
+                    ]
+                },
+            ),  # fmt: skip
+            httpx.Response(503, headers={"Retry-After": "7"}),
+            httpx.Response(404, json={"message": "unknown subscription"}),
+            httpx.Response(200, json={"lines": [{"summaryKey": "k" * 256}]}),
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return next(answers)
+
+    adapter = HttpAdapter(
+        url="http://vendor.test/pax8/orders",
+        usage_url="http://vendor.test/pax8/usage",
+        transport=httpx.MockTransport(handler),
+    )
+    query = UsageQuery(
+        subscription_id=str(uuid.uuid4()),
+        billing_period="2031-03",
+        as_of=datetime(2031, 3, 5, 3, tzinfo=UTC),
+        external_subscription_id="vendor-1",
+    )
+    (line,) = adapter.usage(query)
+    assert line.quantity == 4.5 and line.summary_key == "c-1"
+    params = dict(sent[0].url.params)
+    assert set(params) <= set(documented)
+    assert {n for n, p in documented.items() if p.get("required")} <= set(params)
+    check = validator(spec, "/components/schemas/UsageLine")
+    check.validate(line.model_dump(mode="json", by_alias=True))
+    with pytest.raises(TransientVendorError) as transient:
+        adapter.usage(query)
+    assert transient.value.retry_after == 7
+    with pytest.raises(PermanentVendorError, match="unknown subscription"):
+        adapter.usage(query)
+    with pytest.raises(PermanentVendorError, match="Pax8 would refuse"):
+        adapter.usage(query)
+    assert set(get["responses"]) == {"200", "429", "4XX", "5XX"}
