@@ -34,6 +34,7 @@ def describe(
     if record is None:
         return None
     return {
+        "record": record.summary() | {"generation": record.generation},
         "holding": holding(ledger, record, lost_after),
         "attempts": [
             {

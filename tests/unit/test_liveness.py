@@ -357,6 +357,7 @@ def test_an_order_in_flight_shows_who_holds_it_and_a_gone_holder_as_gone(
     client.zadd("unacked_index", {"tag-1": 1_700_000_000.0})
     held = describe(ledger, ref, lost_after=30)
     assert held is not None and held["holding"]["claim"] is None
+    assert held["record"]["id"] == ref.id and held["history"] and held["attempts"]
     (message,) = held["holding"]["messages"]
     assert message["worker"] == "w@h/1/a" and message["since"] == 1_700_000_000.0
     assert message["heartbeat"]["alive"] is True
