@@ -28,6 +28,7 @@ from cli.redis_server import RedisServer, free_port, port_open
 from config.version import LEDGER_SCHEMA, MESSAGE_FORMAT, __version__
 from fulfillment.intake.notifications import parse_pax8
 from fulfillment.ledger import Notice
+from fulfillment.ledger.liveness import Liveness
 from tests.support.procs import ROOT, Proc
 from tests.support.sandbox import notification_from
 from tests.support.stack import Stack, unique_domain
@@ -334,6 +335,33 @@ def test_status_table_one_order_and_json(stack: Stack) -> None:
     assert 1 <= len(listing["recent"]) <= 3
     assert {r["state"] for r in listing["recent"]} == {"reported"}
     assert listing["counts"]["reported"] >= 1
+
+
+def test_status_shows_who_holds_an_order_in_flight_and_a_holder_that_is_gone(
+    stack: Stack,
+) -> None:
+    request_id = str(uuid.uuid4())
+    ref = Notice(request_id, "d1", "a1", "NetNew", False, "{}").ref
+    stack.ledger.accept(Notice(request_id, "d1", "a1", "NetNew", False, "{}"))
+    worker = "worker-9@host/4242/beef"
+    stack.ledger.claim(ref, "d1", "task-1", 180, 5, call_seconds=120, worker=worker)
+    registry = Liveness(stack.redis())
+    registry.beat(worker, lost_after=30, look_every=60, look=False)
+
+    out = ok(fulfill(stack, "status", request_id))
+    assert re.search(rf"held by\s+{re.escape(worker)}, alive \(heartbeat \d+s ago\); since ", out)
+    assert re.search(r"call until\s+\S+ \S+: an earlier vendor call may still run", out)
+
+    seconds, _ = stack.redis().time()
+    stack.redis().zadd("ff:workers", {worker: seconds - 45})  # silent for 45 s: gone
+    out = ok(fulfill(stack, "status", request_id))
+    assert re.search(rf"held by\s+{re.escape(worker)}, gone \(no heartbeat for 4\ds", out), out
+    view = json.loads(ok(fulfill(stack, "status", request_id, "--json")))
+    claim = view["holding"]["claim"]
+    assert claim["worker"] == worker and claim["heartbeat"]["alive"] is False
+    stack.ledger.finish(ref, "d1", "task-1", "Success")
+    assert json.loads(ok(fulfill(stack, "status", request_id, "--json")))["holding"] is None
+    assert "held by" not in ok(fulfill(stack, "status", request_id))
 
 
 def test_status_of_an_unknown_order_is_exit_1(stack: Stack) -> None:

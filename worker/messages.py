@@ -21,11 +21,16 @@ release runs a message of this one, which is what a rolling deploy needs. A mess
 the header is format 1, as 0.1.0 wrote it (the same arguments). A worker runs every format
 up to its own (:func:`readable`); what it cannot read it hands back
 (``tasks/base.py``) for a newer worker, and runs nothing of it.
+
+:func:`order_of` reads the other way: which order a delivered message is for, so the
+transport can record it beside the message's holder (``worker/broker.py``).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -35,6 +40,8 @@ from celery import Celery
 from kombu.utils.json import dumps
 
 from config.version import MESSAGE_FORMAT
+from fulfillment.ledger.refs import Ref
+from fulfillment.names import PROVISION_TASKS, REPORT
 
 _WHOLE = re.compile(r"[0-9]{1,9}")
 
@@ -65,6 +72,10 @@ def readable(headers: Mapping[str, Any] | None) -> bool:
     return version is not None and version <= MESSAGE_FORMAT
 
 
+ORDER_TASKS = frozenset({*PROVISION_TASKS.values(), REPORT})
+"""The tasks whose first argument is a request id (with ``source``, ``simulation`` kwargs)."""
+
+
 def task_message(
     app: Celery, name: str, args: list[Any], kwargs: dict[str, Any], queue: str
 ) -> str:
@@ -90,3 +101,20 @@ def task_message(
         },
     }
     return str(dumps(envelope))
+
+
+def order_of(payload: dict[str, Any]) -> str:
+    """The ref member (``<scope>:<id>``) of the order a delivered message is for, from
+    kombu's payload (headers and base64 body); "" for another task or anything malformed
+    (the id is checked like any outside value)."""
+    try:
+        if payload.get("headers", {}).get("task") not in ORDER_TASKS:
+            return ""
+        body = payload["body"]
+        if payload.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args, kwargs, *_ = json.loads(body)
+        simulation = kwargs.get("simulation", False) is True
+        return Ref.of(str(kwargs.get("source", "pax8")), simulation, args[0]).member
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, binascii.Error):
+        return ""

@@ -1,7 +1,9 @@
 """Start-up and shut-down hooks of the worker and beat processes (``worker/app.py`` only).
 
 They also start the metrics exporters (:mod:`worker.metrics`): a worker's in its main
-process before the pool forks, beat's at its start.
+process before the pool forks, beat's at its start; and a worker's heartbeat
+(:mod:`worker.liveness`), in its main process before the pool forks (its pool processes
+inherit the worker's id, which their claims record), stopped as the worker exits.
 
 A worker or beat that lacks what its role needs (Pax8 credentials, a loadable vendor
 adapter) stops at start with one line naming the setting, rather than failing every
@@ -26,6 +28,7 @@ from config.settings import ConfigError, Role, Settings
 from fulfillment.ledger.migrations import check_at_start
 from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
+from worker import liveness
 from worker.metrics import WorkerMetrics, serve_ledger
 
 
@@ -73,9 +76,10 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
     def setup_logging(**_: Any) -> None:
         configure_logging(settings.log_level, settings.log_format, scrubber)
 
-    def worker_init(**_: Any) -> None:
+    def worker_init(sender: Any = None, **_: Any) -> None:
         start("worker")
         metrics.start()
+        liveness.start(settings, sender.app, str(sender.hostname))
 
     def beat_init(**_: Any) -> None:
         start("beat")
@@ -89,6 +93,7 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
         close_services()
 
     def worker_shutdown(**_: Any) -> None:
+        liveness.stop()
         metrics.stop()
 
     # weak=False: the handlers are closures that nothing else keeps alive.

@@ -227,6 +227,7 @@ class Ledger(LedgerReader):
         now: float | None = None,
         *,
         token: str | None = None,
+        worker: str = "",
     ) -> Change[Claimed]:
         """Take the record for provisioning ``detail_id`` (see :class:`Claimed`).
 
@@ -236,6 +237,9 @@ class Ledger(LedgerReader):
         was taken over (it was only cut off, and comes back) cannot write. It defaults to
         the task id, which is enough only where two deliveries of one message never
         overlap; :func:`fulfillment.workflow.provisioning.provision` gives every claim a fresh one.
+
+        ``worker`` is the id of the worker process claiming (its heartbeat's:
+        :mod:`fulfillment.ledger.liveness`), kept for operators to see who holds the order.
 
         ``call_seconds`` is how long the vendor call this claim starts may still be running
         (the adapter's deadline; the lease when not given). While an earlier call may still
@@ -247,7 +251,7 @@ class Ledger(LedgerReader):
         now = now or time.time()
         token = token or task_id
         call = lease_seconds if call_seconds is None else call_seconds
-        args = (now, detail_id, task_id, now + lease_seconds, max_claims, now + call, token)
+        args = (now, detail_id, task_id, now + lease_seconds, max_claims, now + call, token, worker)
         try:
             reply = self._run("claim", ref, *args, keys=self._waiters(ref), durable=True)
         except NotReplicated as exc:
@@ -340,6 +344,33 @@ class Ledger(LedgerReader):
             event,
             note,
             ",".join(only_from),
+        )
+        return self._change(Changed, reply)
+
+    def requeue_lost(
+        self,
+        ref: Ref,
+        detail_id: str,
+        seen: State,
+        seen_at: str,
+        message: tuple[str, str],
+        note: str,
+    ) -> Change[Changed]:
+        """Queue ``ref`` again with ``message`` (queue, raw task message), pushed where it is
+        taken next, if it is still in state ``seen`` since ``seen_at`` (its ``state_at`` as
+        read) for ``detail_id``: its own message was found nowhere in Redis (the worker that
+        took it off the queue died before recording it). Refused if it moved on since."""
+        queue, raw = message
+        reply = self._run(
+            "requeue_lost",
+            ref,
+            time.time(),
+            detail_id,
+            seen,
+            seen_at,
+            raw,
+            note,
+            keys=[queue],
         )
         return self._change(Changed, reply)
 
