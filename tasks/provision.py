@@ -17,6 +17,7 @@ from fulfillment.names import PROVISION_TASKS
 from fulfillment.workflow.provisioning import fulfil
 from pax8.models import RequestType
 from tasks.base import FulfillmentTask
+from worker import liveness
 
 
 def _define(request_type: RequestType) -> Any:
@@ -37,6 +38,7 @@ def _define(request_type: RequestType) -> Any:
             detail_id,
             self.request.id,
             transient=(SoftTimeLimitExceeded,),
+            worker=liveness.current_worker(),
         )
         return self.follow(outcome, ref)
 

@@ -14,7 +14,7 @@ from celery import Celery
 from fulfillment.ledger.refs import Ref
 from fulfillment.names import REPORT, task_name
 from pax8.models import RequestType
-from worker.messages import task_message
+from worker.messages import message_headers, task_message
 
 
 class CeleryPublisher:
@@ -33,6 +33,7 @@ class CeleryPublisher:
             kwargs=_scope(ref),
             queue=name,
             routing_key=name,
+            headers=message_headers(),
             retry=True,
             retry_policy=self.retry_policy,
         )
@@ -51,6 +52,7 @@ class CeleryPublisher:
             queue=REPORT,
             routing_key=REPORT,
             countdown=countdown,
+            headers=message_headers(),
             retry=True,
             retry_policy=self.retry_policy,
         )

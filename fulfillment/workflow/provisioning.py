@@ -67,8 +67,13 @@ def provision(
     detail_id: str,
     task_id: str,
     transient: tuple[type[BaseException], ...] = (),
+    *,
+    worker: str = "",
 ) -> Outcome:
-    """Claim, call the vendor once, store the outcome; see the module docstring."""
+    """Claim, call the vendor once, store the outcome; see the module docstring.
+
+    ``worker``: the id of the worker process running it (its heartbeat's), which the claim
+    records so operators see who holds the order and whether it is alive."""
     ledger, policies = services.ledger, services.policies
     token = claim_token(task_id)
     now, call_seconds = time.time(), _call_seconds(services, ref)
@@ -81,6 +86,7 @@ def provision(
         call_seconds=call_seconds,
         now=now,
         token=token,
+        worker=worker,
     )
     call_until = now + call_seconds
     if claim.action is Claimed.WAIT:
@@ -249,11 +255,13 @@ def fulfil(
     detail_id: str,
     task_id: str,
     transient: tuple[type[BaseException], ...] = (),
+    *,
+    worker: str = "",
 ) -> Outcome:
     """Provision, then report in the same task; a report Pax8 cannot take now is handed to
     ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again. An
     alert the provisioning raised (a vendor contract error) survives the report."""
-    outcome = provision(services, ref, detail_id, task_id, transient)
+    outcome = provision(services, ref, detail_id, task_id, transient, worker=worker)
     if outcome.next is not Next.REPORT:
         return outcome
     reported = report(services, ref, owner=task_id, transient=transient, counted=False)

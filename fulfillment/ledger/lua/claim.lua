@@ -11,10 +11,13 @@
 --   [8] claim token: this claim's own, which finish, release and dead must present (a
 --       redelivery of the same task id takes over with a new one, so the first holder,
 --       if only cut off, can no longer write)
+--   [9] worker: the id of the worker process that claims ('' unknown), shown to operators
+--       with its heartbeat (fulfillment/ledger/liveness.py)
 -- Returns {action, previous state}: action is one of fulfillment.states.Claimed
 --   claimed, done, busy, wait, stale, dead, dead_now, missing; wait adds the seconds left.
 local now, detail, task = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local lease_until, max_claims, call_until, token = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local worker = ARGV[9] or ''
 local state = redis.call('HGET', RECORD, 'state')
 if not state then return {'missing', ''} end
 if redis.call('HGET', RECORD, 'detail_id') ~= detail then return {'stale', state} end
@@ -44,12 +47,12 @@ local claims = redis.call('HINCRBY', RECORD, 'claims', 1)
 if claims > max_claims then
   local why = 'the task was lost with its worker ' .. (claims - 1) ..
     ' times in a row (killed, out of memory or over its time limit)'
-  redis.call('HSET', RECORD, 'error', why, 'claim_task', '')
+  redis.call('HSET', RECORD, 'error', why, 'claim_task', '', 'claim_worker', '')
   set_state('dead', now, 'worker-lost', why)
   notify_waiters(KEYS[12])
   return {'dead_now', state}
 end
 redis.call('HSET', RECORD, 'claim_task', task, 'claim_token', token, 'claim_until', lease_until,
-  'call_until', call_until)
+  'call_until', call_until, 'claim_worker', worker)
 set_state('provisioning', now, 'claimed', task)
 return {'claimed', state}
