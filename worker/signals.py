@@ -4,8 +4,11 @@ They also start the metrics exporters (:mod:`worker.metrics`): a worker's in its
 process before the pool forks, beat's at its start.
 
 A worker or beat that lacks what its role needs (Pax8 credentials, a loadable vendor
-adapter) stops at start with one line naming the setting, rather than failing every
-order later. The receiver and the CLI never connect these.
+adapter for every route it serves, their tokens) stops at start with one line naming the
+setting (and for a routes file, the file and the route), rather than failing every order
+later. A worker given ``WORKER_ROUTES`` or ``WORKER_EXCLUDE_ROUTES`` consumes those routes'
+queues (or every queue but theirs): the bulkheads of ``docs/routes.md``. The receiver and
+the CLI never connect these.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from celery import signals
 from config.logging import configure_logging, log_start
 from config.scrub import Scrubber
 from config.settings import ConfigError, Role, Settings
+from fulfillment.names import route_queue
 from worker.metrics import WorkerMetrics, serve_ledger
 
 
@@ -35,7 +39,8 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
             if role == "worker":
                 from vendors.loader import Adapters
 
-                Adapters(settings).check()
+                served = [name for name in settings.routes.names if settings.serves(name)]
+                Adapters(settings).check(served)
         except ConfigError as exc:
             print(f"fulfillment: configuration error: {exc}", file=sys.stderr, flush=True)
             # os._exit: Celery catches SystemExit raised inside some signal handlers.
@@ -74,6 +79,14 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
     def worker_shutdown(**_: Any) -> None:
         metrics.stop()
 
+    def after_setup(sender: Any = None, instance: Any = None, **_: Any) -> None:
+        # As -Q / -X would: what this worker consumes, from the routes it serves.
+        queues = instance.app.amqp.queues
+        if settings.worker_routes:
+            queues.select([route_queue(name) for name in settings.worker_routes])
+        for name in settings.worker_exclude_routes:
+            queues.deselect(route_queue(name))
+
     # weak=False: the handlers are closures that nothing else keeps alive.
     signals.setup_logging.connect(setup_logging, weak=False)
     signals.worker_init.connect(worker_init, weak=False)
@@ -81,3 +94,4 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
     signals.worker_process_init.connect(process_init, weak=False)
     signals.worker_process_shutdown.connect(process_shutdown, weak=False)
     signals.worker_shutdown.connect(worker_shutdown, weak=False)
+    signals.celeryd_after_setup.connect(after_setup, weak=False)

@@ -94,6 +94,8 @@ def type_name(annotation: Any) -> str:
             return "`name:hash` entries, comma-separated"
         if typing.get_origin(item) is tuple:
             return "`host:port` entries, comma-separated"
+        if item is str:
+            return "names, comma-separated"
     simple = {str: "text", int: "integer", float: "number", bool: "boolean", SecretStr: "secret",
               Path: "file path"}  # fmt: skip
     if annotation in simple:

@@ -41,7 +41,7 @@ def record(services: Services, simulation: bool = False, **fields: Any) -> Ref:
     """A notification accepted into the ledger (the publisher only records the task)."""
     body = notification(simulation=simulation, **fields)
     notice, _ = parse_pax8(json.dumps(body).encode())
-    accept(services.ledger, services.publisher, notice)
+    accept(services.ledger, services.publisher, notice, services.settings.routes)
     return notice.ref
 
 
@@ -289,7 +289,7 @@ def test_a_lone_surrogate_from_a_webhook_is_shown_escaped_not_a_500(
     raw = json.dumps(notification(companyName="\ud800Acme", details={"note": "x\udfff"})).encode()
     assert b"\\ud800" in raw
     notice, _ = parse_pax8(raw)
-    accept(services.ledger, services.publisher, notice)
+    accept(services.ledger, services.publisher, notice, services.settings.routes)
     services.ledger.mark_dead(notice.ref, "adapter error")
     for path in (f"/orders/pax8/{notice.ref.id}", "/orders", "/attention"):
         response = client.get(path)

@@ -97,7 +97,7 @@ def pax8_orders(pax8: Pax8World, make_services: ServicesFactory) -> list[Order]:
                 "provisionAttempt": dump["attempts"][-1],
             }
             notice, _ = parse_pax8(json.dumps(body).encode())
-            accept(services.ledger, services.publisher, notice)
+            accept(services.ledger, services.publisher, notice, services.settings.routes)
             record = services.ledger.get(notice.ref)
             assert record is not None
             orders.append(order_from_record(record))
@@ -119,7 +119,7 @@ def cloudblue_orders(make_services: ServicesFactory) -> list[Order]:
             "products": [{"mpn": "SEAT-1", "limit": 3, "name": {"en_US": "Seats"}}],
         }
         notice = identify(services.ledger, parse_cloudblue(json.dumps(payload).encode()))
-        accept(services.ledger, services.publisher, notice)
+        accept(services.ledger, services.publisher, notice, services.settings.routes)
         record = services.ledger.get(notice.ref)
         assert record is not None
         orders.append(order_from_record(record))
