@@ -266,6 +266,7 @@ class DevStack:
             "SIMULATION_VENDOR_ADAPTER": "example",
             "PORT": str(self.options.port),
             "BIND_HOST": "127.0.0.1",
+            "PUBLIC_URL": self.receiver_url,
             "WORKER_CONCURRENCY": str(self.options.workers),
             "FLOWER_PORT": str(self.options.flower_port),
             "FLOWER_ADDRESS": "127.0.0.1",
@@ -392,7 +393,9 @@ class DevStack:
             "From another shell:\n"
             f"  set -a; . {self.env_file}; set +a\n"
             "  fulfill status\n"
-            "  fulfill simulate --type NetNew --request quantity=5"
+            "  fulfill simulate --type NetNew --request quantity=5\n"
+            "  fulfill doctor                       # every wire of the stack\n"
+            "  fulfill certify --out certification  # Pax8's simulation tests, a report"
         )
 
     def _metrics_lines(self) -> str:

@@ -11,10 +11,12 @@ from typing import Any
 
 import click
 
+from cli.certify import certify
 from cli.check_vendor import check_vendor
 from cli.console_user import console_user
 from cli.context import Runtime
 from cli.dev import dev
+from cli.doctor import doctor
 from cli.errors import EXIT_CODES_HELP, translate
 from cli.reconcile import reconcile_command
 from cli.replay import replay_command
@@ -71,6 +73,8 @@ def main(ctx: click.Context) -> None:
       fulfill reconcile                # find and redo what was left undone
       fulfill check-vendor URL         # does a vendor endpoint keep the http contract?
       fulfill usage status             # usage owed to Pax8, and what it was told
+      fulfill doctor                   # is every wire of this deployment right?
+      fulfill certify --out report     # Pax8's simulation tests, a report to send Pax8
     """
     runtime = ctx.ensure_object(Runtime)
     ctx.call_on_close(runtime.close)
@@ -86,6 +90,8 @@ main.add_command(dev)
 main.add_command(check_vendor)
 main.add_command(console_user)
 main.add_command(usage)
+main.add_command(doctor)
+main.add_command(certify)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     pax8_webhook_header: str = Field(
         "pax8ApiTokenV1", description="Header carrying the webhook credential."
     )
+    public_url: str | None = Field(
+        None,
+        description="Where Pax8 reaches this deployment: the receiver's public base URL "
+        "(https://fulfil.example.com); its webhook configurations must point at "
+        "PUBLIC_URL/webhooks/pax8 (fulfill doctor checks they do).",
+    )
     pax8_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one Pax8 call.")
 
     cloudblue_webhook_secrets: SecretList = Field(
@@ -254,6 +260,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Expiry of the reconciliation lock; must exceed TASK_TIME_LIMIT_SECONDS. "
         "Unset: max(2 × the interval, the hard limit + 30 s).",
+    )
+    doctor_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How often beat runs fulfill doctor's checks and stores them for the "
+        "metrics and the console (0: never).",
     )
 
     # -- usage reporting (docs/usage.md) ---------------------------------------------
@@ -602,6 +614,7 @@ class Settings(BaseSettings):
         "vendor_http_url",
         "pax8_usage_api_url",
         "vendor_http_usage_url",
+        "public_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -707,7 +720,11 @@ class Settings(BaseSettings):
 
     @property
     def simulation_adapter(self) -> str:
-        """The adapter spec used for simulated orders."""
+        """The adapter spec used for simulated orders (with a routes file: the default
+        route's)."""
+        if self._routes is not None and self._routes.from_file:
+            default = self._routes.get(self._routes.default or "")
+            return default.simulation.adapter if default else "none (unknown products refused)"
         return self.simulation_vendor_adapter or self.vendor_adapter
 
     @property

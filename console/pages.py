@@ -1,7 +1,7 @@
 """The console's pages: orders (filters, paging, search), one order, dead and failed orders
-with Replay, reconcile now, and the webhook configurations. Reads go through
-:mod:`fulfillment.views.orders`; Replay follows :mod:`fulfillment.workflow.replay` (the CLI's
-rules)."""
+with Replay, reconcile now, the webhook configurations, and the doctor's checks. Reads go
+through :mod:`fulfillment.views.orders`; Replay follows :mod:`fulfillment.workflow.replay`
+(the CLI's rules); the doctor is :mod:`fulfillment.doctor` (``fulfill doctor``'s checks)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from config.scrub import FILTERED
 from console.context import console
 from console.csrf import check as check_csrf
 from console.filters import AGES, TYPES, Filters
+from fulfillment.doctor import store as doctor_store
+from fulfillment.doctor.context import Doctor
+from fulfillment.doctor.run import run_checks
 from fulfillment.ledger import AmbiguousId
 from fulfillment.ledger.refs import Ref, Scope, is_id
 from fulfillment.ledger.states import State
@@ -24,6 +27,8 @@ from fulfillment.views.webhook_configs import recent_deliveries, webhook_view
 from fulfillment.workflow.reconcile import reconcile
 from fulfillment.workflow.replay import ReplayRefused, replay
 from pax8.errors import Pax8Error
+from worker.factory import create_celery
+from worker.inspection import CeleryWorkers
 
 bp = Blueprint("pages", __name__)
 
@@ -196,6 +201,31 @@ def webhooks() -> ResponseReturnValue:
         view.error = ctx.scrubber.text(view.error)
         views.append(view)
     return render_template("webhooks.html", views=views, header=ctx.settings.pax8_webhook_header)
+
+
+@bp.route("/doctor", methods=["GET", "POST"])
+def doctor() -> ResponseReturnValue:
+    """The doctor's last scheduled run, and a button to run every check now (here, with the
+    console's settings; the result is stored as the last run)."""
+    ctx = console()
+    ledger = ctx.services.ledger
+    fresh = False
+    if request.method == "POST":
+        check_csrf()
+        celery = create_celery(ctx.settings)
+        checker = Doctor(ctx.settings, ctx.services, CeleryWorkers(celery))
+        try:
+            doctor_store.save(ledger, run_checks(checker))
+        finally:
+            checker.close()
+            celery.close()
+        fresh = True
+    return render_template(
+        "doctor.html",
+        report=doctor_store.load(ledger),
+        fresh=fresh,
+        interval=ctx.settings.doctor_interval_seconds,
+    )
 
 
 def _payload(raw: str) -> str:

@@ -15,6 +15,8 @@ REPORT = f"{PREFIX}.report"
 RECONCILE = f"{PREFIX}.reconcile"
 USAGE_TICK = f"{PREFIX}.usage_tick"
 USAGE_POST = f"{PREFIX}.usage_post"
+DOCTOR = f"{PREFIX}.doctor"
+"""The scheduled ``fulfill doctor`` (on the reconcile queue: maintenance, not orders)."""
 
 
 def task_name(request_type: RequestType) -> str:

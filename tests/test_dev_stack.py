@@ -7,6 +7,7 @@ started: afterwards no port answers and no process refers to its data directory.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -170,3 +172,60 @@ def _tail(path: Path, lines: int = 60) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return ""
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+@pytest.mark.slow
+def test_certify_and_doctor_pass_against_the_dev_stack(tmp_path: Path) -> None:
+    """The issue's "done when": against fulfill dev's stack (its demo run first), fulfill
+    certify --out r exits 0 with eight passed types and the failure path, both reports
+    written, and fulfill doctor exits 0; then the stack stops on SIGTERM like on Ctrl-C."""
+    port, sandbox_port, flower_port, redis_port, console_port = _ports(5)
+    data = tmp_path / "stack"
+    args = ["--orders", "8", "--workers", "1", "--metrics-port", "0",
+            "--port", str(port), "--sandbox-port", str(sandbox_port),
+            "--flower-port", str(flower_port), "--redis-port", str(redis_port),
+            "--console-port", str(console_port), "--data-dir", str(data)]  # fmt: skip
+    log = (tmp_path / "dev.out").open("w")
+    proc = subprocess.Popen([*_fulfill(), "dev", *args], cwd=tmp_path, stdout=log,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    try:
+        deadline = time.monotonic() + DEV_TIMEOUT
+        while "Running; Ctrl-C stops everything." not in (tmp_path / "dev.out").read_text():
+            assert proc.poll() is None, (tmp_path / "dev.out").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "dev.out").read_text()
+            time.sleep(0.5)
+        env = {**os.environ, **_env_file(data / "dev.env")}
+        assert env["PUBLIC_URL"] == f"http://127.0.0.1:{port}"
+        fulfill = [*_fulfill()]
+        certify = subprocess.run([*fulfill, "certify", "--out", "r"], cwd=tmp_path, env=env,
+                                 capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert certify.returncode == 0, certify.stdout + certify.stderr
+        assert "PASSED: 8 of 8 order types passed; failure path passed." in certify.stdout
+        report = json.loads((tmp_path / "r" / "pax8-certification.json").read_text())
+        assert report["passed"] and len(report["types"]) == 8
+        assert all(t["passed"] for t in report["types"]) and report["failurePath"]["passed"]
+        assert (
+            (tmp_path / "r" / "pax8-certification.md")
+            .read_text()
+            .startswith("# Pax8 provisioning certification: PASSED")
+        )
+        doctor = subprocess.run([*fulfill, "doctor"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert " 0 fail." in doctor.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        log.close()
+    assert "Stopped." in (tmp_path / "dev.out").read_text()
+    assert _processes_using(data) == []

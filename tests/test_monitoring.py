@@ -21,6 +21,9 @@ from prometheus_client.metrics_core import Metric
 
 import fulfillment.runtime.metrics  # noqa: F401 - registers the in-process metrics
 from cli.redis_server import RedisServer
+from fulfillment.doctor import store as doctor_store
+from fulfillment.doctor.metrics import DoctorCollector
+from fulfillment.doctor.result import Check, Report, Status
 from fulfillment.ledger import Ledger
 from fulfillment.names import ALL_QUEUES
 from fulfillment.usage.metrics import UsageCollector
@@ -55,16 +58,20 @@ def dashboard_expressions() -> list[str]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
-    """Every sample name the processes export: the in-process metrics and the ledger's."""
+    """Every sample name the processes export: the in-process metrics, the ledger's and the
+    scheduled doctor's."""
     server = RedisServer(tmp_path_factory.mktemp("monitoring-redis"), appendonly=False).start()
     client = redis.Redis.from_url(server.url)
     try:
         ledger = Ledger(client)
         ledger.record_reconcile_run({"at": 1.0, "seconds": 0.5})
+        check = Check("redis", "redis", Status.OK, "answers")
+        doctor_store.save(ledger, Report((check,), 1.0, "test"))
         families: list[Metric] = [
             *(f for f in REGISTRY.collect() if f.name.startswith("fulfillment_")),
             *LedgerCollector(ledger, ALL_QUEUES, 300.0).collect(),
             *UsageCollector(UsageStore(client)).collect(),
+            *DoctorCollector(ledger, 300.0).collect(),
         ]
         names = {f.name + suffix for f in families for suffix in SUFFIXES[f.type]}
         yield names
@@ -96,6 +103,8 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
         "FulfillmentWebhook5xx",
         "FulfillmentVendorErrors",
         "FulfillmentUsageOverdue",
+        "FulfillmentDoctorFailing",
+        "FulfillmentDoctorStale",
     }
     assert {name: cases.get(name, set()) for name in names} == {n: {True, False} for n in names}
     for rule in rules():

@@ -10,6 +10,7 @@ the fault suite's (``tests/faults/test_failover_faults.py``).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -104,6 +105,29 @@ def test_no_process_writes_either_password(stack: SentinelStack) -> None:
     # What test_an_order_goes_through_the_sentinels made them log, at DEBUG.
     for proc in stack.procs:
         assert no_password(proc.log(tail=10_000_000)), proc.name
+
+
+def test_doctor_checks_the_quorum_and_the_replicas_through_the_sentinels(
+    stack: SentinelStack,
+) -> None:
+    result = fulfill(stack, "doctor", "--json")
+    rows = {row["name"]: row for row in json.loads(result.stdout)["checks"]}
+    assert rows["redis"]["status"] == "ok", rows["redis"]
+    assert "the master 'ff-master' of REDIS_SENTINELS=" in rows["redis"]["detail"]
+    replication = rows["redis_replication"]
+    assert replication["status"] == "ok", replication
+    assert replication["detail"].startswith("3 of 3 sentinels reach the quorum of 'ff-master'")
+    assert "1 replica(s), REDIS_WAIT_REPLICAS=0" in replication["detail"]
+    assert rows["queues"]["status"] == "ok" and rows["clocks"]["status"] == "ok"
+
+    wanting = fulfill(stack, "doctor", "--json", REDIS_WAIT_REPLICAS="2")
+    assert wanting.returncode == 1
+    rows = {row["name"]: row for row in json.loads(wanting.stdout)["checks"]}
+    assert rows["redis_replication"]["status"] == "fail"
+    assert rows["redis_replication"]["detail"].startswith(
+        "REDIS_WAIT_REPLICAS=2 but the master has 1 connected replica(s)"
+    )
+    assert no_password(result.stdout + result.stderr + wanting.stdout + wanting.stderr)
 
 
 def test_without_the_sentinels_the_cli_names_them(stack: SentinelStack) -> None:

@@ -24,6 +24,7 @@ from kombu import Exchange, Queue
 
 from config.settings import Settings
 from fulfillment.names import (
+    DOCTOR,
     PROVISION_TASKS,
     RECONCILE,
     REPORT,
@@ -43,6 +44,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     routes[REPORT] = {"queue": REPORT, "routing_key": REPORT}
     for name in (RECONCILE, USAGE_TICK, USAGE_POST):
         routes[name] = {"queue": name, "routing_key": name}
+    routes[DOCTOR] = {"queue": RECONCILE, "routing_key": RECONCILE}
     socket_timeout = settings.redis_socket_timeout_seconds
     # How often a worker looks for messages whose consumer died (unacked past the
     # visibility timeout). Kombu's default sweep is ~100 s; tie it to the timeout.
@@ -102,8 +104,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """What beat starts: reconciliation, and with ``USAGE_REPORTING`` the usage tick (the
-    daily run is due from ``USAGE_RUN_AT``; each tick also resumes and checks it)."""
+    """What beat starts: reconciliation every ``RECONCILE_INTERVAL_SECONDS``; the doctor's
+    checks every ``DOCTOR_INTERVAL_SECONDS`` unless 0 (on the reconcile queue; a run that
+    waited past its interval expires rather than pile up); and with ``USAGE_REPORTING`` the
+    usage tick (the daily run is due from ``USAGE_RUN_AT``; each tick also resumes and
+    checks it)."""
     schedule: dict[str, Any] = {
         "reconcile": {
             "task": RECONCILE,
@@ -111,6 +116,12 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"queue": RECONCILE, "expires": settings.reconcile_interval_seconds},
         }
     }
+    if settings.doctor_interval_seconds:
+        schedule["doctor"] = {
+            "task": DOCTOR,
+            "schedule": settings.doctor_interval_seconds,
+            "options": {"queue": RECONCILE, "expires": settings.doctor_interval_seconds},
+        }
     if settings.usage_reporting:
         every = settings.usage_check_interval_seconds
         schedule["usage"] = {

@@ -22,7 +22,7 @@ from worker import broker
 from worker.config import celery_config
 from worker.publish import CeleryPublisher
 
-TASK_MODULES = ("tasks.provision", "tasks.report", "tasks.reconcile", "tasks.usage")
+TASK_MODULES = ("tasks.provision", "tasks.report", "tasks.reconcile", "tasks.usage", "tasks.doctor")
 
 
 class FulfillmentCelery(Celery):  # type: ignore[misc]  # Celery is untyped

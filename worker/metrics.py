@@ -16,6 +16,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
+from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.ledger import Ledger
 from fulfillment.runtime import multiprocess
 from fulfillment.runtime.clients import RedisUse, redis_client
@@ -85,6 +86,9 @@ def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:
     queues = all_queues(settings)
     registry.register(LedgerCollector(ledger, queues, settings.reconcile_interval_seconds))
     registry.register(UsageCollector(UsageStore(client)))
+    registry.register(
+        DoctorCollector(ledger, settings.doctor_interval_seconds, settings.routes.names)
+    )
     return serve(
         registry,
         settings.metrics_host,

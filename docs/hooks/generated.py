@@ -129,6 +129,10 @@ def task_table() -> str:
     tick, post = names.USAGE_TICK, names.USAGE_POST
     rows.append(f"| `{tick}` | `{tick}` | plan, resume or check the day's usage run (beat) |")
     rows.append(f"| `{post}` | `{post}` | post a chunk of a day's usage jobs to Pax8 |")
+    rows.append(
+        f"| `{names.DOCTOR}` | `{names.RECONCILE}` | `fulfill doctor`'s checks, stored for the "
+        "metrics and the console (celery beat, every `DOCTOR_INTERVAL_SECONDS`) |"
+    )
     return "\n".join(rows)
 
 

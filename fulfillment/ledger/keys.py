@@ -23,6 +23,8 @@ id pattern, so no outside value shapes a key::
     ff:reconcile:stats               hash    every run's figures summed, the duration histogram
     ff:durable-writes                string  a counter each durable transition increments, so
                                              WAIT always confirms the stream up to it
+    ff:doctor:last                   string  the last scheduled fulfill doctor run's report
+                                             (JSON; fulfillment.doctor.store)
 
     Usage reporting (fulfillment.usage; its store writes them through fulfillment/usage/lua/;
     <sub> is <scope>:<id>, a job <scope>:<id>:<period>, a period yyyy-MM):
@@ -149,6 +151,13 @@ class Keys:
     def reconcile_stats(self) -> str:
         """Every reconciliation's figures summed, and the duration histogram (hash)."""
         return f"{self.prefix}reconcile:stats"
+
+    # -- the doctor ----------------------------------------------------------------------
+
+    @property
+    def doctor_last(self) -> str:
+        """The last scheduled ``fulfill doctor`` run's report (JSON)."""
+        return f"{self.prefix}doctor:last"
 
     # -- replication -----------------------------------------------------------------------
 

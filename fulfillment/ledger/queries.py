@@ -156,6 +156,17 @@ class LedgerReader:
         runs, last = values
         return int(runs or 0), (json.loads(last) if last else None)
 
+    def doctor_report(self) -> dict[str, Any] | None:
+        """The last stored ``fulfill doctor`` report (None: none yet, or unreadable)."""
+        raw: Any = self.redis.get(self.keys.doctor_last)
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
     def refs_by_time(
         self,
         state: State | None = None,

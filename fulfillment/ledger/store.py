@@ -475,6 +475,13 @@ class Ledger(LedgerReader):
         script = self._script("reconcile_run", record=False)
         script(keys=keys, args=[json.dumps(summary), bucket, seconds, *totals])
 
+    def record_doctor_report(self, report: dict[str, Any]) -> None:
+        """Keep ``report`` (a ``fulfill doctor`` run, as JSON-ready data) as the last one,
+        replacing the one before: it is a snapshot for the metrics and the console, not
+        order data."""
+        script = self._script("doctor_report", record=False)
+        script(keys=[self.keys.doctor_last], args=[json.dumps(report)])
+
     def reconcile_lock(self, seconds: float) -> RedisLock:
         """The lock a reconciliation run holds (one run at a time)."""
         return RedisLock(self.redis, self.keys.reconcile_lock, seconds)

@@ -16,6 +16,8 @@ import redis
 
 from config.settings import Settings
 from vendors.base import Order, Provisioned, VendorAdapter
+from vendors.errors import PermanentVendorError
+from vendors.example import ExampleAdapter
 
 CALLS_KEY = "test:adapter:calls"
 
@@ -107,3 +109,14 @@ class LeakyAdapter(_Recording):
         secret = token.get_secret_value() if token else "none"
         logging.getLogger("vendor.sdk").error("request failed; sent Authorization: %s", secret)
         raise RuntimeError(f"vendor answered 500 to a call with Authorization: Bearer {secret}")
+
+
+class NoChangeProductAdapter(ExampleAdapter):
+    """The example vendor, except that it refuses every ChangeProduct (``fulfill certify``
+    must name that type, and still pass the others of the subscription's sequence)."""
+
+    def change_product(self, order: Order) -> Provisioned:
+        raise PermanentVendorError(
+            "This subscription cannot move to another product; cancel it and order the new "
+            "product instead."
+        )

@@ -43,6 +43,9 @@ FAST_ENV = {
     "WEB_METRICS_PORT": "0",
     "WORKER_METRICS_PORT": "0",
     "BEAT_METRICS_PORT": "0",
+    # No scheduled doctor (it would probe the vendor stub and take a pool process): a test
+    # of it sets DOCTOR_INTERVAL_SECONDS itself.
+    "DOCTOR_INTERVAL_SECONDS": "0",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -19,6 +20,9 @@ from werkzeug.security import generate_password_hash
 
 from config.settings import ConfigError
 from console.app import create_console
+from fulfillment.doctor import store as doctor_store
+from fulfillment.doctor.result import Check, Report, Status
+from fulfillment.doctor.run import NAMES
 from fulfillment.intake.accept import accept
 from fulfillment.intake.notifications import parse_pax8
 from fulfillment.ledger.refs import Ref, Scope
@@ -225,6 +229,27 @@ def test_the_webhooks_page_shows_configurations_and_live_credentials_masked(
     assert "https://fulfil.example.com/webhooks/pax8" in page
     assert "no configuration at Pax8 carries it: it can go" in page
     assert f'live (configuration <span class="id">{created.id}</span>)' in page
+
+
+def test_the_doctor_page_shows_the_last_run_escaped_and_checks_now_with_the_token(
+    services: Services, client: FlaskClient
+) -> None:
+    assert "No doctor run stored yet" in client.get("/doctor").get_data(as_text=True)
+    row = Check("vendor", "vendor", Status.FAIL, HOSTILE, "fix " + HOSTILE)
+    doctor_store.save(services.ledger, Report((row,), time.time(), "9.9"))
+    page = client.get("/doctor").get_data(as_text=True)
+    assert "<script>" not in page and "<img src=x" not in page
+    assert page.count("&lt;script&gt;alert(") == 2  # the detail and the fix
+    assert "Last run: fail" in page and "0 ok, 0 warn, 1 fail" in page
+    token = csrf(client, "/doctor")
+    assert client.post("/doctor", data={}).status_code == 400
+    page = client.post("/doctor", data={"csrf_token": token}).get_data(as_text=True)
+    assert "This run:" in page
+    stored = doctor_store.load(services.ledger)
+    assert stored is not None and [c.name for c in stored.checks] == list(NAMES)
+    for check in stored.checks:
+        assert f"<td>{html.escape(check.title)}</td>" in page
+    assert PROD_SECRET not in page
 
 
 def test_without_users_only_loopback_hosts_are_answered(services: Services) -> None:

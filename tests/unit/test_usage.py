@@ -284,7 +284,7 @@ def test_retries_end_in_failed_and_the_overdue_check_alerts_once(world: World) -
     assert list(late.alert) == [Scope.PAX8]
     assert context.store.overdue()[2][Scope.PAX8] == 1
     assert check(context, at("2031-04-01T12:10:00")).alert == {}  # once per period
-    world.pax8.control("DELETE", "/faults")
+    world.pax8.control("DELETE", "/faults", json={})
     world.run_day("2031-04-02T03:00:00")
     assert check(context, at("2031-04-02T03:10:00")).overdue == []
     assert context.store.overdue()[2][Scope.PAX8] == 0
