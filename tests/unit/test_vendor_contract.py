@@ -9,6 +9,7 @@ checked against the document too, so neither can drift from the other.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
@@ -137,6 +138,13 @@ def test_every_order_the_worker_sends_matches_the_contract(
         errors = sorted(schema.iter_errors(body), key=str)
         assert not errors, f"{order.type.value} ({order.source}): {errors[0].message}"
         seen.add((body["type"], body["source"], body["isSimulation"]))
+        # With a routes file: the route, and a ChangeProduct's previous route.
+        previous = "backup" if order.type is RequestType.CHANGE_PRODUCT else ""
+        routed = dataclasses.replace(order, route="archive", previous_route=previous)
+        wire = json.loads(json.dumps(routed.to_json()))
+        assert wire["route"] == "archive" and wire["previousRoute"] == (previous or None)
+        assert not list(schema.iter_errors(wire)), order.type.value
+        assert list(schema.iter_errors({**wire, "route": "Not A Route"})), "route has a pattern"
     assert {(kind.value, "pax8", sim) for kind in RequestType for sim in (False, True)} <= seen
     assert {kind for kind, source, _ in seen if source == "cloudblue"} == {
         "NetNew",
