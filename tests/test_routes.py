@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import textwrap
 import uuid
@@ -27,10 +28,11 @@ from fulfillment.ledger.refs import Ref, Scope
 from tests.support.adapters import calls
 from tests.support.cloudblue import SECRET as CLOUDBLUE_SECRET
 from tests.support.cloudblue import payload, post
-from tests.support.procs import Proc, procfile_command, wait_until
+from tests.support.procs import ROOT, Proc, procfile_command, wait_until
 from tests.support.sentry_server import SentryServer
 from tests.support.stack import Stack
 from tests.support.vendor_stub import VendorStub
+from tests.test_cli import run
 
 BACKUP, ARCHIVE, MAIL, NOWHERE = (str(uuid.uuid4()) for _ in range(4))
 BACKUP_TOKEN, ARCHIVE_TOKEN = "backup-backend-token-1", "archive-backend-token-2"
@@ -337,3 +339,54 @@ def stops_with(tmp_path: Path, line: str, env: dict[str, str], expected: str) ->
     assert errors[0].startswith(f"fulfillment: configuration error: VENDOR_ROUTES: {expected}"), (
         errors[0]
     )
+
+
+def test_the_cli_spreads_orders_over_backends_names_them_and_checks_each_endpoint(
+    stack: Stack, backup: VendorStub, archive: VendorStub
+) -> None:
+    """``fulfill simulate --product`` reaches several backends, ``fulfill status`` names each
+    order's, ``fulfill check-vendor`` checks each http backend of the file with its token."""
+    worker = stack.start_worker("worker-cli")
+    env = {**stack.env, "PYTHONPATH": str(ROOT)}
+    try:
+        done = run(
+            env, "simulate", "--product", BACKUP, "--product", ARCHIVE, "--count", "4", "--json"
+        )
+        assert done.returncode == 0, done.stderr
+        entries = json.loads(done.stdout)
+        routes = [entry["result"]["route"] for entry in entries]
+        assert routes == ["backup", "archive", "backup", "archive"]
+        ids = [entry["requestId"] for entry in entries]
+        assert {ids[0], ids[2]} <= seen(backup) and {ids[1], ids[3]} <= seen(archive)
+        assert not {ids[1], ids[3]} & seen(backup)
+    finally:
+        worker.stop()
+    listing = run(env, "status", "--limit", "50")
+    assert listing.returncode == 0, listing.stderr
+    for request_id, route in zip(ids, routes, strict=True):
+        line = next(line for line in listing.stdout.splitlines() if line.startswith(request_id))
+        assert re.search(rf"NetNew\s+sim\s+{route}\s+reported\s+Success", line), line
+    one = run(env, "status", ids[1])
+    assert re.search(r"backend\s+archive", one.stdout), one.stdout
+
+    # Every http backend of the routes file, each with its token (the stubs demand theirs).
+    checked = run(env, "check-vendor", timeout=240)
+    assert checked.returncode in (0, 1), checked.stderr
+    assert f"route backup (production): {backup.url}" in checked.stdout
+    assert f"route archive (production): {archive.url}" in checked.stdout
+    assert "a call without the token is refused" in checked.stdout
+    assert "bad token" not in checked.stdout  # each endpoint got its own token
+    for token in (BACKUP_TOKEN, ARCHIVE_TOKEN):
+        assert token not in checked.stdout + checked.stderr
+    one_route = run(env, "check-vendor", "--route", "archive", timeout=240)
+    assert "route archive (production)" in one_route.stdout
+    assert "route backup" not in one_route.stdout
+    missing = run(env, "check-vendor", drop=("ARCHIVE_TOKEN",))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"fulfillment: configuration error: VENDOR_ROUTES: {stack.env['VENDOR_ROUTES']}: "
+        "route archive: production: token_env names ARCHIVE_TOKEN, which is not set in this "
+        "process's environment"
+    )
+    unknown = run(env, "check-vendor", "--route", "billing")
+    assert unknown.returncode == 2 and "billing is not a route of" in unknown.stderr
