@@ -17,11 +17,18 @@ mark on a replica costs the workers (the receiver's side is ``bench.wait``).
 
 From these: one Redis core carries at most 1000 / (redis-server CPU ms per order)
 orders/s; the capacity model (``docs/scaling.md``) quotes the figures.
+
+Last, what workers cost when there is nothing to do: two idle worker processes with the
+default broker and liveness settings (heartbeats, the sweep of gone workers, kombu's
+visibility scan and its ``BRPOP`` polling), once they have run long enough to judge others
+(``WORKER_LOST_AFTER_SECONDS``), counted by ``INFO commandstats`` over a window (30 s quick,
+120 s otherwise), per worker and second, beside two idle bare workers.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import redis
@@ -191,6 +198,38 @@ def anatomy(
     return figures
 
 
+def idle(bench: Bench, stack: Stack, client: redis.Redis, bare: bool) -> dict[str, Any]:
+    """Redis commands per second and per worker of two idle worker processes (defaults:
+    visibility timeout and liveness settings unset, whatever the stack's own)."""
+    defaults = {
+        "VISIBILITY_TIMEOUT_SECONDS": "",
+        "WORKER_HEARTBEAT_SECONDS": "",
+        "WORKER_LOST_AFTER_SECONDS": "",
+    }
+    workers = start_workers(stack, 2, bare, **defaults)
+    window = 30.0 if bench.quick else 120.0
+    try:
+        time.sleep(40.0)  # past WORKER_LOST_AFTER_SECONDS: each worker judges others now
+        before, started = command_counts(client), time.monotonic()
+        time.sleep(window)
+        after, took = command_counts(client), time.monotonic() - started
+    finally:
+        stop_workers(stack, workers)
+    per = {
+        name: round((count - before.get(name, 0)) / took / len(workers), 3)
+        for name, count in after.items()
+        if count > before.get(name, 0) and name not in IDLE_NOISE
+    }
+    label = "bare" if bare else "project"
+    total = sum(per.values())
+    bench.log(f"idle {label}: {total:.2f} Redis commands per worker and second: {per}")
+    return {"total": total, "by_command": dict(sorted(per.items(), key=lambda i: -i[1]))}
+
+
+IDLE_NOISE = frozenset({"replconf", "info", "ping"})
+"""What the replica and this benchmark send while the workers idle (not the workers')."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 unless something failed outright."""
     with Bench("scaling", "orders/s with 1, 2, 4 worker processes; Redis per order", argv) as bench:
@@ -222,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                         runs.setdefault("project-2-wait", []).append(figures)
             parts = anatomy(bench, stack, client, web.port, 100 if bench.quick else 300)
             bench.details["ledger after the run"] = stack.ledger.counts()
+            idle_bare = idle(bench, stack, client, bare=True)
+            idle_project = idle(bench, stack, client, bare=False)
         finally:
             client.close()
             stack.stop()
@@ -313,6 +354,21 @@ def main(argv: list[str] | None = None) -> int:
                 note=f"+ {parts['scripted']:.1f} run inside Lua scripts",
             )
         )
+        bench.add(
+            Comparison(
+                "Redis commands per idle worker and second",
+                "",
+                idle_project["total"],
+                idle_bare["total"],
+                "bare Celery worker, idle",
+                higher_is_better=False,
+                note="default settings; commandstats",
+            )
+        )
+        bench.details["idle, per worker and second, by command (project)"] = idle_project[
+            "by_command"
+        ]
+        bench.details["idle, per worker and second, by command (bare)"] = idle_bare["by_command"]
         bench.details["per order, sent by clients (MONITOR)"] = parts["sent_by_command"]
         bench.details["per order, run inside scripts (MONITOR)"] = parts["scripted_by_command"]
         bench.details["Redis commands per order, by command (best round)"] = {

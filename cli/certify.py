@@ -21,6 +21,7 @@ from cli.context import runtime
 from cli.errors import FAILED, ConfigurationError
 from cli.output import clip, echo_json, safe, table
 from cli.simulate import parse_pairs
+from config.version import LEDGER_SCHEMA
 from fulfillment.certify.plan import ALL_TYPES, FailCase, OrderSpec, parse_types
 from fulfillment.certify.report import as_dict, summary, write
 from fulfillment.certify.run import (
@@ -32,6 +33,7 @@ from fulfillment.certify.run import (
     simulation_client,
 )
 from fulfillment.ledger import Ledger
+from fulfillment.ledger.schema import NewerSchema, read_stamp
 from fulfillment.runtime.clients import RedisUse, redis_client
 
 DEFAULT_TIMEOUT = 120.0
@@ -92,7 +94,12 @@ def _ledger(enabled: bool) -> tuple[Ledger | None, str]:
     except redis.RedisError as exc:  # unreachable, refused, or not a Redis we may read
         client.close()
         return None, f"not read (REDIS_URL does not answer: {type(exc).__name__})"
-    return Ledger(client), "read"
+    ledger = Ledger(client)
+    stamp = read_stamp(ledger)
+    if stamp.version is not None and stamp.version > LEDGER_SCHEMA:  # read nothing of it
+        client.close()
+        return None, f"not read ({NewerSchema(stamp)})"
+    return ledger, "read"
 
 
 def _rows(runs: list[OrderRun]) -> list[tuple[str, ...]]:

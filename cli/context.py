@@ -3,7 +3,10 @@
 A command asks for what it uses and nothing more: ``fulfill status`` never needs Pax8
 credentials, ``fulfill webhooks list`` never needs Redis. Each client is checked as it is
 built (Redis answers a PING, the Celery app loads), so an unreachable dependency is
-reported once, up front, by :mod:`cli.errors` (exit 3) rather than halfway through.
+reported once, up front, by :mod:`cli.errors` (exit 3) rather than halfway through. The
+ledger is checked too before a command reads or writes an order: its schema, as every
+process checks it at start (``fulfillment/ledger/migrations.py``: data of a newer schema is
+exit 4, an older one migrated when that is safe).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from cli.errors import ConfigurationError, redis_unreachable
 from config.settings import ConfigError, Settings, build_settings
 from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger
+from fulfillment.ledger.migrations import migrate
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE, RedisUse
 from fulfillment.services import Services
 from pax8.client import Pax8Client
@@ -28,6 +32,7 @@ class Runtime:
         self._settings = settings
         self._services: Services | None = None
         self._checked = False
+        self._schema_checked = False
 
     @property
     def loaded(self) -> Settings | None:
@@ -59,10 +64,16 @@ class Runtime:
             self._checked = True
         return client
 
-    def ledger(self) -> Ledger:
-        """The ledger on :meth:`redis`."""
+    def ledger(self, check_schema: bool = True) -> Ledger:
+        """The ledger on :meth:`redis`, its schema checked (and migrated when that is safe;
+        :class:`~fulfillment.ledger.schema.SchemaError`, exit 4, when this release cannot
+        use it). ``check_schema=False``: ``fulfill migrate``, which does it itself."""
         self.redis()
-        return self.services.ledger
+        ledger = self.services.ledger
+        if check_schema and not self._schema_checked:
+            migrate(ledger, rewrite=self.settings.ledger_migrate_at_start)
+            self._schema_checked = True
+        return ledger
 
     def pax8(self, simulation: bool | None = None) -> Pax8Client:
         """The Pax8 client; with ``simulation`` given, that credential set must be configured."""

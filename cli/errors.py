@@ -7,6 +7,8 @@
        not fulfilled in time, reconciliation errors)
     2  usage or configuration error (a bad or missing setting, a bad option, a port taken)
     3  a dependency is unreachable (Redis or Pax8; the message names the setting and URL)
+    4  the ledger's data is of a schema this release cannot use as it is (a newer one, or an
+       older one that needs ``fulfill migrate``: docs/upgrading.md)
 
 Commands raise :class:`CommandFailed` (1), :class:`ConfigurationError` (2) or
 :class:`Unreachable` (3) themselves; anything else that escapes a command goes through
@@ -22,6 +24,9 @@ import click
 from config.logging import escape_controls
 from config.scrub import Scrubber
 from config.settings import ConfigError, Settings
+from fulfillment.ledger.migrations import LockLost
+from fulfillment.ledger.schema import EXIT_CODE as SCHEMA_EXIT_CODE
+from fulfillment.ledger.schema import SchemaError
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE, redis_location
 from pax8.errors import AuthenticationError, CredentialsMissing, Pax8Error, TransientError
 from sandbox.config import ConfigError as SandboxConfigError
@@ -30,6 +35,7 @@ OK = 0
 FAILED = 1
 USAGE = 2
 UNREACHABLE = 3
+INCOMPATIBLE = SCHEMA_EXIT_CODE
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -38,6 +44,7 @@ Exit codes:
      orders not fulfilled in time, reconciliation errors)
   2  usage or configuration error (a bad or missing setting: the message names it)
   3  a dependency is unreachable (Redis or Pax8: the message names the URL)
+  4  the ledger's data is of a newer schema, or needs fulfill migrate
 """
 
 
@@ -66,6 +73,13 @@ class Unreachable(CommandFailed):
     prefix = "fulfill: unreachable: "
 
 
+class IncompatibleData(CommandFailed):
+    """The ledger's data is of a schema this release cannot use as it is (exit 4)."""
+
+    exit_code = INCOMPATIBLE
+    prefix = "fulfill: "
+
+
 def redis_unreachable(settings: Settings | None, exc: BaseException) -> Unreachable:
     """The exit-3 error for a Redis that does not answer (its URL's password masked; with
     REDIS_SENTINELS, the master's name and the sentinels)."""
@@ -88,6 +102,10 @@ def _translate(exc: BaseException, settings: Settings | None) -> click.ClickExce
         return ConfigurationError(str(exc))
     if isinstance(exc, SandboxConfigError):
         return ConfigurationError(str(exc))
+    if isinstance(exc, SchemaError):
+        return IncompatibleData(str(exc))
+    if isinstance(exc, LockLost):
+        return CommandFailed(str(exc))
     if isinstance(exc, REDIS_UNAVAILABLE):  # also kombu's, when a publish is refused
         return redis_unreachable(settings, exc)
     if isinstance(exc, Pax8Error):

@@ -18,6 +18,7 @@ from cli.context import Runtime
 from cli.dev import dev
 from cli.doctor import doctor
 from cli.errors import EXIT_CODES_HELP, translate
+from cli.migrate import migrate_command
 from cli.reconcile import reconcile_command
 from cli.replay import replay_command
 from cli.sandbox_command import sandbox
@@ -25,7 +26,7 @@ from cli.simulate import simulate
 from cli.status import status
 from cli.usage import usage
 from cli.webhooks import webhooks
-from config.version import __version__
+from config.version import LEDGER_SCHEMA, MESSAGE_FORMAT, __version__
 
 _PASS_THROUGH = (click.ClickException, click.exceptions.Exit, click.Abort)
 
@@ -53,7 +54,11 @@ class FulfillGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(
-    __version__, "--version", prog_name="fulfill", message="%(prog)s (pax8-fulfillment) %(version)s"
+    __version__,
+    "--version",
+    prog_name="fulfill",
+    message=f"%(prog)s (pax8-fulfillment) %(version)s, ledger schema {LEDGER_SCHEMA}, "
+    f"message format {MESSAGE_FORMAT}",
 )
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -75,6 +80,7 @@ def main(ctx: click.Context) -> None:
       fulfill usage status             # usage owed to Pax8, and what it was told
       fulfill doctor                   # is every wire of this deployment right?
       fulfill certify --out report     # Pax8's simulation tests, a report to send Pax8
+      fulfill migrate                  # bring the ledger's data to this release's schema
     """
     runtime = ctx.ensure_object(Runtime)
     ctx.call_on_close(runtime.close)
@@ -92,6 +98,7 @@ main.add_command(console_user)
 main.add_command(usage)
 main.add_command(doctor)
 main.add_command(certify)
+main.add_command(migrate_command)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from cli.orders import scope_option, which
 from cli.output import age, clip, echo_json, external_ids, safe, table, when
 from fulfillment.ledger import STATES, AmbiguousId
 from fulfillment.ledger.states import State
-from fulfillment.views.orders import describe, overview
+from fulfillment.views.orders import describe, holder_line, overview
 
 
 def _print_one(view: dict[str, Any]) -> None:
@@ -41,6 +41,7 @@ def _print_one(view: dict[str, Any]) -> None:
         ("created", when(record["createdAt"])),
         ("updated", f"{when(record['updatedAt'])} ({age(record['updatedAt'])} ago)"),
     ]
+    rows += _held(view["holding"])
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         if value is not None:
@@ -62,6 +63,31 @@ def _print_one(view: dict[str, Any]) -> None:
         for entry in view["history"]
     ]
     click.echo(_indent(table(("at", "state", "event", "note"), history)))
+
+
+def _held(holding: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The rows saying who holds an order in flight (none once it is not in flight)."""
+    if holding is None:
+        return []
+    now = holding["now"]
+    rows: list[tuple[str, Any]] = []
+    claim = holding["claim"]
+    if claim is not None:
+        since = f"since {when(claim['since'])} ({age(claim['since'], now)} ago)"
+        rows.append(
+            ("held by", f"{holder_line(claim['worker'], claim['heartbeat'], now)}; {since}")
+        )
+    for message in holding["messages"]:
+        since = f"since {when(message['since'])}"
+        taken = "its task message, taken by" if claim is None else "its message, held by"
+        line = holder_line(message["worker"], message["heartbeat"], now)
+        rows.append(("message", f"{taken} {line}; {since}"))
+    if claim is None and not holding["messages"]:
+        rows.append(("message", "waiting in its queue for a worker"))
+    if holding["callUntil"] and holding["callUntil"] > now:
+        rows.append(("call until", f"{when(holding['callUntil'])}: an earlier vendor call may "
+                                   "still run; nobody calls again before"))  # fmt: skip
+    return rows
 
 
 def _print_overview(view: dict[str, Any], state: str | None) -> None:
@@ -130,8 +156,9 @@ def status(
     """
     ledger = runtime().ledger()
     if request_id:
+        lost_after = runtime().settings.worker_lost_after_seconds
         try:
-            view = describe(ledger, which(request_id, scope))
+            view = describe(ledger, which(request_id, scope), lost_after=lost_after)
         except AmbiguousId as exc:
             raise CommandFailed(f"{exc}: pass --scope") from None
         if view is None:

@@ -22,7 +22,7 @@ from fulfillment.usage.posting import TooLate, post_now
 
 def _context(at: datetime | None = None) -> UsageContext:
     rt = runtime()
-    rt.redis()  # reachable, or exit 3 up front
+    rt.ledger()  # reachable (or exit 3) and of a schema this release reads (or exit 4), up front
     return usage_context(rt.services, FixedClock(at) if at else None)
 
 

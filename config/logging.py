@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from config.scrub import Scrubber, ScrubbingFilter
-from config.version import DISTRIBUTION, __version__
+from config.version import DISTRIBUTION, LEDGER_SCHEMA, MESSAGE_FORMAT, __version__
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -81,12 +81,16 @@ def configure_logging(
 
 
 def log_start(component: str) -> None:
-    """The first line a process logs: which version of what started (for support tickets)."""
+    """The first line a process logs: which release of what started, and the ledger schema
+    and message format it reads and writes (for support tickets, and for telling the two
+    releases of a rolling deploy apart)."""
     logging.getLogger("fulfillment").warning(
-        "%s %s: %s starting (pid %d, Python %s)",
+        "%s %s: %s starting (pid %d, Python %s; ledger schema %d, message format %d)",
         DISTRIBUTION,
         __version__,
         component,
         os.getpid(),
         sys.version.split()[0],
+        LEDGER_SCHEMA,
+        MESSAGE_FORMAT,
     )

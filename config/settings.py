@@ -344,8 +344,28 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: float = Field(
         3600.0,
         gt=0,
-        description="Redis redelivers an unacknowledged message after this; must exceed "
-        "RETRY_BACKOFF_MAX_SECONDS + TASK_TIME_LIMIT_SECONDS (checked at start).",
+        description="The last resort: Redis redelivers a message still unacknowledged after "
+        "this long whoever holds it. A dead worker's messages come back sooner, once its "
+        "heartbeat is gone (WORKER_LOST_AFTER_SECONDS); this one covers a message with no "
+        "recorded holder (taken by a worker of 0.1.0). Must exceed RETRY_BACKOFF_MAX_SECONDS "
+        "+ TASK_TIME_LIMIT_SECONDS, since a live worker holds a countdown retry that long.",
+    )
+    worker_heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How often a worker's main process records in Redis that it lives, and "
+        "looks for workers that do not (one script call).",
+    )
+    worker_lost_after_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="A worker whose heartbeat is older than this is gone: the messages it "
+        "held (running, prefetched or waiting for a countdown) go back to their queues, and "
+        "an order in flight whose message is nowhere in Redis this long is queued again. At "
+        "least 3 × WORKER_HEARTBEAT_SECONDS; a worker judges others only after beating this "
+        "long itself without a gap (a Redis failover declares nobody dead).",
     )
     provision_max_retries: int = Field(10, ge=0, description="Transient retries of a vendor call.")
     report_max_retries: int = Field(10, ge=0, description="Transient retries of a result post.")
@@ -400,6 +420,13 @@ class Settings(BaseSettings):
         ge=1,
         description="How long a write waits for those replicas (Redis WAIT); must be below "
         "REDIS_SOCKET_TIMEOUT_SECONDS.",
+    )
+    ledger_migrate_at_start: bool = Field(
+        True,
+        description="Whether a process that finds the ledger at an older schema migrates it "
+        "as it starts (under a lock; only migrations the older release's processes can run "
+        "beside). Off: it exits with one line, and `fulfill migrate` migrates. See "
+        "docs/upgrading.md.",
     )
 
     @field_validator("redis_sentinels", mode="before")
@@ -706,6 +733,12 @@ class Settings(BaseSettings):
                 "RECONCILE_LOCK_SECONDS must exceed TASK_TIME_LIMIT_SECONDS, or a slow run "
                 "could outlive its lock and overlap the next"
             )
+        if self.worker_lost_after_seconds < 3 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                "WORKER_LOST_AFTER_SECONDS must be at least 3 × WORKER_HEARTBEAT_SECONDS "
+                f"({3 * self.worker_heartbeat_seconds:g}s): one late heartbeat must not make "
+                "a live worker look gone"
+            )
         # A retry's message is held (unacknowledged) through its countdown and its run:
         # both together must end before Redis would hand the message to another worker.
         longest = self.retry_backoff_max_seconds + self.task_time_limit_seconds
@@ -784,7 +817,9 @@ class Settings(BaseSettings):
 
     @property
     def stuck_after_seconds(self) -> float:
-        """Age after which a queued or provisioning record counts as stranded."""
+        """Age after which a queued or provisioning record counts as stranded whatever its
+        message's fate: the last net, after the visibility timeout would have brought any
+        message back (a lost one is queued again much sooner: ``worker/liveness.py``)."""
         return self.visibility_timeout_seconds + self.task_time_limit_seconds
 
     @property

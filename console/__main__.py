@@ -16,6 +16,9 @@ from config.logging import configure_logging, log_start
 from config.scrub import Scrubber
 from config.settings import load_settings
 from console.app import create_console
+from fulfillment.ledger.migrations import check_at_start
+from fulfillment.runtime.clients import RedisUse
+from worker.services import build_services
 
 
 class ConsoleServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
@@ -37,11 +40,13 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyp
 
 
 def main() -> None:
-    """Check the settings, build the console, serve it."""
+    """Check the settings and the ledger's schema, build the console, serve it."""
     settings = load_settings("console")
     configure_logging(settings.log_level, settings.log_format, Scrubber.from_settings(settings))
     log_start("console")
-    app = create_console(settings)
+    services = build_services(settings, RedisUse.CLI)
+    check_at_start(services.ledger, migrate_at_start=settings.ledger_migrate_at_start)
+    app = create_console(settings, services)
     host, port = settings.console_host.strip("[]"), settings.console_port
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     logging.getLogger("console").warning(

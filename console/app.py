@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.scrub import Scrubber
 from config.settings import Settings, load_settings
+from config.version import LEDGER_SCHEMA, __version__
 from console.auth import REALM, Throttle, Users, host_is_loopback, log, retry_after, shown_name
 from console.context import EXTENSION, Console, console
 from console.csrf import token as csrf_token
@@ -73,6 +74,7 @@ def create_console(settings: Settings | None = None, services: Services | None =
     for unavailable in REDIS_UNAVAILABLE:
         app.register_error_handler(unavailable, _redis_down)
     app.jinja_env.globals.update(csrf_token=csrf_token, states=[s.value for s in State])
+    app.context_processor(_versions)
     app.jinja_env.filters.update(when=_when, age=_age)
     app.register_blueprint(pages)
     return app
@@ -165,6 +167,16 @@ def _redis_down(_exc: Exception) -> Any:
     # No error text: it could name where Redis lives; the console's log has it.
     error = ServiceUnavailable("Redis does not answer: the ledger cannot be read now.")
     return render_template("error.html", error=error), 503
+
+
+def _versions() -> dict[str, Any]:
+    """The footer's: this release, and the schema the ledger's data is at (None: unknown now,
+    or not stamped), beside the one this release reads."""
+    try:
+        schema = console().services.ledger.ping_schema()
+    except REDIS_UNAVAILABLE:
+        schema = None
+    return {"release": __version__, "data_schema": schema, "reads_schema": LEDGER_SCHEMA}
 
 
 def _when(timestamp: float | None) -> str:

@@ -22,7 +22,7 @@ from fulfillment.doctor.run import run_checks
 from fulfillment.ledger import AmbiguousId
 from fulfillment.ledger.refs import Ref, Scope, is_id
 from fulfillment.ledger.states import State
-from fulfillment.views.orders import OrderQuery, describe, errors, search
+from fulfillment.views.orders import OrderQuery, describe, errors, holder_line, search
 from fulfillment.views.webhook_configs import recent_deliveries, webhook_view
 from fulfillment.workflow.reconcile import reconcile
 from fulfillment.workflow.replay import ReplayRefused, replay
@@ -104,7 +104,9 @@ def order(scope: str, request_id: str) -> ResponseReturnValue:
     """One order: record, external ids, attempts and results, history, errors, payload."""
     ref = _ref(scope, request_id)
     ctx = console()
-    view = describe(ctx.services.ledger, ref)
+    view = describe(
+        ctx.services.ledger, ref, lost_after=ctx.services.settings.worker_lost_after_seconds
+    )
     if view is None:
         abort(404, description=f"No order {request_id} in scope {scope}.")
     record = ctx.services.ledger.get(ref)
@@ -120,7 +122,27 @@ def order(scope: str, request_id: str) -> ResponseReturnValue:
         payload=_payload(record.payload),
         replayable=record.state in REPLAYABLE,
         needs_force=record.state is State.REPORTED and record.outcome != "Fail",
+        held=_held(view["holding"]),
     )
+
+
+def _held(holding: dict[str, Any] | None) -> list[tuple[str, str, float | None]]:
+    """(what, who and whether alive, since) for each holder of an order in flight."""
+    if holding is None:
+        return []
+    now = holding["now"]
+    rows: list[tuple[str, str, float | None]] = []
+    claim = holding["claim"]
+    if claim is not None:
+        who = holder_line(claim["worker"], claim["heartbeat"], now)
+        rows.append(("Claimed by", who, claim["since"]))
+    for message in holding["messages"]:
+        what = "Its message, held by" if claim is not None else "Its task message, taken by"
+        rows.append((what, holder_line(message["worker"], message["heartbeat"], now),
+                     message["since"]))  # fmt: skip
+    if claim is None and not holding["messages"]:
+        rows.append(("Its task message", "waiting in its queue for a worker", None))
+    return rows
 
 
 @bp.post("/orders/<scope>/<request_id>/replay")

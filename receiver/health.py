@@ -1,5 +1,7 @@
 """``/healthz`` (the process runs) and ``/readyz`` (Redis answers).
 
+``/readyz`` also says which release answers and the schema the ledger's data is at (a rolling
+deploy shows which replicas run which release: ``docs/upgrading.md``); never an error text.
 Metrics are not served on the webhook port at all (``/metrics`` here is a 404 for everyone):
 gunicorn's master serves them on ``WEB_METRICS_PORT`` (``receiver/metrics.py``).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from config.version import __version__
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from receiver.webhooks import receiver
 
@@ -23,10 +26,10 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """Readiness: 200 only when Redis answers a PING."""
+    """Readiness: 200 only when Redis answers a PING; the release and the data's schema."""
     try:
-        receiver().services.redis.ping()
+        schema = receiver().services.ledger.ping_schema()
     except REDIS_UNAVAILABLE:
         # Up or down, no error text: it would tell an outsider where Redis lives.
-        return jsonify({"status": "unavailable"}), 503
-    return jsonify({"status": "ok"}), 200
+        return jsonify({"status": "unavailable", "release": __version__}), 503
+    return jsonify({"status": "ok", "release": __version__, "schema": schema}), 200

@@ -10,6 +10,11 @@ after the visibility timeout.
 A write the replicas did not confirm (``REDIS_WAIT_REPLICAS``; Redis itself answers) is
 tried again after a countdown instead, so a missing replica neither spins the message
 through the queue nor spends the order's budgets.
+
+A message of a format this worker does not read (a newer release's, during a rolling
+deploy that skipped a step: ``worker/messages.py``) is not run at all: it is handed back
+unchanged (a retry keeps every header and argument) after :data:`HAND_BACK_SECONDS`, for a
+worker that reads it, and counts against no budget.
 """
 
 from __future__ import annotations
@@ -21,18 +26,25 @@ from celery import Task
 from celery.exceptions import Reject
 
 from config.sentry import capture_dead_order, capture_order_alert
+from config.version import MESSAGE_FORMAT
 from fulfillment.ledger.refs import Ref
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE, NotReplicated
 from fulfillment.services import Services
 from fulfillment.workflow.outcomes import Next, Outcome
+from worker.messages import FORMAT_HEADER, readable
 
 log = logging.getLogger(__name__)
+
+HAND_BACK_SECONDS = 10.0
+"""How long a message this worker cannot read waits before another worker may take it."""
 
 
 class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
     """Runs with its worker process's services; hands its message back on a Redis outage."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.request.called_directly and not readable(self.request.headers):
+            return self._hand_back(args)
         try:
             return super().__call__(*args, **kwargs)
         except NotReplicated as exc:
@@ -42,6 +54,20 @@ class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
         except REDIS_UNAVAILABLE as exc:
             log.warning("%s%s: Redis unavailable (%s); message handed back", self.name, args, exc)
             raise Reject(exc, requeue=True) from exc
+
+    def _hand_back(self, args: tuple[Any, ...]) -> Any:
+        headers = self.request.headers or {}
+        countdown = min(HAND_BACK_SECONDS, self.app.settings.max_countdown_seconds)
+        log.error(
+            "%s%s: message format %r is not one this worker reads (up to %d): handed back "
+            "for a newer worker in %.0fs",
+            self.name,
+            args,
+            headers.get(FORMAT_HEADER),
+            MESSAGE_FORMAT,
+            countdown,
+        )
+        raise self.retry(countdown=countdown, max_retries=None)
 
     @property
     def services(self) -> Services:

@@ -19,6 +19,7 @@ from fulfillment.names import PROVISION_TASKS
 from fulfillment.workflow.provisioning import fulfil
 from pax8.models import RequestType
 from tasks.base import FulfillmentTask
+from worker import liveness
 
 
 def _define(request_type: RequestType) -> Any:
@@ -41,6 +42,7 @@ def _define(request_type: RequestType) -> Any:
             self.request.id,
             transient=(SoftTimeLimitExceeded,),
             route=route,
+            worker=liveness.current_worker(),
         )
         return self.follow(outcome, ref)
 

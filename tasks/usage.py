@@ -17,6 +17,7 @@ from fulfillment.usage.context import usage_context
 from fulfillment.usage.daily import tick
 from fulfillment.usage.posting import post_jobs
 from tasks.base import FulfillmentTask
+from worker.messages import message_headers
 
 
 @shared_task(name=USAGE_TICK, bind=True, base=FulfillmentTask, queue=USAGE_TICK)
@@ -24,7 +25,7 @@ def usage_tick(self: FulfillmentTask) -> dict[str, Any]:
     """Plan, resume or check the day's usage run; hand its jobs to ``usage_post``."""
     result = tick(usage_context(self.services))
     for chunk in result.chunks:
-        usage_post.apply_async(args=[result.day, chunk])
+        usage_post.apply_async(args=[result.day, chunk], headers=message_headers())
     if result.check is not None:
         cutoff = iso(periods.cutoff(result.check.period))
         for scope, late in result.check.alert.items():
@@ -47,7 +48,7 @@ def usage_post(self: FulfillmentTask, day: str, jobs: list[str]) -> dict[str, in
         # The jobs finished are skipped; the one cut short starts over (its claim counts).
         raise self.retry(countdown=1.0, max_retries=None, exc=exc) from exc
     for job, countdown in result.retries:
-        usage_post.apply_async(args=[day, [job]], countdown=countdown)
+        usage_post.apply_async(args=[day, [job]], countdown=countdown, headers=message_headers())
     if result.leftover:
-        usage_post.apply_async(args=[day, result.leftover])
+        usage_post.apply_async(args=[day, result.leftover], headers=message_headers())
     return result.counts()

@@ -22,10 +22,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
-from cli.redis_server import free_port, port_open
+from cli.redis_server import RedisServer, free_port, port_open
+from config.version import LEDGER_SCHEMA, MESSAGE_FORMAT, __version__
 from fulfillment.intake.notifications import parse_pax8
 from fulfillment.ledger import Notice
+from fulfillment.ledger.liveness import Liveness
 from tests.support.procs import ROOT, Proc
 from tests.support.sandbox import notification_from
 from tests.support.stack import Stack, unique_domain
@@ -94,10 +97,12 @@ def history_states(stack: Stack, request_id: str) -> list[str]:
 
 def test_help_documents_commands_and_exit_codes(stack: Stack) -> None:
     text = ok(fulfill(stack, "--help"))
-    for command in ("status", "replay", "reconcile", "webhooks", "simulate", "sandbox", "dev"):
+    for command in ("status", "replay", "reconcile", "webhooks", "simulate", "sandbox", "dev",
+                    "migrate"):  # fmt: skip
         assert re.search(rf"^\s+{command}\s", text, re.MULTILINE), command
     assert "Exit codes" in text
-    for code in ("0  ok", "1  the command could not", "2  usage or configuration", "3  a dep"):
+    for code in ("0  ok", "1  the command could not", "2  usage or configuration", "3  a dep",
+                 "4  the ledger's data is of a newer schema"):  # fmt: skip
         assert code in text
     for command in (["status"], ["replay"], ["reconcile"], ["webhooks", "create"],
                     ["webhooks", "list"], ["simulate"], ["sandbox"], ["dev"]):  # fmt: skip
@@ -107,7 +112,10 @@ def test_help_documents_commands_and_exit_codes(stack: Stack) -> None:
 def test_version_is_the_installed_package_version() -> None:
     expected = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     result = run({}, "--version")
-    assert ok(result).strip() == f"fulfill (pax8-fulfillment) {expected}"
+    assert ok(result).strip() == (
+        f"fulfill (pax8-fulfillment) {expected}, ledger schema {LEDGER_SCHEMA}, "
+        f"message format {MESSAGE_FORMAT}"
+    )
 
 
 def test_a_missing_setting_is_exit_2_naming_it(stack: Stack) -> None:
@@ -142,6 +150,41 @@ def test_redis_unreachable_is_exit_3_naming_the_url(stack: Stack) -> None:
         result = fulfill(stack, *args, REDIS_URL=closed)
         assert result.returncode == 3, (args, result)
         assert f"REDIS_URL={closed}" in result.stderr
+
+
+def test_migrate_says_what_the_data_is_and_brings_it_to_this_schema(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # The stack's receiver stamped its Redis as it started: nothing to do.
+    checked = ok(fulfill(stack, "migrate", "--check"))
+    assert f"ledger data   schema {LEDGER_SCHEMA} (stamped by {__version__}) at " in checked
+    assert checked.endswith("to do         nothing\n")
+    assert ok(fulfill(stack, "migrate")) == (
+        f"ledger: schema {LEDGER_SCHEMA} (stamped by {__version__}); "
+        f"this release reads up to {LEDGER_SCHEMA}\n"
+    )
+
+    # 0.1.0's data carries no stamp: --check says so (exit 1), a command that reads the
+    # ledger stamps it as it starts (nothing rewritten), and then there is nothing to do.
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    try:
+        other = {"REDIS_URL": server.url}
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client.hset("ff:req:pax8:from-0-1-0", mapping={"id": "from-0-1-0", "state": "reported"})
+        client.zadd("ff:index", {"pax8:from-0-1-0": 1.0})
+        pending = fulfill(stack, "migrate", "--check", **other)
+        assert pending.returncode == 1, pending
+        assert "ledger data   no schema stamp: data of 0.1.0" in pending.stdout
+        assert f"to do         stamp schema {LEDGER_SCHEMA} (nothing to rewrite)" in pending.stdout
+        ok(fulfill(stack, "status", **other))
+        assert client.hgetall("ff:schema")["from"] == "unversioned"
+        assert ok(fulfill(stack, "migrate", "--check", **other)).endswith("nothing\n")
+        client.flushall()
+        done = ok(fulfill(stack, "migrate", **other))
+        assert done == f"ledger: empty; stamped schema {LEDGER_SCHEMA}\n"
+        client.close()
+    finally:
+        server.stop()
 
 
 def test_a_password_in_redis_url_is_never_printed(stack: Stack) -> None:
@@ -294,6 +337,33 @@ def test_status_table_one_order_and_json(stack: Stack) -> None:
     assert 1 <= len(listing["recent"]) <= 3
     assert {r["state"] for r in listing["recent"]} == {"reported"}
     assert listing["counts"]["reported"] >= 1
+
+
+def test_status_shows_who_holds_an_order_in_flight_and_a_holder_that_is_gone(
+    stack: Stack,
+) -> None:
+    request_id = str(uuid.uuid4())
+    ref = Notice(request_id, "d1", "a1", "NetNew", False, "{}").ref
+    stack.ledger.accept(Notice(request_id, "d1", "a1", "NetNew", False, "{}"))
+    worker = "worker-9@host/4242/beef"
+    stack.ledger.claim(ref, "d1", "task-1", 180, 5, call_seconds=120, worker=worker)
+    registry = Liveness(stack.redis())
+    registry.beat(worker, lost_after=30, look_every=60, look=False)
+
+    out = ok(fulfill(stack, "status", request_id))
+    assert re.search(rf"held by\s+{re.escape(worker)}, alive \(heartbeat \d+s ago\); since ", out)
+    assert re.search(r"call until\s+\S+ \S+: an earlier vendor call may still run", out)
+
+    seconds, _ = stack.redis().time()
+    stack.redis().zadd("ff:workers", {worker: seconds - 45})  # silent for 45 s: gone
+    out = ok(fulfill(stack, "status", request_id))
+    assert re.search(rf"held by\s+{re.escape(worker)}, gone \(no heartbeat for 4\ds", out), out
+    view = json.loads(ok(fulfill(stack, "status", request_id, "--json")))
+    claim = view["holding"]["claim"]
+    assert claim["worker"] == worker and claim["heartbeat"]["alive"] is False
+    stack.ledger.finish(ref, "d1", "task-1", "Success")
+    assert json.loads(ok(fulfill(stack, "status", request_id, "--json")))["holding"] is None
+    assert "held by" not in ok(fulfill(stack, "status", request_id))
 
 
 def test_status_of_an_unknown_order_is_exit_1(stack: Stack) -> None:

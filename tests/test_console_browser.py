@@ -21,6 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
+from config.version import LEDGER_SCHEMA, __version__
 from tests.support.browser import CHROMEDRIVER, CHROMIUM, chromium, full_page_screenshot
 from tests.support.procs import Proc, free_port, wait_until
 from tests.support.stack import Stack
@@ -108,6 +109,10 @@ def test_find_an_order_open_it_replay_it_and_see_its_result(console: Console) ->
         good_id,
     ]
     console.shot("orders")
+    # The footer says which release serves the page and the schema the ledger's data is at
+    # (stamped by the receiver, the first process of the stack to start).
+    footer = console.driver.find_element(By.TAG_NAME, "footer").text
+    assert footer == f"pax8-fulfillment {__version__} · ledger schema {LEDGER_SCHEMA}"
     Select(console.driver.find_element(By.NAME, "state")).select_by_value("dead")
     console.follow(
         console.driver.find_element(By.CSS_SELECTOR, ".filters button[type=submit]"),

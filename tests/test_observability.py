@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from config.version import LEDGER_SCHEMA, MESSAGE_FORMAT
 from tests.support.procs import free_port, wait_until
 from tests.support.sentry_server import SentryServer
 from tests.support.stack import Stack
@@ -149,6 +150,9 @@ def test_json_logs_have_one_line_per_state_change(stack: Stack) -> None:
                       if line.startswith("{") and "starting (pid" in line]  # fmt: skip
             assert starts, proc.describe()
             assert starts[0]["message"].startswith(f"pax8-fulfillment {version}: ")
+            assert starts[0]["message"].endswith(
+                f"; ledger schema {LEDGER_SCHEMA}, message format {MESSAGE_FORMAT})"
+            )
     finally:
         worker.stop()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from config.version import LEDGER_SCHEMA, __version__
 from tests.support.procs import wait_until
 from tests.support.stack import (
     HEADER,
@@ -294,7 +295,9 @@ def test_cloudblue_request_url_is_answered_with_the_outcome(stack: Stack) -> Non
 def test_health_and_readiness(stack: Stack) -> None:
     assert stack.http.get(f"{stack.receiver_url}/healthz").status_code == 200
     ready = stack.http.get(f"{stack.receiver_url}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    # Which release answers, and the schema the ledger's data is at (stamped at its start).
+    assert ready.json() == {"status": "ok", "release": __version__, "schema": LEDGER_SCHEMA}
     assert stack.http.get(f"{stack.receiver_url}/nope").status_code == 404
     assert stack.http.get(f"{stack.receiver_url}/webhooks/pax8").status_code == 405
 
@@ -337,7 +340,8 @@ def test_redis_down_is_503_with_retry_after_and_nothing_seen(tmp_path: Any) -> N
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "5"
         down = stack.http.get(f"{stack.receiver_url}/readyz")
-        assert down.status_code == 503 and down.json() == {"status": "unavailable"}
+        assert down.status_code == 503
+        assert down.json() == {"status": "unavailable", "release": __version__}
         assert stack.http.get(f"{stack.receiver_url}/healthz").status_code == 200
         stack.redis_server.start()
         assert stack.record(body["provisionRequest"]["id"]) is None  # nothing marked seen

@@ -9,7 +9,10 @@ Why each reliability setting is what it is:
   strands at most that one, and a slow order does not hold others hostage.
 * ``visibility_timeout``: Redis redelivers an unacknowledged message after this long;
   it must exceed every countdown and time limit (checked by the settings), or a long
-  task or a delayed retry would run twice.
+  task or a delayed retry would run twice. It is the last net only: a message whose
+  holder's heartbeat is gone goes back within ``WORKER_LOST_AFTER_SECONDS`` plus two
+  heartbeats (``worker/liveness.py``, ``worker/broker.py``), swept every heartbeat
+  interval by the consumer's loop; kombu's own visibility sweep runs once a minute.
 * JSON only, results ignored (the ledger is the state), bounded publish retries.
 * With ``REDIS_SENTINELS`` the broker is kombu's Sentinel transport on the master they
   name (:func:`broker_settings`): ``sentinel://`` URLs without any credential, the
@@ -33,6 +36,7 @@ from fulfillment.names import (
     queues_with,
 )
 from fulfillment.runtime.clients import master_options, sentinel_options
+from worker.messages import message_headers
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -46,9 +50,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         routes[name] = {"queue": name, "routing_key": name}
     routes[DOCTOR] = {"queue": RECONCILE, "routing_key": RECONCILE}
     socket_timeout = settings.redis_socket_timeout_seconds
-    # How often a worker looks for messages whose consumer died (unacked past the
-    # visibility timeout). Kombu's default sweep is ~100 s; tie it to the timeout.
-    restore_every = max(1.0, min(10.0, settings.visibility_timeout_seconds / 10))
+    # Each tick puts back the messages of the workers the heartbeat found gone (a memory
+    # check when none is); every `scan_every`-th tick, kombu's visibility-timeout scan
+    # (the last net, for messages with no recorded holder): once a minute, or a tenth of
+    # a short timeout.
+    restore_every = settings.worker_heartbeat_seconds
+    scan_period = max(restore_every, min(60.0, settings.visibility_timeout_seconds / 10))
+    scan_every = max(1, round(scan_period / restore_every))
     transport_options = {
         "visibility_timeout": settings.visibility_timeout_seconds,
         "socket_timeout": max(socket_timeout, 2.0),
@@ -57,7 +65,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "health_check_interval": 10,
         "retry_on_timeout": False,
         "unacked_restore_interval": restore_every,
-        "unacked_restore_throttle": 1,
+        "unacked_restore_throttle": scan_every,
     }
     return {
         **broker_settings(settings, transport_options),
@@ -129,6 +137,8 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "schedule": every,
             "options": {"queue": USAGE_TICK, "expires": every},
         }
+    for entry in schedule.values():  # what beat sends carries its format, as all messages do
+        entry["options"]["headers"] = message_headers()
     return schedule
 
 

@@ -70,7 +70,9 @@ def create_celery(settings: Settings, *, hooks: bool = False) -> FulfillmentCele
     )
     app.conf.update(celery_config(settings))
     if hooks:
+        from worker.handback import HandBack
         from worker.signals import connect
 
+        app.steps["worker"].add(HandBack)
         connect(settings, app.close_services)
     return app

@@ -19,7 +19,7 @@ from config.routes import Routes
 from fulfillment.ledger.refs import Ref
 from fulfillment.names import REPORT, route_queue, task_name
 from pax8.models import RequestType
-from worker.messages import task_message
+from worker.messages import message_headers, task_message
 
 
 class CeleryPublisher:
@@ -49,6 +49,7 @@ class CeleryPublisher:
             kwargs=_provision_kwargs(ref, route),
             queue=queue,
             routing_key=queue,
+            headers=message_headers(),
             retry=True,
             retry_policy=self.retry_policy,
         )
@@ -70,6 +71,7 @@ class CeleryPublisher:
             queue=REPORT,
             routing_key=REPORT,
             countdown=countdown,
+            headers=message_headers(),
             retry=True,
             retry_policy=self.retry_policy,
         )

@@ -1,14 +1,18 @@
 """Start-up and shut-down hooks of the worker and beat processes (``worker/app.py`` only).
 
 They also start the metrics exporters (:mod:`worker.metrics`): a worker's in its main
-process before the pool forks, beat's at its start.
+process before the pool forks, beat's at its start; and a worker's heartbeat
+(:mod:`worker.liveness`), in its main process before the pool forks (its pool processes
+inherit the worker's id, which their claims record), stopped as the worker exits.
 
 A worker or beat that lacks what its role needs (Pax8 credentials, a loadable vendor
 adapter for every route it serves, their tokens) stops at start with one line naming the
 setting (and for a routes file, the file and the route), rather than failing every order
-later. A worker given ``WORKER_ROUTES`` or ``WORKER_EXCLUDE_ROUTES`` consumes those routes'
-queues (or every queue but theirs): the bulkheads of ``docs/routes.md``. The receiver and
-the CLI never connect these.
+later; one started on ledger data its release cannot use (a newer schema) stops with one
+line too, before it consumes or sends a message (an older schema is migrated first, when
+that is safe: ``fulfillment/ledger/migrations.py``). A worker given ``WORKER_ROUTES`` or
+``WORKER_EXCLUDE_ROUTES`` consumes those routes' queues (or every queue but theirs): the
+bulkheads of ``docs/routes.md``. The receiver and the CLI never connect these.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from celery import signals
 from config.logging import configure_logging, log_start
 from config.scrub import Scrubber
 from config.settings import ConfigError, Role, Settings
+from fulfillment.ledger.migrations import check_at_start
 from fulfillment.names import route_queue
+from fulfillment.runtime.clients import RedisUse
+from fulfillment.services import Services
+from worker import liveness
 from worker.metrics import WorkerMetrics, serve_ledger
 
 
@@ -46,12 +54,23 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
             # os._exit: Celery catches SystemExit raised inside some signal handlers.
             os._exit(2)
 
+    def check_ledger() -> None:
+        services = Services(settings, use=RedisUse.WORKER)
+        try:
+            # os._exit: see require(); a worker's main process builds no other services.
+            check_at_start(
+                services.ledger, migrate_at_start=settings.ledger_migrate_at_start, exit=os._exit
+            )
+        finally:
+            services.close()
+
     def start(role: Role) -> None:
         # worker_init comes before Celery's setup_logging: configure now, so the first
         # line is ours.
         configure_logging(settings.log_level, settings.log_format, scrubber)
         log_start(role)
         require(role)
+        check_ledger()
         from sentry_sdk.integrations.celery import CeleryIntegration
 
         from config.sentry import init_sentry
@@ -61,9 +80,10 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
     def setup_logging(**_: Any) -> None:
         configure_logging(settings.log_level, settings.log_format, scrubber)
 
-    def worker_init(**_: Any) -> None:
+    def worker_init(sender: Any = None, **_: Any) -> None:
         start("worker")
         metrics.start()
+        liveness.start(settings, sender.app, str(sender.hostname))
 
     def beat_init(**_: Any) -> None:
         start("beat")
@@ -77,6 +97,7 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
         close_services()
 
     def worker_shutdown(**_: Any) -> None:
+        liveness.stop()
         metrics.stop()
 
     def after_setup(sender: Any = None, instance: Any = None, **_: Any) -> None:

@@ -1,8 +1,10 @@
-"""Redis: reachable, durable (AOF), and replicated as the settings rely on.
+"""Redis: reachable, durable (AOF), replicated as the settings rely on, and holding data of
+the schema this release reads.
 
 Without AOF a restart loses every queued order and the ledger (reconciliation brings back
 only what Pax8 still lists); ``REDIS_WAIT_REPLICAS`` above the replicas the master has
-turns every webhook into a ``503``; Sentinel without a quorum cannot fail over.
+turns every webhook into a ``503``; Sentinel without a quorum cannot fail over; data of a
+newer schema stops every process of this release at start (``fulfillment/ledger/schema.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from typing import Any, cast
 
 import redis
 
+from config.version import LEDGER_SCHEMA
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.result import Finding, fail, ok, warn, worst
+from fulfillment.ledger.migrations import MIGRATIONS, pending
+from fulfillment.ledger.schema import read_stamp
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE, redis_location, sentinel_options
 
 SENTINEL_TIMEOUT = 2.0
@@ -91,6 +96,33 @@ def check_replication(doctor: Doctor) -> Finding:
             ok(f"a single Redis (no Sentinel), {replicas} replica(s), REDIS_WAIT_REPLICAS={wanted}")
         )
     return worst(findings)
+
+
+def check_schema(doctor: Doctor) -> Finding:
+    """The ledger's data is of the schema this release reads (its stamp, ``ff:schema``)."""
+    stamp = read_stamp(doctor.services.ledger)
+    reads = f"this release reads up to schema {LEDGER_SCHEMA}"
+    if stamp.version is not None and stamp.version > LEDGER_SCHEMA:
+        return fail(
+            f"{stamp.describe()}; {reads}: its processes refuse to start",
+            "run the release that stamped it (or a later one), or restore the backup taken "
+            "before the upgrade (docs/upgrading.md#rolling-back)",
+        )
+    if stamp.version == LEDGER_SCHEMA:
+        return ok(f"{stamp.describe()}; {reads}")
+    todo = pending(stamp, MIGRATIONS, LEDGER_SCHEMA)
+    if any(not migration.online for migration in todo):
+        return fail(
+            f"{stamp.describe()}; this release needs schema {LEDGER_SCHEMA}, through a "
+            "migration that needs every older process stopped: its processes refuse to start",
+            "stop every process of the older release, then fulfill migrate",
+        )
+    if stamp.version is None and not stamp.data:
+        return ok(f"empty; the first process to start stamps schema {LEDGER_SCHEMA}")
+    return warn(
+        f"{stamp.describe()}; {reads}: the next process to start stamps or migrates it",
+        "start any process of this release, or run fulfill migrate",
+    )
 
 
 def _sentinels(doctor: Doctor, replicas: int) -> Finding:

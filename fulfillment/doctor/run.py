@@ -29,7 +29,12 @@ from fulfillment.doctor.process_checks import (
     check_orders,
     check_queues,
 )
-from fulfillment.doctor.redis_checks import check_durability, check_redis, check_replication
+from fulfillment.doctor.redis_checks import (
+    check_durability,
+    check_redis,
+    check_replication,
+    check_schema,
+)
 from fulfillment.doctor.result import Check, Finding, Report, Status, fail, ok
 from fulfillment.doctor.vendor_checks import check_vendor
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE
@@ -107,6 +112,7 @@ CHECKS: tuple[Spec | BackendSpec, ...] = (
     Spec("redis", "redis", check_redis),
     Spec("redis_durability", "redis durability", check_durability),
     Spec("redis_replication", "redis replicas", check_replication),
+    Spec("ledger_schema", "ledger schema", check_schema),
     *_each_environment("pax8", "pax8 credentials", check_credentials),
     *_each_environment("webhook", "webhook", check_webhook),
     *_each_environment("receiver", "receiver", check_receiver),

@@ -23,6 +23,21 @@ id pattern, so no outside value shapes a key::
     ff:reconcile:stats               hash    every run's figures summed, the duration histogram
     ff:durable-writes                string  a counter each durable transition increments, so
                                              WAIT always confirms the stream up to it
+    ff:schema                        hash    the ledger's schema stamp: version, the release that
+                                             stamped it, when, what it was migrated from
+                                             (fulfillment.ledger.schema)
+    ff:migration                     hash    a migration under way: its target, step and cursor
+                                             (resumed from there if interrupted)
+    ff:lock:migrate                  string  the lock of the migration running now
+    ff:workers                       zset    worker id → its last heartbeat (Redis time): the
+                                             workers alive, and those gone but not yet swept
+    ff:workers:gone                  zset    worker id → its last heartbeat: swept workers,
+                                             kept a day (what operators are shown)
+    ff:broker:holders                hash    delivery tag → "<worker id> <scope>:<id>": who holds
+                                             each message of kombu's unacked hash, and for
+                                             which order
+    ff:liveness:scan                 string  present for half WORKER_LOST_AFTER_SECONDS after a
+                                             worker looked for lost messages (one look then)
     ff:doctor:last                   string  the last scheduled fulfill doctor run's report
                                              (JSON; fulfillment.doctor.store)
 
@@ -45,12 +60,17 @@ id pattern, so no outside value shapes a key::
     ff:usage:alerted:<period>:<scope>  string  the overdue alert went to Sentry
     ff:usage:overdue                   hash    what the latest overdue check found
 
-The broker's keys are kombu's: a list per queue, named after it (:mod:`fulfillment.names`),
-and :data:`BROKER_UNACKED`. The ``example`` vendor keeps its own data under its own names
-(``vendors/example.py``): it plays a vendor, not this project. Lua scripts never build a key:
-each gets all of its keys in ``KEYS``, in the order :meth:`Keys.record_script_keys` gives
-for the record scripts (``lua/common.lua``). A subscription's or a job's name
-(:func:`usage_member`, :func:`usage_job`) is built from checked ids too.
+Every key of the ledger and of usage reporting starts with the prefix (:attr:`Keys.pattern`):
+a Redis without one holds no data of this project (``fulfillment/ledger/schema.py``), and the
+schema stamp covers them all. The broker's keys are kombu's: a list per queue, named after it
+(:mod:`fulfillment.names`), and :data:`BROKER_UNACKED` with its index
+:data:`BROKER_UNACKED_INDEX`, which the worker's transport (``worker/broker.py``) writes
+together with ``ff:broker:holders`` through the delivery scripts. The ``example`` vendor keeps
+its own data under its own names (``vendors/example.py``): it plays a vendor, not this project.
+Lua scripts never build a key: each gets all of its keys in ``KEYS``, in the order
+:meth:`Keys.record_script_keys` gives for the record scripts (``lua/common.lua``). A
+subscription's or a job's name (:func:`usage_member`, :func:`usage_job`) is built from checked
+ids too.
 """
 
 from __future__ import annotations
@@ -62,7 +82,12 @@ from fulfillment.ledger.states import STATES, State
 
 BROKER_UNACKED = "unacked"
 """Kombu's Redis hash of delivered, unacknowledged messages (its default ``unacked_key``);
-it also holds the countdown retries a worker keeps until their time comes. Read only."""
+it also holds the countdown retries a worker keeps until their time comes. Written only by
+the delivery scripts (``lua/deliver.lua`` and its siblings), which the worker's transport runs."""
+
+BROKER_UNACKED_INDEX = "unacked_index"
+"""Kombu's zset of the same delivery tags by when they were delivered (its visibility
+timeout's clock: the consumer's own)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +176,51 @@ class Keys:
     def reconcile_stats(self) -> str:
         """Every reconciliation's figures summed, and the duration histogram (hash)."""
         return f"{self.prefix}reconcile:stats"
+
+    # -- the schema ------------------------------------------------------------------------
+
+    @property
+    def pattern(self) -> str:
+        """A ``SCAN MATCH`` pattern for every key of the ledger (all begin with the prefix)."""
+        return f"{self.prefix}*"
+
+    @property
+    def schema(self) -> str:
+        """The schema stamp (hash): version, release, at, from."""
+        return f"{self.prefix}schema"
+
+    @property
+    def migration(self) -> str:
+        """The progress of the migration under way (hash): to, step, cursor, release."""
+        return f"{self.prefix}migration"
+
+    @property
+    def migrate_lock(self) -> str:
+        """The lock of the migration running now."""
+        return f"{self.prefix}lock:migrate"
+
+    # -- workers' liveness --------------------------------------------------------------------
+
+    @property
+    def workers(self) -> str:
+        """Worker id → its last heartbeat, Redis time (zset): alive, or gone and not swept."""
+        return f"{self.prefix}workers"
+
+    @property
+    def workers_gone(self) -> str:
+        """Worker id → its last heartbeat (zset): workers swept after they were gone."""
+        return f"{self.prefix}workers:gone"
+
+    @property
+    def holders(self) -> str:
+        """Delivery tag → ``"<worker id> <ref member>"`` (hash): who holds each unacked
+        message, and which order it is for (empty for a task of no order)."""
+        return f"{self.prefix}broker:holders"
+
+    @property
+    def liveness_scan(self) -> str:
+        """Present for half the lost-after time after a worker looked for lost messages."""
+        return f"{self.prefix}liveness:scan"
 
     # -- the doctor ----------------------------------------------------------------------
 

@@ -14,10 +14,12 @@ from typing import Any, cast
 
 import redis
 
-from fulfillment.ledger.keys import BROKER_UNACKED, Keys
+from fulfillment.ledger.keys import BROKER_UNACKED, BROKER_UNACKED_INDEX, Keys
 from fulfillment.ledger.records import (
     AmbiguousId,
     Attempt,
+    Heartbeat,
+    Holder,
     Record,
     Scan,
     as_text,
@@ -215,3 +217,124 @@ class LedgerReader:
         pipe.hlen(BROKER_UNACKED)
         *depths, unacked = pipe.execute()
         return [int(depth) for depth in depths], int(unacked)
+
+    # -- the schema (fulfillment.ledger.schema) ------------------------------------------
+
+    def schema_stamp(self) -> dict[str, str]:
+        """The schema stamp's fields (empty when the data carries none)."""
+        return _strings(self.redis.hgetall(self.keys.schema))
+
+    def ping_schema(self) -> int | None:
+        """PING, and the stamped schema version (None if none), in one round trip: a
+        readiness check that also says which schema the data is at."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.ping()
+        pipe.hget(self.keys.schema, "version")
+        _, version = pipe.execute()
+        text = as_text(version) if version is not None else ""
+        return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+    def migration_progress(self) -> dict[str, str]:
+        """Where a migration under way stands (empty when none is)."""
+        return _strings(self.redis.hgetall(self.keys.migration))
+
+    def holds_data(self) -> bool:
+        """Whether any key of the ledger exists besides the schema's own (its stamp, a
+        migration's progress and lock): ``SCAN`` until the first one (a deployment's ledger
+        always has its index, so the first pages answer)."""
+        own = {self.keys.schema, self.keys.migration, self.keys.migrate_lock}
+        cursor = 0
+        while True:
+            cursor, found = self.redis.scan(cursor, match=self.keys.pattern, count=1000)
+            if any(as_text(key) not in own for key in found):
+                return True
+            if int(cursor) == 0:
+                return False
+
+    def index_page(self, cursor: int, count: int) -> tuple[int, list[str]]:
+        """One ``ZSCAN`` page of the index: (the next cursor, 0 at the end; member names)."""
+        following, items = self.redis.zscan(self.keys.index, cursor, count=count)
+        return int(following), [as_text(member) for member, _score in items]
+
+    # -- who holds what (fulfillment.ledger.liveness writes it) --------------------------------
+
+    def holders(self) -> list[Holder]:
+        """Every delivered, unacknowledged message with a recorded holder (one ``HGETALL``:
+        as many as the workers hold, running, prefetched or waiting for a countdown)."""
+        raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.holders))
+        return [Holder.parse(tag, value) for tag, value in raw.items()]
+
+    def holders_of(self, ref: Ref) -> list[Holder]:
+        """The delivered messages of ``ref``'s tasks, with who holds each and since when."""
+        mine = [h for h in self.holders() if h.member == ref.member]
+        if not mine:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for holder in mine:
+            pipe.zscore(BROKER_UNACKED_INDEX, holder.tag)
+        since = pipe.execute()
+        return [
+            Holder(h.tag, h.worker, h.member, float(at or 0))
+            for h, at in zip(mine, since, strict=True)
+        ]
+
+    def heartbeats(self, workers: Sequence[str], lost_after: float) -> dict[str, Heartbeat]:
+        """The heartbeat of each of ``workers``, judged against Redis's own clock (a worker's
+        last heartbeat older than ``lost_after`` seconds: gone), in one round trip."""
+        wanted = [w for w in dict.fromkeys(workers) if w]
+        if not wanted:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.time()
+        for worker in wanted:
+            pipe.zscore(self.keys.workers, worker)
+            pipe.zscore(self.keys.workers_gone, worker)
+        seconds, micros = (replies := pipe.execute())[0]
+        now = float(seconds) + float(micros) / 1e6
+        out = {}
+        for index, worker in enumerate(wanted):
+            beating, gone = replies[1 + 2 * index], replies[2 + 2 * index]
+            last = beating if beating is not None else gone
+            out[worker] = Heartbeat(
+                worker,
+                float(last) if last is not None else None,
+                alive=beating is not None and now - float(beating) <= lost_after,
+                swept=beating is None and gone is not None,
+            )
+        return out
+
+    def redis_time(self) -> float:
+        """Redis's clock (what heartbeats are judged against)."""
+        seconds, micros = self.redis.time()
+        return float(seconds) + float(micros) / 1e6
+
+    def in_flight(self, refs: Sequence[Ref]) -> list[dict[str, str]]:
+        """For each of ``refs``: its ``state``, ``state_at`` (as stored), ``type``,
+        ``detail_id``, ``claim_worker`` and ``route`` ("" each for a record that is gone or
+        a field it lacks), one round trip."""
+        fields = ("state", "state_at", "type", "detail_id", "claim_worker", "route")
+        pipe = self.redis.pipeline(transaction=False)
+        for ref in refs:
+            pipe.hmget(self.keys.record(ref), *fields)
+        return [
+            dict(zip(fields, (as_text(value) for value in reply), strict=True))
+            for reply in pipe.execute()
+        ]
+
+    def unheld_deliveries(self) -> list[str]:
+        """The unacknowledged messages kombu keeps without a recorded holder (delivered by a
+        worker of 0.1.0, during a rolling upgrade), as kombu keeps them; usually none."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hkeys(BROKER_UNACKED)
+        pipe.hkeys(self.keys.holders)
+        tags, held = pipe.execute()
+        held_tags = set(held)
+        unheld = [tag for tag in tags if tag not in held_tags]
+        if not unheld:
+            return []
+        entries = cast(list[Any], self.redis.hmget(BROKER_UNACKED, unheld))
+        return [as_text(entry) for entry in entries if entry is not None]
+
+
+def _strings(raw: Any) -> dict[str, str]:
+    return {as_text(key): as_text(value) for key, value in cast(dict[Any, Any], raw).items()}

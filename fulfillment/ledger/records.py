@@ -88,6 +88,10 @@ class Record:
     generation: int = 0
     call_until: float = 0.0
     """Until when the last vendor call may still be running (0: it answered)."""
+    claim_task: str = ""
+    """The task (Celery's id) whose claim holds the record while it is ``provisioning``."""
+    claim_worker: str = ""
+    """The worker process that claimed it (its heartbeat's id; "" unknown: a claim of 0.1.0)."""
     created_at: float = 0.0
     updated_at: float = 0.0
     state_at: float = 0.0
@@ -130,6 +134,8 @@ class Record:
             claims=int(number("claims")),
             generation=int(number("generation")),
             call_until=number("call_until"),
+            claim_task=data.get("claim_task", ""),
+            claim_worker=data.get("claim_worker", ""),
             created_at=number("created_at"),
             updated_at=number("updated_at"),
             state_at=number("state_at"),
@@ -178,6 +184,38 @@ class Change(Generic[A]):
     """Seconds until an earlier vendor call's deadline (action ``wait``)."""
     route: str = ""
     """The route the record was recorded with (action ``reroute``)."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds one delivered, unacknowledged message (``ff:broker:holders``)."""
+
+    tag: str
+    worker: str
+    member: str = ""
+    """The order's ref member (``<scope>:<id>``); "" for a task of no order."""
+    since: float = 0.0
+    """When it was delivered (0: not read)."""
+
+    @classmethod
+    def parse(cls, tag: Any, value: Any, since: Any = None) -> Holder:
+        """From a field of the hash, its value and (optionally) its score in the index."""
+        worker, _, member = as_text(value).partition(" ")
+        return cls(as_text(tag), worker, member, float(since or 0))
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What the ledger knows of one worker process's heartbeat."""
+
+    worker: str
+    last: float | None
+    """Its last heartbeat (Redis time); None if it left no trace (gone long ago, or never
+    known: a claim of 0.1.0 names no worker)."""
+    alive: bool
+    """Whether that heartbeat is recent (within ``WORKER_LOST_AFTER_SECONDS``)."""
+    swept: bool = False
+    """Gone, and its messages already back in their queues."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ To add a transition: a ``lua/<name>.lua`` file with its header (a record script 
 ``common.lua``'s prelude and its key layout), a method here that runs it with ``_run``
 (``durable=True`` when a failover must not lose it), and its answers in
 :mod:`~fulfillment.ledger.states` when it decides something (``docs/architecture.md#the-ledger``).
+
+Long on purpose: every write of the ledger is a method here (the records' transitions, the
+reconciliation's figures, the doctor's report, the schema stamp and a migration's batches),
+each a few lines that run one script, so the one writer stays one file to read.
 """
 
 from __future__ import annotations
@@ -236,6 +240,7 @@ class Ledger(LedgerReader):
         token: str | None = None,
         route: str | None = None,
         decided: tuple[str, str, str] = ("", "", ""),
+        worker: str = "",
     ) -> Change[Claimed]:
         """Take the record for provisioning ``detail_id`` (see :class:`Claimed`).
 
@@ -245,6 +250,9 @@ class Ledger(LedgerReader):
         was taken over (it was only cut off, and comes back) cannot write. It defaults to
         the task id, which is enough only where two deliveries of one message never
         overlap; :func:`fulfillment.workflow.provisioning.provision` gives every claim a fresh one.
+
+        ``worker`` is the id of the worker process claiming (its heartbeat's:
+        :mod:`fulfillment.ledger.liveness`), kept for operators to see who holds the order.
 
         ``call_seconds`` is how long the vendor call this claim starts may still be running
         (the adapter's deadline; the lease when not given). While an earlier call may still
@@ -273,6 +281,7 @@ class Ledger(LedgerReader):
             token,
             "*" if route is None else route,
             *decided,
+            worker,
         )
         try:
             reply = self._run("claim", ref, *args, keys=self._waiters(ref), durable=True)
@@ -366,6 +375,33 @@ class Ledger(LedgerReader):
             event,
             note,
             ",".join(only_from),
+        )
+        return self._change(Changed, reply)
+
+    def requeue_lost(
+        self,
+        ref: Ref,
+        detail_id: str,
+        seen: State,
+        seen_at: str,
+        message: tuple[str, str],
+        note: str,
+    ) -> Change[Changed]:
+        """Queue ``ref`` again with ``message`` (queue, raw task message), pushed where it is
+        taken next, if it is still in state ``seen`` since ``seen_at`` (its ``state_at`` as
+        read) for ``detail_id``: its own message was found nowhere in Redis (the worker that
+        took it off the queue died before recording it). Refused if it moved on since."""
+        queue, raw = message
+        reply = self._run(
+            "requeue_lost",
+            ref,
+            time.time(),
+            detail_id,
+            seen,
+            seen_at,
+            raw,
+            note,
+            keys=[queue],
         )
         return self._change(Changed, reply)
 
@@ -493,3 +529,43 @@ class Ledger(LedgerReader):
         A lock nobody releases: it expires after ``seconds``.
         """
         return RedisLock(self.redis, self.keys.reconcile_throttle, seconds).acquire()
+
+    # -- the schema (fulfillment.ledger.migrations runs these, holding the migration lock) --
+
+    def migration_lock(self, seconds: float) -> RedisLock:
+        """The lock a migration (or the first stamp of a ledger) holds: one at a time."""
+        return RedisLock(self.redis, self.keys.migrate_lock, seconds)
+
+    def stamp_schema(
+        self, lock: RedisLock, found: str, version: int, release: str, before: str
+    ) -> tuple[str, str]:
+        """Stamp ``version`` if the stamp still reads ``found`` ('' = none): ('stamped',
+        version), ('moved', what another process stamped) or ('lost', '') without the lock."""
+        keys = [self.keys.schema, self.keys.migration, self.keys.migrate_lock]
+        args: list[Any] = [found, version, release, time.time(), before, lock.token]
+        action, value = self._script("schema_stamp", record=False)(keys=keys, args=args)
+        return as_text(action), as_text(value)
+
+    def record_migration_step(
+        self, lock: RedisLock, to: int, step: int, cursor: int, release: str
+    ) -> bool:
+        """Note that the migration to ``to`` is at ``step`` (and ``cursor`` in it); False
+        (nothing written) without the lock."""
+        keys = [self.keys.migration, self.keys.migrate_lock]
+        args: list[Any] = [lock.token, to, step, cursor, release, time.time()]
+        return bool(self._script("migration_step", record=False)(keys=keys, args=args))
+
+    def migrate_batch(
+        self, source: str, lock: RedisLock, cursor: int, per_record: int,
+        keys: Sequence[str], members: Sequence[str],
+    ) -> int | None:  # fmt: skip
+        """Run one batch of a migration step (``source``: ``migrate_common.lua`` and the
+        step's body) and store ``cursor`` with it; the records it changed, or None (nothing
+        written) without the lock."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.redis.register_script(source)
+        all_keys = [self.keys.migration, self.keys.migrate_lock, *keys]
+        args: list[Any] = [lock.token, cursor, time.time(), per_record, *members]
+        action, count = script(keys=all_keys, args=args)
+        return int(count) if as_text(action) == "done" else None

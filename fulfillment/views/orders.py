@@ -10,22 +10,32 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.settings import Settings
 from fulfillment.ledger import LedgerReader, Record
+from fulfillment.ledger.records import Heartbeat
 from fulfillment.ledger.refs import Ref, Scope
-from fulfillment.ledger.states import State
+from fulfillment.ledger.states import IN_FLIGHT, State
 
 SCAN_LIMIT = 20_000
 """At most this many records are looked at for one page of a filtered search."""
 
+LOST_AFTER = float(Settings.model_fields["worker_lost_after_seconds"].default)
+"""``WORKER_LOST_AFTER_SECONDS``'s default: when a worker's heartbeat counts as gone."""
 
-def describe(ledger: LedgerReader, which: Ref | str) -> dict[str, Any] | None:
-    """One order: its record summary, attempts and history (None if unknown; a bare id
-    recorded in several scopes raises :class:`~fulfillment.ledger.AmbiguousId`)."""
+
+def describe(
+    ledger: LedgerReader, which: Ref | str, *, lost_after: float = LOST_AFTER
+) -> dict[str, Any] | None:
+    """One order: its record summary, attempts and history, and while it is in flight who
+    holds it (:func:`holding`; ``lost_after``: ``WORKER_LOST_AFTER_SECONDS``). None if
+    unknown; a bare id recorded in several scopes raises
+    :class:`~fulfillment.ledger.AmbiguousId`."""
     record = ledger.get(which)
     if record is None:
         return None
     return {
         "record": record.summary() | {"generation": record.generation},
+        "holding": holding(ledger, record, lost_after),
         "attempts": [
             {
                 "id": attempt.id,
@@ -38,6 +48,67 @@ def describe(ledger: LedgerReader, which: Ref | str) -> dict[str, Any] | None:
         ],
         "history": ledger.history(record.ref),
     }
+
+
+def holding(
+    ledger: LedgerReader, record: Record, lost_after: float = LOST_AFTER
+) -> dict[str, Any] | None:
+    """Who holds an order in flight, and whether they are alive; None once it is not.
+
+    ``claim``: while ``provisioning``, the worker whose claim holds it (``worker`` None for a
+    claim of 0.1.0), since when, and its heartbeat. ``messages``: each delivered task
+    message of the order a worker holds (running, or taken and not started: a countdown
+    retry), since when, and that worker's heartbeat. A heartbeat is ``alive``, or gone
+    (``swept``: its messages are back in their queues, waiting for a worker; else they go
+    back within a heartbeat interval or two). ``callUntil``: a vendor call cut short may
+    still run until then (nobody calls again before). ``now``: Redis's clock, which
+    heartbeats are judged by.
+    """
+    if record.state not in IN_FLIGHT:
+        return None
+    messages = ledger.holders_of(record.ref)
+    claimed = record.state is State.PROVISIONING
+    workers = [m.worker for m in messages] + ([record.claim_worker] if claimed else [])
+    beats = ledger.heartbeats(workers, lost_after)
+
+    def heartbeat(worker: str) -> dict[str, Any] | None:
+        beat: Heartbeat | None = beats.get(worker)
+        if beat is None:
+            return None
+        return {"alive": beat.alive, "last": beat.last, "swept": beat.swept}
+
+    claim = None
+    if claimed:
+        claim = {
+            "worker": record.claim_worker or None,
+            "task": record.claim_task or None,
+            "since": record.state_at,
+            "heartbeat": heartbeat(record.claim_worker),
+        }
+    return {
+        "claim": claim,
+        "messages": [
+            {"worker": m.worker, "since": m.since, "heartbeat": heartbeat(m.worker)}
+            for m in messages
+        ],
+        "callUntil": record.call_until or None,
+        "lostAfter": lost_after,
+        "now": ledger.redis_time(),
+    }
+
+
+def holder_line(worker: str | None, heartbeat: dict[str, Any] | None, now: float) -> str:
+    """``worker`` and its liveness in words, for the CLI and the console alike."""
+    if not worker:
+        return "a worker of 0.1.0 (it records no heartbeat: judged by the visibility timeout)"
+    if heartbeat is None or heartbeat["last"] is None:
+        return f"{worker}, gone (no heartbeat known)"
+    silent = max(0.0, now - heartbeat["last"])
+    if heartbeat["alive"]:
+        return f"{worker}, alive (heartbeat {silent:.0f}s ago)"
+    if heartbeat["swept"]:
+        return f"{worker}, gone (no heartbeat for {silent:.0f}s; its messages went back)"
+    return f"{worker}, gone (no heartbeat for {silent:.0f}s; its messages go back now)"
 
 
 ERROR_EVENTS = frozenset(

@@ -70,11 +70,15 @@ def provision(
     task_id: str,
     transient: tuple[type[BaseException], ...] = (),
     route: str | None = None,
+    *,
+    worker: str = "",
 ) -> Outcome:
     """Claim, call the vendor once, store the outcome; see the module docstring.
 
     ``route`` is the route the task's message carries (``None``: a message queued before
     routes, or for a record that has none yet; the record says, :func:`claim_route`).
+    ``worker``: the id of the worker process running it (its heartbeat's), which the claim
+    records so operators see who holds the order and whether it is alive.
     """
     ledger, policies = services.ledger, services.policies
     token = claim_token(task_id)
@@ -96,6 +100,7 @@ def provision(
             token=token,
             route=expected.recorded,
             decided=expected.decided,
+            worker=worker,
         )
         if claim.action is not Claimed.REROUTE:
             break
@@ -296,11 +301,13 @@ def fulfil(
     task_id: str,
     transient: tuple[type[BaseException], ...] = (),
     route: str | None = None,
+    *,
+    worker: str = "",
 ) -> Outcome:
     """Provision, then report in the same task; a report Pax8 cannot take now is handed to
     ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again. An
     alert the provisioning raised (a vendor contract error) survives the report."""
-    outcome = provision(services, ref, detail_id, task_id, transient, route)
+    outcome = provision(services, ref, detail_id, task_id, transient, route, worker=worker)
     if outcome.next is not Next.REPORT:
         return outcome
     reported = report(services, ref, owner=task_id, transient=transient, counted=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from config.settings import explicit_settings
 from fulfillment.ledger.refs import Ref, Scope
 from tests.support.adapters import calls
 from tests.support.procs import wait_until
@@ -34,14 +35,22 @@ class Tally:
 
 TALLIES: list[Tally] = []
 
-# Short limits so redelivery after the visibility timeout happens within seconds
-# (the visibility timeout must exceed the longest countdown plus the hard time limit).
+# Short task limits, so a hung call is cut in seconds. The visibility timeout and the
+# liveness settings are the defaults ("" is unset): a dead worker's orders come back by its
+# heartbeat's end (WORKER_LOST_AFTER_SECONDS), never by a shortened timeout.
 FAULT_ENV = {
     "TASK_SOFT_TIME_LIMIT_SECONDS": "8",
     "TASK_TIME_LIMIT_SECONDS": "10",
-    "VISIBILITY_TIMEOUT_SECONDS": "16",
     "RETRY_BACKOFF_MAX_SECONDS": "5",
+    "VISIBILITY_TIMEOUT_SECONDS": "",
+    "WORKER_HEARTBEAT_SECONDS": "",
+    "WORKER_LOST_AFTER_SECONDS": "",
 }
+
+LOST_AFTER = explicit_settings().worker_lost_after_seconds
+"""``WORKER_LOST_AFTER_SECONDS``'s default, which the fault suite runs with."""
+HEARTBEAT = explicit_settings().worker_heartbeat_seconds
+"""``WORKER_HEARTBEAT_SECONDS``'s default."""
 
 
 def tally(

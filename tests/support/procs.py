@@ -139,6 +139,20 @@ class Proc(Child):
         """SIGTERM the group, wait, then SIGKILL what is left; return the exit code."""
         return super().stop(timeout)
 
+    def deploy_stop(self, grace: float) -> bool:
+        """Stop it as a deploy does: SIGTERM to the process alone (a container's main
+        process), then SIGKILL to all that is left of it once ``grace`` has passed; True if
+        it had to be killed."""
+        if not self.alive():
+            return False
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(grace)
+            return False
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return True
+
     def kill(self) -> None:
         """SIGKILL the whole group."""
         try:

@@ -25,8 +25,9 @@ class Monitor:
     """Collects what Redis at ``url`` executes, optionally only for clients at ``address``."""
 
     def __init__(self, url: str, address: str | None = None) -> None:
-        # No socket timeout: a timed-out read would drop the connection. close() ends it.
-        self.client = redis.Redis.from_url(url, decode_responses=True)
+        # No socket timeout (redis-py's default is 5 s): a timed-out read would drop the
+        # connection, and end the collecting at the first quiet moment. close() ends it.
+        self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=None)
         self.address = address
         self.seen: list[Seen] = []
         self._monitor = self.client.monitor()  # type: ignore[no-untyped-call]  # redis-py

@@ -74,6 +74,7 @@ class Call:
     status: int
     at: float
     peer: str = ""  # the caller's address (which host called, with several)
+    path: str = ""  # the URL's path (callers told apart by their VENDOR_HTTP_URL)
 
 
 Hold = Callable[[Call], bool]
@@ -208,7 +209,8 @@ class VendorStub(LoopbackServer):
             if script.delay_after:
                 time.sleep(script.delay_after)
         peer = str(handler.client_address[0])
-        self._wait_if_held(self._record(key, order, headers, answer.status, peer))
+        call = self._record(key, order, headers, answer.status, peer, handler.path)
+        self._wait_if_held(call)
         self._send(handler, answer, script.trickle)
 
     def _begin(self, key: str, fingerprint: str) -> _Answer | None:
@@ -304,9 +306,15 @@ class VendorStub(LoopbackServer):
         )
 
     def _record(
-        self, key: str, order: dict[str, Any], headers: dict[str, str], status: int, peer: str
+        self,
+        key: str,
+        order: dict[str, Any],
+        headers: dict[str, str],
+        status: int,
+        peer: str,
+        path: str = "",
     ) -> Call:
-        call = Call(key, order, headers, status, time.time(), peer)
+        call = Call(key, order, headers, status, time.time(), peer, path)
         with self._lock:
             self.calls.append(call)
         return call

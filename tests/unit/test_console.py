@@ -21,12 +21,15 @@ from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
 from config.settings import ConfigError
+from config.version import LEDGER_SCHEMA, __version__
 from console.app import create_console
 from fulfillment.doctor import store as doctor_store
 from fulfillment.doctor.result import Check, Report, Status
 from fulfillment.doctor.run import NAMES
 from fulfillment.intake.accept import accept
 from fulfillment.intake.notifications import parse_pax8
+from fulfillment.ledger.liveness import Liveness
+from fulfillment.ledger.migrations import migrate
 from fulfillment.ledger.refs import Ref, Scope
 from fulfillment.ledger.states import State
 from fulfillment.runtime.clients import RedisUse
@@ -143,6 +146,31 @@ def test_an_order_page_escapes_outside_values_and_filters_secrets(
     for section in ("Attempts and results", "History", "Errors", "External ids", "Raw payload"):
         assert f"<h2>{section}</h2>" in page
     assert "Replay" in page
+
+
+def test_an_order_in_flight_shows_who_holds_it_escaped_and_a_gone_holder_as_gone(
+    services: Services, client: FlaskClient
+) -> None:
+    ref = record(services)
+    hostile = f"w{HOSTILE}@h/1/a"  # a holder as written in Redis by hand: shown, escaped
+    services.ledger.claim(ref, record_detail(services, ref), "t1", 180, 5, worker=hostile)
+    registry = Liveness(services.redis)
+    registry.beat(hostile, lost_after=30, look_every=60, look=False)
+    page = client.get(f"/orders/pax8/{ref.id}").get_data(as_text=True)
+    assert "<h2>Held by</h2>" in page and "<script>" not in page
+    assert re.search(r"Claimed by</dt><dd>w&lt;script&gt;.*, alive \(heartbeat \d+s ago\)", page)
+    seconds, _ = services.redis.time()
+    services.redis.zadd("ff:workers", {hostile: seconds - 40})
+    page = client.get(f"/orders/pax8/{ref.id}").get_data(as_text=True)
+    assert re.search(r", gone \(no heartbeat for 4\ds; its messages go back now\)", page)
+    services.ledger.mark_dead(ref, "given up")
+    assert "<h2>Held by</h2>" not in client.get(f"/orders/pax8/{ref.id}").get_data(as_text=True)
+
+
+def record_detail(services: Services, ref: Ref) -> str:
+    found = services.ledger.get(ref)
+    assert found is not None
+    return found.detail_id
 
 
 def test_every_page_sends_the_security_headers(services: Services, client: FlaskClient) -> None:
@@ -443,3 +471,16 @@ def test_the_orders_and_an_order_page_name_each_orders_backend(
     assert re.search(r'class="backend">archive \(moved from backup\)</dd>', page), page
     none = client.get(f"/orders/{refused.scope}/{refused.id}").get_data(as_text=True)
     assert "none: no route takes its product" in none
+
+
+def test_the_footer_shows_the_release_and_the_ledger_schema(
+    services: Services, client: FlaskClient
+) -> None:
+    record(services)
+    migrate(services.ledger)
+    page = client.get("/orders").get_data(as_text=True)
+    footer = re.sub(r"\s+", " ", page.split("<footer>")[1].split("</footer>")[0]).strip()
+    assert footer == f"pax8-fulfillment {__version__} · ledger schema {LEDGER_SCHEMA}"
+    services.redis.hset("ff:schema", "version", LEDGER_SCHEMA + 1)  # a newer release migrated
+    page = client.get("/orders").get_data(as_text=True)
+    assert f"ledger schema {LEDGER_SCHEMA + 1} (this release reads up to {LEDGER_SCHEMA})" in page

@@ -11,15 +11,17 @@ import httpx
 import pytest
 import redis
 
+from config.version import LEDGER_SCHEMA, __version__
 from fulfillment.doctor import store
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.doctor.pax8_checks import check_receiver, check_webhook, same_url
 from fulfillment.doctor.process_checks import check_beat, check_clocks, check_orders
-from fulfillment.doctor.redis_checks import check_durability, check_replication
+from fulfillment.doctor.redis_checks import check_durability, check_replication, check_schema
 from fulfillment.doctor.result import Check, Report, Status
 from fulfillment.doctor.run import NAMES, Spec, run_check, run_checks
 from fulfillment.intake.notifications import parse_pax8
+from fulfillment.ledger.migrations import migrate
 from fulfillment.services import Services
 from tests.support.stack import notification
 from tests.unit.conftest import SIM_SECRET, Pax8World, ServicesFactory
@@ -243,3 +245,26 @@ def test_the_collector_serves_the_stored_report(make_services: ServicesFactory) 
     }
     services.redis.set(services.ledger.keys.doctor_last, "not json")
     assert store.load(services.ledger) is None
+
+
+def test_the_ledger_schema_check_says_what_this_release_can_run_on(
+    make_services: ServicesFactory,
+) -> None:
+    services = make_services()
+    doctor = doctor_of(services)
+    empty = check_schema(doctor)
+    assert empty.status is Status.OK and empty.detail.startswith("empty;")
+    services.redis.hset("ff:req:pax8:r1", mapping={"id": "r1", "state": "reported"})
+    unstamped = check_schema(doctor)  # 0.1.0's data: the next process stamps it
+    assert unstamped.status is Status.WARN and "data of 0.1.0" in unstamped.detail
+    migrate(services.ledger)
+    current = check_schema(doctor)
+    assert current.status is Status.OK
+    assert current.detail == (
+        f"schema {LEDGER_SCHEMA} (stamped by {__version__}); "
+        f"this release reads up to schema {LEDGER_SCHEMA}"
+    )
+    services.redis.hset("ff:schema", mapping={"version": LEDGER_SCHEMA + 1, "release": "9.0.0"})
+    newer = check_schema(doctor)  # a downgrade: every process of this release refuses
+    assert newer.status is Status.FAIL and "refuse to start" in newer.detail
+    assert "restore the backup" in newer.fix

@@ -269,7 +269,7 @@ def test_raw_task_messages_match_what_kombu_publishes(
     import base64
 
     from worker.app import app
-    from worker.messages import task_message
+    from worker.messages import message_headers, task_message
 
     server = RedisServer(tmp_path_factory.mktemp("kombu"), appendonly=False).start()
     try:
@@ -279,6 +279,7 @@ def test_raw_task_messages_match_what_kombu_publishes(
             args=["r", "d"],
             kwargs={"simulation": True},
             queue="fulfillment.net_new",
+            headers=message_headers(),  # as worker.publish.CeleryPublisher sends it
         )
         client = redis.Redis.from_url(server.url)
         published = json.loads(client.lpop("fulfillment.net_new"))

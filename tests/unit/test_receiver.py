@@ -16,7 +16,9 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from cli.redis_server import free_port
+from config.version import LEDGER_SCHEMA, __version__
 from fulfillment.ledger import Ledger
+from fulfillment.ledger.migrations import migrate
 from fulfillment.runtime.clients import RedisUse
 from receiver.app import create_app
 from tests.support.stack import notification
@@ -164,7 +166,11 @@ def test_redis_unreachable_is_503_with_retry_after(redis_url: str) -> None:
     client = app.test_client()
     response = post(client, notification())
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-    assert client.get("/readyz").status_code == 503
+    down = client.get("/readyz")
+    assert down.status_code == 503 and down.json == {
+        "status": "unavailable",
+        "release": __version__,
+    }
     assert client.get("/healthz").status_code == 200  # the process itself is fine
 
 
@@ -172,7 +178,11 @@ def test_health_readiness_and_no_metrics_on_the_webhook_port(
     client: FlaskClient, redis_url: str
 ) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").json == {"status": "ok"}
+    # The release that answers and the data's schema (none stamped: no process started here).
+    assert client.get("/readyz").json == {"status": "ok", "release": __version__, "schema": None}
+    migrate(Ledger(redis.Redis.from_url(redis_url)))
+    ready = client.get("/readyz").json
+    assert ready == {"status": "ok", "release": __version__, "schema": LEDGER_SCHEMA}
     post(client, notification())
     # Metrics are served by gunicorn's master on their own port: never here, token or not.
     assert client.get("/metrics").status_code == 404

@@ -55,7 +55,8 @@ if not state then
 end
 if detail ~= redis.call('HGET', RECORD, 'detail_id') then
   redis.call('HSET', RECORD, 'detail_id', detail, 'payload', payload, 'type', kind,
-    'retries', 0, 'report_retries', 0, 'claims', 0, 'claim_task', '', 'error', '')
+    'retries', 0, 'report_retries', 0, 'claims', 0, 'claim_task', '', 'claim_worker', '',
+    'error', '')
   set_state('received', now, 'new-detail', detail)
   return provision(state)
 end
@@ -69,7 +70,7 @@ if state == 'dead' then
   if fresh == 1 then
     -- The payload stays the one first recorded for this detail: the call repeats with the
     -- same Idempotency-Key, so it must carry the same body (a vendor answers 422 otherwise).
-    redis.call('HSET', RECORD, 'retries', 0, 'claims', 0, 'claim_task', '')
+    redis.call('HSET', RECORD, 'retries', 0, 'claims', 0, 'claim_task', '', 'claim_worker', '')
     set_state('received', now, 'new-attempt', attempt)
     return provision(state)
   end

@@ -15,12 +15,15 @@
 --       adapter); '*': any (a claim made by hand, not by a worker)
 --   [10] [11] [12] route, previous route and refusal to keep with a record written before
 --       routes (it has none)
+--   [13] worker: the id of the worker process that claims ('' unknown), shown to operators
+--       with its heartbeat (fulfillment/ledger/liveness.py)
 -- Returns {action, previous state}: action is one of fulfillment.states.Claimed
 --   claimed, done, busy, wait, stale, dead, dead_now, missing; wait adds the seconds left;
 --   reroute adds '0' and the record's route (nothing changed: claim again with that one).
 local now, detail, task = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local lease_until, max_claims, call_until, token = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local expected, decided, decided_previous, refusal = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local worker = ARGV[13] or ''
 local state = redis.call('HGET', RECORD, 'state')
 if not state then return {'missing', ''} end
 if redis.call('HGET', RECORD, 'detail_id') ~= detail then return {'stale', state} end
@@ -57,12 +60,12 @@ local claims = redis.call('HINCRBY', RECORD, 'claims', 1)
 if claims > max_claims then
   local why = 'the task was lost with its worker ' .. (claims - 1) ..
     ' times in a row (killed, out of memory or over its time limit)'
-  redis.call('HSET', RECORD, 'error', why, 'claim_task', '')
+  redis.call('HSET', RECORD, 'error', why, 'claim_task', '', 'claim_worker', '')
   set_state('dead', now, 'worker-lost', why)
   notify_waiters(KEYS[12])
   return {'dead_now', state}
 end
 redis.call('HSET', RECORD, 'claim_task', task, 'claim_token', token, 'claim_until', lease_until,
-  'call_until', call_until)
+  'call_until', call_until, 'claim_worker', worker)
 set_state('provisioning', now, 'claimed', task)
 return {'claimed', state}

@@ -11,7 +11,8 @@ if token ~= '' and not (state == 'provisioning'
     and redis.call('HGET', RECORD, 'claim_token') == token) then
   return {'stale', state}
 end
-redis.call('HSET', RECORD, 'error', error, 'claims', 0, 'claim_task', '', 'claim_until', 0)
+redis.call('HSET', RECORD, 'error', error, 'claims', 0, 'claim_task', '',
+  'claim_worker', '', 'claim_until', 0)
 set_state('dead', now, event, error)
 notify_waiters(KEYS[12])
 return {'ok', state}

@@ -14,7 +14,7 @@ if not holds(state, detail, token) then return {'stale', state or ''} end
 redis.call('HSET', RECORD, 'outcome', outcome, 'outcome_detail_id', detail,
   'external_ids', external_ids, 'metadata', metadata, 'result_message', message,
   'error', outcome == 'Fail' and message or '', 'claims', 0, 'claim_task', '',
-  'claim_until', 0, 'call_until', 0, 'provisioned_at', now)
+  'claim_worker', '', 'claim_until', 0, 'call_until', 0, 'provisioned_at', now)
 set_state(outcome == 'Fail' and 'failed' or 'provisioned', now, 'vendor', message)
 notify_waiters(KEYS[12])
 return {'ok', state}

@@ -11,7 +11,8 @@ local now, detail, token, error = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local state = redis.call('HGET', RECORD, 'state')
 if not holds(state, detail, token) then return {'stale', state or ''} end
 local retries = redis.call('HINCRBY', RECORD, 'retries', ARGV[7] == '0' and 0 or 1)
-redis.call('HSET', RECORD, 'error', error, 'claims', 0, 'claim_task', '', 'claim_until', 0)
+redis.call('HSET', RECORD, 'error', error, 'claims', 0, 'claim_task', '',
+  'claim_worker', '', 'claim_until', 0)
 if ARGV[6] == '1' then redis.call('HSET', RECORD, 'call_until', 0) end
 set_state('queued', now, 'retry', error)
 return {'ok', tostring(retries)}

@@ -12,6 +12,7 @@ if only ~= '' and not string.find(',' .. only .. ',', ',' .. state .. ',', 1, tr
   return {'refused', state}
 end
 if bump == '1' then redis.call('HINCRBY', RECORD, 'generation', 1) end
-redis.call('HSET', RECORD, 'retries', 0, 'claims', 0, 'claim_task', '', 'claim_until', 0)
+redis.call('HSET', RECORD, 'retries', 0, 'claims', 0, 'claim_task', '',
+  'claim_worker', '', 'claim_until', 0)
 set_state('received', now, event, text)
 return {'ok', state}
