@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                 with pax8_client(settings) as client:
                     ledger = Ledger(redis.Redis.from_url(stack.redis_server.url))
                     started = time.monotonic()
-                    summary = reconcile(ledger, client, publisher, policy, force=True)
+                    summary = reconcile(
+                        ledger, client, publisher, policy, force=True, routes=settings.routes
+                    )
                     times["project"].append(time.monotonic() - started)
                     ledger.redis.close()
                 snapshot = stack.sandbox.calls()

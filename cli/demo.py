@@ -18,6 +18,8 @@ import click
 
 from cli.follow import Followed, Follower
 from cli.output import clip
+from config.routes import Routes
+from fulfillment.intake.routing import UNROUTED
 from pax8.client import Pax8Client
 
 
@@ -31,6 +33,8 @@ class DemoOrder:
     expect: str = "Success"
     expect_text: str = ""
     after: tuple[int, ...] = ()
+    route: str = ""
+    """The route (backend) the order must be recorded with, with a routes file."""
 
     @property
     def type(self) -> str:
@@ -42,7 +46,9 @@ class DemoOrder:
         return {"provisionRequest": self.request, "provisionDetail": {"details": self.details}}
 
     def met_by(self, order: Followed) -> bool:
-        """Whether ``order`` got the expected result."""
+        """Whether ``order`` got the expected result (at the expected backend)."""
+        if self.route and (order.record is None or order.record.route != self.route):
+            return False
         return order.outcome == self.expect and self.expect_text in order.message
 
 
@@ -133,6 +139,99 @@ def demo_orders(count: int) -> list[DemoOrder]:
             )
         )
     return orders[:count]
+
+
+def routed_demo_orders(routes: Routes) -> list[DemoOrder]:
+    """The demo of a routes file: a NetNew at each route (its first product), the first
+    route's subscription moved to the second route's product (a ChangeProduct across
+    backends) and changed there, an order of a product no route lists and a partner
+    enrollment (the default route's, or one Fail each). Products must be UUIDs (Pax8's, and
+    the sandbox's, are)."""
+    tag = uuid.uuid4().hex[:6]
+    candidates = [(route.name, _uuid_products(route.products)) for route in routes]
+    listed = [(name, products[0]) for name, products in candidates if products]
+    if not listed:
+        raise ValueError("no route lists a UUID productId: the demo orders by product")
+    orders: list[DemoOrder] = []
+    subscriptions: list[str] = []
+    for name, product in listed:
+        domain = f"{name}-{tag}.example.com"
+        subscriptions.append(_id())
+        orders.append(
+            DemoOrder(
+                f"NetNew at {name}: {domain} buys product {product[:8]}",
+                {
+                    "type": "NetNew",
+                    "companyId": _id(),
+                    "companyDomain": domain,
+                    "subscriptionId": subscriptions[-1],
+                    "productId": product,
+                    "quantity": 3,
+                },
+                route=name,
+            )
+        )
+    if len(listed) > 1:
+        (old_route, old), (new_route, new) = listed[0], listed[1]
+        moved = subscriptions[0]
+        orders.append(
+            DemoOrder(
+                f"ChangeProduct: {old_route}'s subscription moves to {new_route}'s product",
+                {
+                    "type": "ChangeProduct",
+                    "subscriptionId": moved,
+                    "oldProductId": old,
+                    "productId": new,
+                },  # fmt: skip
+                after=(0,),
+                route=new_route,
+            )
+        )
+        orders.append(
+            DemoOrder(
+                f"Update at {new_route}: the moved subscription goes to 7 seats",
+                {"type": "Update", "subscriptionId": moved, "productId": new, "quantity": 7},
+                after=(len(orders) - 1,),
+                route=new_route,
+            )
+        )
+    unlisted = _id()
+    default = routes.default
+    orders.append(
+        DemoOrder(
+            f"NetNew of product {unlisted[:8]}, which no route lists",
+            {
+                "type": "NetNew",
+                "companyDomain": f"other-{tag}.example.com",
+                "productId": unlisted,
+                "subscriptionId": _id(),
+            },  # fmt: skip
+            expect="Success" if default else "Fail",
+            expect_text="" if default else "does not provision product",
+            route=default or UNROUTED,
+        )
+    )
+    orders.append(
+        DemoOrder(
+            "PartnerEnrollment: a new partner (no product)",
+            {"type": "PartnerEnrollment"},
+            expect="Success" if default else "Fail",
+            expect_text="" if default else "no partner enrollments",
+            route=default or UNROUTED,
+        )
+    )
+    return orders
+
+
+def _uuid_products(products: frozenset[str]) -> list[str]:
+    good = []
+    for product in sorted(products):
+        try:
+            uuid.UUID(product)
+        except ValueError:
+            continue
+        good.append(product)
+    return good
 
 
 @dataclass

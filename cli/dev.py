@@ -9,7 +9,10 @@
    pointing at that Redis and that sandbox; ready once ``/readyz`` answers, a worker pongs
    and the console answers (its URL is printed; the metrics exporters listen beside);
 5. a demo: simulated orders of several types, each followed to its result, then the
-   NetNew's usage posted to the sandbox's Usage API and read back;
+   NetNew's usage posted to the sandbox's Usage API and read back. With ``--routes FILE``
+   (a routes file, docs/routes.md) every route gets a worker of its own beside the one that
+   serves everything else (the bulkheads of production), and the demo orders each route's
+   product, moves a subscription across two backends, and orders a product no route lists;
 6. then it runs until Ctrl-C and stops everything; with ``--once`` it stops right after the
    demo and exits 0 only if every order got the result the demo expects (1 otherwise, or
    when ``--timeout`` passes first).
@@ -33,6 +36,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +46,7 @@ from typing import Any
 import click
 import httpx
 
-from cli.demo import demo_orders, missed_lines, run_demo, summary_lines
+from cli.demo import demo_orders, missed_lines, routed_demo_orders, run_demo, summary_lines
 from cli.demo_usage import demo_usage
 from cli.errors import CommandFailed, ConfigurationError
 from cli.follow import Follower
@@ -55,7 +59,7 @@ from cli.procs import (
     procfile_lines,
 )
 from cli.redis_server import RedisBinaryNotFound, RedisServer, chosen_redis_server, describe
-from config.settings import Settings, build_settings
+from config.settings import ConfigError, Settings, build_settings
 from config.version import DISTRIBUTION
 from fulfillment.ledger import Ledger
 from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client
@@ -95,6 +99,8 @@ class DevOptions:
     once: bool
     data_dir: Path
     timeout: float = ONCE_TIMEOUT
+    routes: Path | None = None
+    """A routes file (``VENDOR_ROUTES``): every route gets a worker of its own."""
 
 
 class StackFailed(CommandFailed):
@@ -124,6 +130,7 @@ class DevStack:
         self.redis: RedisServer | None = None
         self.sandbox: Child | None = None
         self.honcho: Child | None = None
+        self.route_workers: list[Child] = []
         self.env: dict[str, str] = {}
         self.settings: Settings | None = None
 
@@ -262,10 +269,9 @@ class DevStack:
             "PAX8_WEBHOOK_SECRETS": secrets.token_urlsafe(24),
             "PAX8_SIMULATION_WEBHOOK_SECRETS": created.shared_secret.credential,
             "PAX8_WEBHOOK_HEADER": created.shared_secret.header,
-            "VENDOR_ADAPTER": "example",
-            "SIMULATION_VENDOR_ADAPTER": "example",
             "PORT": str(self.options.port),
             "BIND_HOST": "127.0.0.1",
+            **self._routes_env(),
             "PUBLIC_URL": self.receiver_url,
             "WORKER_CONCURRENCY": str(self.options.workers),
             "FLOWER_PORT": str(self.options.flower_port),
@@ -283,9 +289,50 @@ class DevStack:
             "USAGE_REPORTING": "true",
         }
         self.env = env
-        self.settings = _settings(env)
+        try:
+            self.settings = _settings(env)
+        except ConfigError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
         self.env_file.chmod(0o600)
+
+    def _routes_env(self) -> dict[str, str]:
+        """With ``--routes``: the routes file instead of ``VENDOR_ADAPTER``, and the Procfile's
+        worker left to everything but the routes (each has a worker of its own)."""
+        if self.options.routes is None:
+            return {"VENDOR_ADAPTER": "example", "SIMULATION_VENDOR_ADAPTER": "example"}
+        try:
+            text = self.options.routes.read_text(encoding="utf-8")
+            names = list(tomllib.loads(text).get("routes") or {})
+        except (OSError, ValueError):
+            names = []  # the settings say what is wrong with it, in one line
+        return {
+            "VENDOR_ROUTES": str(self.options.routes),
+            "WORKER_EXCLUDE_ROUTES": ",".join(names),
+        }
+
+    def start_route_workers(self) -> None:
+        """With ``--routes``: the Procfile's worker line once per route, ``WORKER_ROUTES``
+        naming it (one process each; no exporter of their own)."""
+        assert self.settings is not None
+        if self.options.routes is None:
+            return
+        for index, name in enumerate(self.settings.routes.names, 1):
+            env = child_env(
+                self.env
+                | {
+                    "WORKER_ROUTES": name,
+                    "WORKER_EXCLUDE_ROUTES": "",
+                    "WORKER_CONCURRENCY": "1",
+                    "WORKER_METRICS_PORT": "0",
+                    # Only the worker's name (worker-PORT@host): one of its own for each.
+                    "PORT": str(self.options.port + index),
+                }
+            )
+            argv = ["/bin/sh", "-c", "exec " + self.lines["worker"]]
+            log = self.data_dir / f"worker-{name}.log"
+            self.route_workers.append(Child(f"worker-{name}", argv, env, log, self.procfile.parent))
+            self.echo(f"  worker    route {name}: a worker of its own (output: {log})")
 
     def start_processes(self) -> None:
         """Step 4: honcho runs web, worker, beat, flower and the console from the Procfile."""
@@ -315,6 +362,7 @@ class DevStack:
         celery = create_celery(self.settings)
         deadline = time.monotonic() + timeout
         waiting = {"receiver": True, "worker": True, "flower": True, "console": True}
+        workers = 1 + len(self.route_workers)
         try:
             while any(waiting.values()):
                 self.check_alive()
@@ -323,7 +371,7 @@ class DevStack:
                     self.echo(f"  receiver  {self.receiver_url}/readyz answers 200")
                 if waiting["worker"]:
                     pongs = celery.control.ping(timeout=1.0)
-                    if pongs:
+                    if len(pongs) >= workers:
                         waiting["worker"] = False
                         names = ", ".join(name for pong in pongs for name in pong)
                         self.echo(f"  worker    {names} ready")
@@ -348,13 +396,25 @@ class DevStack:
     def demo(self, count: int, timeout: float = DEMO_TIMEOUT) -> bool:
         """Step 5: fire the demo orders and follow them; whether all got their results."""
         assert self.settings is not None
-        orders = demo_orders(count)
-        self.echo(
-            f"\nDemo: {len(orders)} simulated orders through the sandbox, the receiver and the "
-            "worker (the example vendor), each followed to the result Pax8 receives:"
-        )
+        routes = self.settings.routes
+        if routes.from_file:
+            try:
+                orders = routed_demo_orders(routes)
+            except ValueError as exc:
+                raise ConfigurationError(f"--routes: {exc}") from None
+            self.echo(
+                f"\nDemo: {len(orders)} simulated orders across the backends of "
+                f"{routes.source}, each followed to the backend that took it [route] and the "
+                "result Pax8 receives:"
+            )
+        else:
+            orders = demo_orders(count)
+            self.echo(
+                f"\nDemo: {len(orders)} simulated orders through the sandbox, the receiver and "
+                "the worker (the example vendor), each followed to the result Pax8 receives:"
+            )
         client = redis_client(self.settings, RedisUse.CLI)
-        follower = Follower(Ledger(client), echo=self.echo)
+        follower = Follower(Ledger(client), echo=self.echo, backends=routes.from_file)
         follower.width = len(f"#{len(orders)} ") + max(len(o.type) for o in orders)
         pax8: Pax8Client = pax8_client(self.settings)
         try:
@@ -408,7 +468,7 @@ class DevStack:
 
     def alive(self) -> bool:
         """Whether every child still runs."""
-        children = [self.sandbox, self.honcho]
+        children = [self.sandbox, self.honcho, *self.route_workers]
         if any(child is not None and not child.alive() for child in children):
             return False
         process = self.redis.process if self.redis else None
@@ -422,6 +482,9 @@ class DevStack:
             raise StackFailed(f"redis-server stopped; see {self.redis.log_path}")
         if self.sandbox and not self.sandbox.alive():
             raise StackFailed(f"the sandbox stopped:\n{self.sandbox.tail()}")
+        for worker in self.route_workers:
+            if not worker.alive():
+                raise StackFailed(f"{worker.name} stopped:\n{worker.tail()}")
         raise StackFailed(f"a process stopped, so honcho stopped them all:\n{self._honcho_tail()}")
 
     def _honcho_tail(self) -> str:
@@ -433,6 +496,8 @@ class DevStack:
         if self.honcho is not None:
             self.echo("Stopping web, worker, beat, flower and the console ...")
             self.honcho.stop(timeout=40.0)
+        for worker in self.route_workers:
+            worker.stop(timeout=40.0)
         if self.sandbox is not None:
             self.sandbox.stop(timeout=15.0)
         if self.redis is not None:
@@ -527,6 +592,7 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = click.echo) -> in
             config = stack.start_sandbox()
             stack.configure(config)
             stack.start_processes()
+            stack.start_route_workers()
             stack.wait_ready(left(START_TIMEOUT))
             if options.orders:
                 ok = stack.demo(options.orders, left(DEMO_TIMEOUT))
@@ -606,6 +672,13 @@ def _port_option(
     help="With --once: give up (exit 1) when start-up and demo take longer than this.",
 )
 @click.option(
+    "--routes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A routes file (docs/routes.md): every route gets a worker of its own, and the demo "
+    "orders each route's product, moves a subscription across two backends and orders a "
+    "product no route lists (deploy/routes-dev.toml: two example backends).",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".stack"),
@@ -623,6 +696,7 @@ def dev(
     orders: int,
     once: bool,
     timeout: float,
+    routes: Path | None,
     data_dir: Path,
 ) -> None:
     """Run the whole stack locally, with the sandbox as Pax8, and a demo of orders.
@@ -640,6 +714,7 @@ def dev(
       fulfill dev
       fulfill dev --once                      # a smoke test: exit 0 if all went right
       fulfill dev --port 8001 --redis-port 6390 --data-dir /tmp/stack
+      fulfill dev --routes deploy/routes-dev.toml   # two backends, a worker each
     """
     options = DevOptions(
         port=port,
@@ -653,6 +728,7 @@ def dev(
         once=once,
         data_dir=data_dir.resolve(),
         timeout=timeout,
+        routes=routes.resolve() if routes else None,
     )
     code = run_dev(options)
     if code:

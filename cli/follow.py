@@ -66,6 +66,7 @@ class Followed:
             "outcome": self.outcome or None,
             "externalIds": record.external_ids if record else {},
             "message": self.message or None,
+            "route": (record.route or None) if record else None,
         }
 
 
@@ -91,11 +92,14 @@ class Follower:
         echo: Echo | None = None,
         interval: float = 0.2,
         on_done: Callable[[Followed], None] | None = None,
+        backends: bool = False,
     ) -> None:
         self.ledger = ledger
         self.echo = echo
         self.interval = interval
         self.on_done = on_done
+        self.backends = backends
+        """Name each order's backend with its result (a routes file routes them)."""
         self.orders: dict[str, Followed] = {}
         self.width = 0
 
@@ -129,7 +133,8 @@ class Follower:
             order.printed = max(order.printed, len(history))
             if record.state in FINAL_STATES:
                 order.done = True
-                self._print(order, result_line(order))
+                where = f"[{safe(record.route)}] " if self.backends and record.route else ""
+                self._print(order, where + result_line(order))
                 finished.append(order)
                 if self.on_done is not None:
                     self.on_done(order)

@@ -63,7 +63,7 @@ def reconcile_command(as_json: bool) -> None:
             # A token up front: an unreachable Pax8 is exit 3, not a list of errors.
             pax8.tokens(simulation).token()
     policy = rt.services.policies.reconcile
-    summary = reconcile(ledger, pax8, rt.publisher(), policy, force=True)
+    summary = reconcile(ledger, pax8, rt.publisher(), policy, force=True, routes=rt.settings.routes)
     if as_json:
         echo_json(summary.as_dict())
     else:

@@ -152,6 +152,14 @@ def post_order(pax8: Pax8Client, number: int, body: dict[str, Any]) -> Posted:
     help="A provisionDetail.details field (repeatable), e.g. adminEmail=it@acme.com.",
 )
 @click.option(
+    "--product",
+    "products",
+    multiple=True,
+    metavar="ID",
+    help="A productId (repeatable): the orders take them in turn, so with a routes file "
+    "(VENDOR_ROUTES) they reach several backends.",
+)
+@click.option(
     "--count",
     type=click.IntRange(1, 1000),
     default=1,
@@ -177,6 +185,7 @@ def simulate(
     request_type: str,
     request_items: tuple[str, ...],
     detail_items: tuple[str, ...],
+    products: tuple[str, ...],
     count: int,
     follow: bool,
     timeout: float,
@@ -202,29 +211,40 @@ def simulate(
           --details adminEmail=it@acme.com
       fulfill simulate --type Update --request subscriptionId=7f6e... --request quantity=9
       fulfill simulate --count 20 --no-follow
+      fulfill simulate --count 6 --product 1f0e... --product 9a2c...   # two backends
     """
     request = parse_pairs(request_items, "--request")
     details = parse_pairs(detail_items, "--details")
+    if products and "productId" in request:
+        raise click.BadParameter("give --product or --request productId=..., not both")
+
+    def body_of(number: int) -> dict[str, Any]:
+        fields = dict(request)
+        if products:
+            fields["productId"] = products[(number - 1) % len(products)]
+        return order_event(request_type, fields, details)
+
     rt = runtime()
     ledger = rt.ledger() if follow else None  # Redis first: nothing is posted if it is down
     pax8 = rt.pax8(simulation=True)
     posted: list[Posted] = []
     if count == 1:
-        posted.append(post_order(pax8, 1, order_event(request_type, request, details)))
+        posted.append(post_order(pax8, 1, body_of(1)))
     else:
         with click.progressbar(
             range(1, count + 1), label=f"Posting {count} {request_type} orders", file=sys.stderr
         ) as numbers:
             for number in numbers:
-                body = order_event(request_type, request, details)
-                posted.append(post_order(pax8, number, body))
+                posted.append(post_order(pax8, number, body_of(number)))
     if not as_json:
         _print_posted(posted)
     if ledger is None:
         if as_json:
             echo_json([p.as_dict() for p in posted])
         return
-    follower = Follower(ledger, echo=None if as_json else click.echo)
+    follower = Follower(
+        ledger, echo=None if as_json else click.echo, backends=rt.settings.routes.from_file
+    )
     for p in posted:
         if p.delivered:
             follower.add(p.request_id, p.label)

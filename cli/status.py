@@ -26,6 +26,8 @@ def _print_one(view: dict[str, Any]) -> None:
         ("request", record["id"]),
         ("type", record["type"] + ("  (simulation)" if record["simulation"] else "")),
         ("source", record["source"]),
+        ("backend", _backend(record)),
+        ("previous backend", record.get("previousRoute")),
         ("state", record["state"]),
         ("outcome", record["outcome"] or "-"),
         ("external ids", external_ids(record["externalIds"]) or "-"),
@@ -101,6 +103,7 @@ def _print_overview(view: dict[str, Any], state: str | None) -> None:
             r["id"],
             r["type"],
             "sim" if r["simulation"] else "",
+            _backend(r),
             r["state"],
             r["outcome"] or "",
             age(r["updatedAt"], now),
@@ -109,7 +112,13 @@ def _print_overview(view: dict[str, Any], state: str | None) -> None:
         for r in recent
     ]
     click.echo("")
-    click.echo(table(("id", "type", "sim", "state", "outcome", "age", "error"), rows))
+    click.echo(table(("id", "type", "sim", "backend", "state", "outcome", "age", "error"), rows))
+
+
+def _backend(record: dict[str, Any]) -> str:
+    """The route an order was recorded with (``-``: none takes it; an order recorded before
+    routes has none until a worker claims it)."""
+    return str(record.get("route") or "(not yet)")
 
 
 def _indent(text: str) -> str:

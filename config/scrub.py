@@ -2,12 +2,12 @@
 log lines and the URLs the CLI prints.
 
 Scrubbing is by **value**: every secret the settings hold (each ``SecretStr`` field, every
-webhook credential, the password in ``REDIS_URL``) is replaced wherever it appears, in any
-case, under any key; a header-name list alone misses the credential a vendor chose the name
-of. On top of that, values under a sensitive key (the configured webhook headers,
-``Authorization``, cookies, ``client_secret``, ``password``, ``token``…) are dropped, and
-``Bearer <anything>`` loses its token, which covers the OAuth access tokens the process
-fetched at run time and that no setting knows.
+webhook credential, the routes file's backend tokens, the password in ``REDIS_URL``) is
+replaced wherever it appears, in any case, under any key; a header-name list alone misses the
+credential a vendor chose the name of. On top of that, values under a sensitive key (the
+configured webhook headers, ``Authorization``, cookies, ``client_secret``, ``password``,
+``token``…) are dropped, and ``Bearer <anything>`` loses its token, which covers the OAuth
+access tokens the process fetched at run time and that no setting knows.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def secret_values(settings: Settings) -> list[str]:
         value = getattr(settings, name)
         items = value if isinstance(value, list) else [value]
         found += [item.get_secret_value() for item in items if isinstance(item, SecretStr)]
+    found += settings.routes.secrets()  # the routes file's tokens, read from the environment
     password = urlsplit(settings.redis_url).password
     if password:
         # As written in the URL and as sent to Redis (a percent-encoded character decoded).

@@ -12,17 +12,22 @@ Long on purpose: the one model declares every setting with its default, its desc
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import sys
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values  # pydantic-settings' own reader of .env files
 from pydantic import (
     BaseModel,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,10 +38,21 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from config.routes import (
+    DEFAULT_ROUTE,
+    Backend,
+    HttpDefaults,
+    Routes,
+    RoutesError,
+    load_routes,
+    single_route,
+)
+
 Role = Literal["receiver", "worker", "beat", "cli", "pax8", "console"]
 
 SecretList = Annotated[list[SecretStr], NoDecode]
 SentinelList = Annotated[list[tuple[str, int]], NoDecode]
+RouteList = Annotated[list[str], NoDecode]
 
 _MASTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
@@ -208,6 +224,27 @@ class Settings(BaseSettings):
             "http adapter: the most of an answer's body read; a 2xx beyond it holds the order "
             "(its ids cannot be read) with an alert, never a Success or a Fail."
         ),
+    )
+
+    # -- several backends (docs/routes.md) ---------------------------------------------
+    vendor_routes: Path | None = Field(
+        None,
+        description="A routes file (TOML, docs/routes.md): which backend provisions each Pax8 "
+        "productId and CloudBlue MPN, each with its adapter and settings for production and "
+        "simulation, and where an unlisted product goes. It replaces VENDOR_ADAPTER, "
+        "SIMULATION_VENDOR_ADAPTER and VENDOR_HTTP_URL (set none of them with it).",
+    )
+    worker_routes: RouteList = Field(
+        default_factory=list,
+        description="Routes of the routes file this worker serves alone, comma-separated: it "
+        "consumes their queues and nothing else (a bulkhead: a backend that hangs holds up "
+        "only its own worker). Unset: every queue.",
+    )
+    worker_exclude_routes: RouteList = Field(
+        default_factory=list,
+        description="Routes this worker leaves to workers of their own, comma-separated: it "
+        "consumes every queue but theirs (the worker of everything else: reports, "
+        "reconciliation, usage and the other routes).",
     )
 
     reconcile_interval_seconds: float = Field(
@@ -612,6 +649,68 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
 
+    @field_validator("worker_routes", "worker_exclude_routes", mode="before")
+    @classmethod
+    def _route_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    _routes: Routes | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _routes_file(self, info: ValidationInfo) -> Settings:
+        """Read and check ``VENDOR_ROUTES`` now, so a bad file stops every process at start
+        (tokens come from the environment, or from an explicit ``environ``: tests)."""
+        served = [
+            ("WORKER_ROUTES", self.worker_routes),
+            ("WORKER_EXCLUDE_ROUTES", self.worker_exclude_routes),
+        ]
+        if self.worker_routes and self.worker_exclude_routes:
+            raise ValueError(
+                "WORKER_ROUTES and WORKER_EXCLUDE_ROUTES are both set: a worker serves some "
+                "routes alone, or everything but some: choose one"
+            )
+        if self.vendor_routes is None:
+            for variable, names in served:
+                if names:
+                    raise ValueError(f"{variable} names routes, but VENDOR_ROUTES is not set")
+            return self
+        replaced = [
+            name
+            for name in (
+                "vendor_adapter",
+                "simulation_vendor_adapter",
+                "vendor_http_url",
+                "vendor_http_usage_url",
+            )
+            if name in self.model_fields_set
+        ]
+        if replaced:
+            variable = replaced[0].upper()
+            raise ValueError(
+                f"VENDOR_ROUTES is set together with {variable}: the routes file names every "
+                f"backend (its default_route takes VENDOR_ADAPTER's place); unset {variable}"
+            )
+        context = info.context if isinstance(info.context, dict) else {}
+        environ = context.get("environ")
+        if environ is None:
+            environ = _process_environ(self.model_config.get("env_file"))
+        defaults = HttpDefaults(self.vendor_http_timeout_seconds, self.vendor_http_max_answer_bytes)
+        try:
+            routes = load_routes(self.vendor_routes, environ, defaults)
+        except RoutesError as exc:
+            raise ValueError(f"VENDOR_ROUTES {exc}") from None
+        for variable, names in served:
+            for name in names:
+                if routes.get(name) is None:
+                    raise ValueError(
+                        f"{variable} {name} is not a route of {self.vendor_routes} "
+                        f"({', '.join(routes.names)})"
+                    )
+        self._routes = routes
+        return self
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         pairs = [
@@ -654,8 +753,43 @@ class Settings(BaseSettings):
 
     @property
     def simulation_adapter(self) -> str:
-        """The adapter spec used for simulated orders."""
+        """The adapter spec used for simulated orders (with a routes file: the default
+        route's)."""
+        if self._routes is not None and self._routes.from_file:
+            default = self._routes.get(self._routes.default or "")
+            return default.simulation.adapter if default else "none (unknown products refused)"
         return self.simulation_vendor_adapter or self.vendor_adapter
+
+    @property
+    def routes(self) -> Routes:
+        """Every backend and where each product's orders go: the routes file, or the one
+        route of ``VENDOR_ADAPTER`` (``config/routes.py``)."""
+        if self._routes is None:
+            self._routes = single_route(self._env_backend(False), self._env_backend(True))
+        return self._routes
+
+    def _env_backend(self, simulation: bool) -> Backend:
+        """The default route's backend without a routes file (``VENDOR_ADAPTER``…)."""
+        spec = self.simulation_adapter if simulation else self.vendor_adapter
+        if spec != "http":
+            return Backend(DEFAULT_ROUTE, simulation, spec)
+        return Backend(
+            DEFAULT_ROUTE,
+            simulation,
+            spec,
+            url=self.vendor_http_url,
+            token=self.vendor_http_token,
+            timeout_seconds=self.vendor_http_timeout_seconds,
+            max_answer_bytes=self.vendor_http_max_answer_bytes,
+            usage_url=self.vendor_http_usage_url,
+        )
+
+    def serves(self, route: str) -> bool:
+        """Whether this worker consumes ``route``'s queue (``WORKER_ROUTES``,
+        ``WORKER_EXCLUDE_ROUTES``; every route when neither is set)."""
+        if self.worker_routes:
+            return route in self.worker_routes
+        return route not in self.worker_exclude_routes
 
     @property
     def claim_lease_seconds(self) -> float:
@@ -755,7 +889,7 @@ class Settings(BaseSettings):
                 )
         if role == "console":
             self._require_console()
-        if role == "worker":
+        if role == "worker" and self.vendor_routes is None:
             adapters = {self.vendor_adapter, self.simulation_adapter}
             if "http" in adapters and not self.vendor_http_url:
                 raise ConfigError("VENDOR_HTTP_URL", "required by the http vendor adapter")
@@ -765,6 +899,30 @@ class Settings(BaseSettings):
                     "required by the http vendor adapter when USAGE_REPORTING is on (its "
                     "usage source)",
                 )
+        elif role == "worker":
+            self._require_routes()
+
+    def _require_routes(self) -> None:
+        """What a worker needs of the routes it serves: their tokens (only theirs: a worker
+        of one backend is given one backend's token) and, with usage reporting, a usage
+        source for each http backend."""
+        served = [route for route in self.routes if self.serves(route.name)]
+        try:
+            Routes({route.name: route for route in served}, None, self.vendor_routes).check_tokens()
+        except RoutesError as exc:
+            raise ConfigError("VENDOR_ROUTES", str(exc)) from None
+        if not self.usage_reporting:
+            return
+        for route in served:
+            for backend in route.backends:
+                if backend.adapter == "http" and not backend.usage_url:
+                    problem = RoutesError(
+                        self.vendor_routes,
+                        route.name,
+                        f"{backend.environment}: the http adapter needs a usage_url when "
+                        "USAGE_REPORTING is on (its usage source)",
+                    )
+                    raise ConfigError("VENDOR_ROUTES", str(problem))
 
 
 def _first_error(exc: ValidationError) -> ConfigError:
@@ -802,14 +960,27 @@ class _Explicit(Settings):
         return (init_settings,)
 
 
-def explicit_settings(**values: Any) -> Settings:
+def explicit_settings(*, environ: Mapping[str, str] | None = None, **values: Any) -> Settings:
     """Settings from ``values`` and the defaults alone: no environment variable and no
     ``.env`` file is read (what every unit test builds, so a developer's shell or a stack's
-    ``.env`` cannot change its outcome); raise :class:`ConfigError` as :func:`build_settings`."""
+    ``.env`` cannot change its outcome); raise :class:`ConfigError` as :func:`build_settings`.
+
+    ``environ``: where the routes file's token variables are looked up (none by default).
+    """
     try:
-        return _Explicit(**values)
+        return _Explicit.model_validate(values, context={"environ": dict(environ or {})})
     except ValidationError as exc:
         raise _first_error(exc) from None
+
+
+def _process_environ(env_file: Any) -> dict[str, str]:
+    """The variables a routes file's ``token_env`` may name: the ``.env`` file's (as the
+    settings read it), then the environment's; empty ones count as unset."""
+    values: dict[str, str] = {}
+    if isinstance(env_file, str | Path) and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v})
+    values.update({k: v for k, v in os.environ.items() if v})
+    return values
 
 
 def load_settings(role: Role | None = None, **overrides: Any) -> Settings:

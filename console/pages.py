@@ -197,6 +197,7 @@ def reconcile_now() -> ResponseReturnValue:
                     ctx.services.publisher,
                     ctx.services.policies.reconcile,
                     force=True,
+                    routes=settings.routes,
                 ).as_dict()
             except Pax8Error as exc:
                 error = f"Pax8: {exc}"

@@ -108,7 +108,7 @@ def _call(suffix: str | None) -> ResponseReturnValue:
     step = min(1.0, settings.redis_socket_timeout_seconds / 2)
     keep = settings.ledger_retention_days * 86400
     try:
-        notice, _ = accept_call(services.ledger, services.publisher, call, keep)
+        notice, _ = accept_call(services.ledger, services.publisher, call, settings.routes, keep)
     except REDIS_UNAVAILABLE as exc:
         log.warning("cloudblue call not accepted, Redis unavailable: %s", exc)
         raise _unavailable("the queue is unavailable; retry later") from None

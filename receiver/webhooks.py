@@ -117,7 +117,9 @@ def _read_body() -> bytes:
 def _accept(notice: Notice) -> ResponseReturnValue:
     services = receiver().services
     try:
-        intake: Intake = accept(services.ledger, services.publisher, notice)
+        intake: Intake = accept(
+            services.ledger, services.publisher, notice, services.settings.routes
+        )
     except REDIS_UNAVAILABLE as exc:
         current_app.logger.warning(
             "request_id=%s not accepted, Redis unavailable: %s", notice.request_id, exc

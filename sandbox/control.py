@@ -23,7 +23,7 @@ from sandbox.context import Sandbox, current
 from sandbox.delivery import Chain
 from sandbox.errors import ApiError, invalid, read_json, read_object
 from sandbox.faults import parse_rule
-from sandbox.orders import parse_order
+from sandbox.orders import for_products, parse_order
 from sandbox.store import ATTEMPT_STATUSES, Created
 
 control = Blueprint("sandbox_control", __name__, url_prefix="/sandbox")
@@ -170,7 +170,7 @@ def _event(sandbox: Sandbox, item: Created, chain: Chain | None) -> dict[str, An
 @control.post("/orders")
 def orders() -> Response:
     """Production-style (or simulation) orders, delivered in the background unless wait."""
-    body = _body("environment", "count", "order", "deliver", "wait")
+    body = _body("environment", "count", "order", "deliver", "wait", "products")
     sandbox = current()
     env = _environment(body.get("environment", "production"))
     count = _int(body, "count", 1, 1, MAX_ORDERS)
@@ -178,7 +178,12 @@ def orders() -> Response:
     deliver, wait = _bool(body, "deliver", True), _bool(body, "wait", False)
     if count > 1 and template.fixed_ids:
         raise invalid(f"order.{template.fixed_ids[0]}", "a fixed id allows only count 1")
-    created = sandbox.store.create_orders(env, template, count)
+    if "products" in body:
+        # Several products in turn: each order is one template of its own.
+        templates = for_products(template, body["products"], count)
+        created = [c for t in templates for c in sandbox.store.create_orders(env, t, 1)]
+    else:
+        created = sandbox.store.create_orders(env, template, count)
     chains: list[Chain | None] = [None] * len(created)
     if deliver:
         chains = list(_deliver(sandbox, created, wait, sandbox.retries(env)))

@@ -164,6 +164,24 @@ def _commitment(given: dict[str, Any], moment: datetime) -> dict[str, Any]:
     return {"term": {"months": months, "endDate": end}, "volume": dict(volume)}
 
 
+def for_products(template: OrderTemplate, products: Any, count: int) -> list[OrderTemplate]:
+    """``count`` templates taking the productIds of ``products`` in turn (a vendor whose
+    products go to different backends); ``[template] * count`` when ``products`` is None.
+    A 400 names a bad entry."""
+    if products is None:
+        return [template] * count
+    _need(isinstance(products, list) and bool(products), "products", "must be a list of UUIDs")
+    ids = [_uuid(value, f"products.{index}") for index, value in enumerate(products)]
+    return [
+        OrderTemplate(
+            {**template.request, "productId": ids[number % len(ids)]},
+            template.details,
+            template.detail_id,
+        )  # fmt: skip
+        for number in range(count)
+    ]
+
+
 def parse_order(body: Any, prefix: str = "") -> OrderTemplate:
     """Validate a partial ProvisionTestingOrderEvent; a 400 names the first bad field.
 

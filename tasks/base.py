@@ -76,15 +76,17 @@ class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
         return services
 
     def follow(self, outcome: Outcome, ref: Ref) -> str:
-        """Do what ``outcome`` says: retry with its countdown, alert, or nothing."""
+        """Do what ``outcome`` says: retry with its countdown, alert, or nothing (an alert
+        is tagged with the backend it is about)."""
+        tags = {"task": self.name, "scope": ref.scope}
+        if outcome.backend:
+            tags["backend"] = outcome.backend
         if outcome.next is Next.RETRY:
             if outcome.alert and outcome.error is not None:
-                capture_order_alert(ref.id, outcome.error, task=self.name, scope=ref.scope)
+                capture_order_alert(ref.id, outcome.error, **tags)
             raise self.retry(countdown=outcome.countdown, max_retries=None, exc=outcome.error)
         if outcome.next is Next.DEAD:
-            capture_dead_order(
-                ref.id, outcome.reason, outcome.error, task=self.name, scope=ref.scope
-            )
+            capture_dead_order(ref.id, outcome.reason, outcome.error, **tags)
         elif outcome.alert and outcome.error is not None:
-            capture_order_alert(ref.id, outcome.error, task=self.name, scope=ref.scope)
+            capture_order_alert(ref.id, outcome.error, **tags)
         return str(outcome.next)

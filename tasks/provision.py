@@ -1,8 +1,10 @@
 """``fulfillment.net_new`` … ``fulfillment.partner_enrollment``: one task per request type.
 
 Each rebuilds nothing but ids, calls :func:`fulfillment.workflow.provisioning.fulfil` (provision,
-then report in the same task) and follows its outcome. Arguments are ids only, so Flower
-shows which order a task is for and no secret or personal data sits in Redis twice.
+then report in the same task) and follows its outcome. Arguments are ids only (and the
+order's route, a name from the routes file), so Flower shows which order a task is for and
+no secret or personal data sits in Redis twice. A task is consumed from its per-type queue or
+from its route's queue (``fulfillment/names.py``): the name is the same.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def _define(request_type: RequestType) -> Any:
         detail_id: str,
         simulation: bool = False,
         source: str = "pax8",
+        route: str | None = None,
         **_: Any,
     ) -> str:
         ref = Ref.of(source, simulation, request_id)
@@ -38,6 +41,7 @@ def _define(request_type: RequestType) -> Any:
             detail_id,
             self.request.id,
             transient=(SoftTimeLimitExceeded,),
+            route=route,
             worker=liveness.current_worker(),
         )
         return self.follow(outcome, ref)

@@ -16,6 +16,10 @@ def reconcile_task(self: FulfillmentTask) -> dict[str, Any]:
     """One reconciliation; returns its summary (also logged)."""
     services = self.services
     summary = reconcile(
-        services.ledger, services.pax8, services.publisher, services.policies.reconcile
+        services.ledger,
+        services.pax8,
+        services.publisher,
+        services.policies.reconcile,
+        routes=services.settings.routes,
     )
     return summary.as_dict()

@@ -316,10 +316,12 @@ def test_status_table_one_order_and_json(stack: Stack) -> None:
     out = ok(fulfill(stack, "status"))
     assert re.search(r"received \d+  queued \d+  provisioning \d+", out)
     line = next(line for line in out.splitlines() if line.startswith(request_id))
-    assert re.search(r"NetNew\s+sim\s+reported\s+Success\s+\d+[smhd]", line), line
+    # The backend: the one route of VENDOR_ADAPTER, without a routes file.
+    assert re.search(r"NetNew\s+sim\s+default\s+reported\s+Success\s+\d+[smhd]", line), line
 
     out = ok(fulfill(stack, "status", request_id))
     assert re.search(r"state\s+reported", out)
+    assert re.search(r"backend\s+default", out)
     assert "Attempts" in out and "History" in out
     attempt = stack.ledger.attempts(request_id)[0]
     assert re.search(rf"{attempt.id}\s+\S+\s+reported", out)

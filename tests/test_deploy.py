@@ -19,6 +19,7 @@ import yaml
 from werkzeug.security import generate_password_hash
 
 from cli.redis_server import RedisServer
+from config.routes import load_routes
 from tests.support.procs import ROOT, Proc, free_port, port_open, procfile_command, wait_until
 
 
@@ -366,3 +367,36 @@ def test_the_image_carries_no_redis_server() -> None:
         "pip install --no-deps . ",
     ]
     assert "redis-server" not in re.sub(r"#.*", "", dockerfile)
+
+
+def test_the_routes_compose_file_gives_each_route_of_the_example_a_worker_and_its_token() -> None:
+    """docker-compose.routes.yml runs deploy/routes.example.toml (docs/routes.md): a worker
+    per route (the Procfile's worker line, WORKER_ROUTES), the worker of docker-compose.yml
+    left to everything else, the routes file given to every process that routes or queues
+    orders, and each backend's token to its route's worker only."""
+    example = ROOT / "deploy" / "routes.example.toml"
+    tokens = {"BACKUP_TOKEN": "t" * 16, "BACKUP_STAGING_TOKEN": "s" * 16, "MAIL_TOKEN": "m" * 16}
+    routes = load_routes(example, tokens)
+    routes.check_tokens()
+    override = yaml.safe_load((ROOT / "docker-compose.routes.yml").read_text())["services"]
+    base = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in ("web", "worker", "beat", "console", "flower"):
+        assert override[name]["environment"]["VENDOR_ROUTES"] == "/app/routes.toml", name
+        assert override[name]["volumes"] == ["./routes.toml:/app/routes.toml:ro"], name
+        assert name in base
+    assert override["worker"]["environment"]["WORKER_EXCLUDE_ROUTES"] == ",".join(routes.names)
+    workers = {n: s for n, s in override.items() if n.startswith("worker-")}
+    assert set(workers) == {f"worker-{route}" for route in routes.names}
+    for route in routes:
+        service = workers[f"worker-{route.name}"]
+        assert service["extends"] == {"file": "docker-compose.yml", "service": "worker"}
+        assert service["environment"]["WORKER_ROUTES"] == route.name
+        wanted = {b.token_env for b in route.backends if b.token_env}
+        given = {v for v in service["environment"] if SECRET_NAME.search(v)}
+        assert given == wanted, route.name
+    # No other service is given a backend's token.
+    for name, service in override.items():
+        if not name.startswith("worker-"):
+            assert not set(service.get("environment") or {}) & set(tokens), name
+    # The base file leaves VENDOR_ADAPTER unset unless asked: a routes file refuses one.
+    assert base["worker"]["environment"]["VENDOR_ADAPTER"] == "${VENDOR_ADAPTER:-}"

@@ -151,6 +151,52 @@ def test_dev_runs_the_demo_to_results_and_stops_everything(tmp_path: Path) -> No
     assert "PAX8_SIMULATION_WEBHOOK_SECRETS=" in settings
 
 
+@pytest.mark.slow
+def test_dev_runs_a_two_backend_demo_with_a_worker_per_route(tmp_path: Path) -> None:
+    """``fulfill dev --routes deploy/routes-dev.toml``: a worker per route beside the one of
+    everything else, each route's product provisioned at its backend, a subscription moved
+    across the two and changed there, a product no route lists and a partner enrollment
+    refused with one Fail each; then everything stops."""
+    port, sandbox_port, flower_port, redis_port, console_port = _ports(5)
+    data = tmp_path / "stack"
+    routes = Path(__file__).resolve().parents[1] / "deploy" / "routes-dev.toml"
+    result = _run_dev(
+        [
+            "--once", "--routes", str(routes), "--metrics-port", "0",
+            "--port", str(port), "--sandbox-port", str(sandbox_port),
+            "--flower-port", str(flower_port), "--redis-port", str(redis_port),
+            "--console-port", str(console_port), "--data-dir", str(data),
+        ],
+        cwd=tmp_path,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, f"{out}\n{result.stderr}\n{_tail(data / 'stack.log')}"
+    for route in ("backup", "archive"):
+        assert f"worker    route {route}: a worker of its own" in out
+        consumed = _queues(data / f"worker-{route}.log")
+        assert consumed.splitlines() == [
+            f".> fulfillment.route.{route} exchange=fulfillment(direct) "
+            f"key=fulfillment.route.{route}"
+        ], consumed
+    # The worker of everything else consumes neither route's queue.
+    main = _queues(data / "stack.log")
+    assert "fulfillment.report" in main and "fulfillment.route." not in main
+    assert re.search(r"\[backup\] Success  subscription sub-", out), out
+    assert re.search(r"^  #3 ChangeProduct\s+\[archive\] Success  subscription sub-", out, re.M)
+    assert re.search(r"^  #4 Update\s+\[archive\] Success", out, re.M), out
+    assert re.search(r"\[-\] Fail  This vendor's integration does not provision product", out)
+    assert "[-] Fail  This vendor's integration takes no partner enrollments" in out
+    results = [line for line in out.split("\nResults:")[1].splitlines() if "; got " in line]
+    assert len(results) == 6 and all(line.rstrip().endswith("as expected") for line in results)
+    assert "Stopped." in out and _processes_using(data) == []
+    for used in (port, sandbox_port, flower_port, redis_port, console_port):
+        assert not port_open(used), f"port {used} still open"
+    settings = _env_file(data / "dev.env")
+    assert settings["VENDOR_ROUTES"] == str(routes)
+    assert settings["WORKER_EXCLUDE_ROUTES"] == "backup,archive"
+    assert "VENDOR_ADAPTER" not in settings
+
+
 def test_dev_refuses_a_port_in_use(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))
@@ -165,6 +211,12 @@ def test_dev_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert result.returncode == 2, result
     assert f"--port: port {taken} on 127.0.0.1 is in use" in result.stderr
     assert not port_open(redis_port)  # nothing was started
+
+
+def _queues(log: Path) -> str:
+    """The ``[queues]`` section of the first Celery banner in ``log`` (what it consumes)."""
+    text = log.read_text(errors="replace")
+    return text.split("[queues]", 1)[1].split("[tasks]", 1)[0].strip()
 
 
 def _tail(path: Path, lines: int = 60) -> str:

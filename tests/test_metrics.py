@@ -122,11 +122,12 @@ def test_every_exporter_serves_promtool_clean_figures_of_what_happened(running: 
     assert value(web, "fulfillment_webhook_duration_seconds_bucket", route=route, le="+Inf") == 7
 
     worker = running.scrape(running.worker_port)
-    calls = "fulfillment_vendor_calls_total"
-    assert value(worker, calls, type="NetNew", outcome="success") == 3
-    assert value(worker, calls, type="Deprovision", outcome="refused") == 1
-    assert value(worker, calls, type="NetNew", outcome="error") == 1
-    assert value(worker, "fulfillment_vendor_call_duration_seconds_count", type="NetNew") == 4
+    calls, backend = "fulfillment_vendor_calls_total", "default"  # no routes file: one route
+    assert value(worker, calls, type="NetNew", outcome="success", backend=backend) == 3
+    assert value(worker, calls, type="Deprovision", outcome="refused", backend=backend) == 1
+    assert value(worker, calls, type="NetNew", outcome="error", backend=backend) == 1
+    duration = "fulfillment_vendor_call_duration_seconds_count"
+    assert value(worker, duration, type="NetNew", backend=backend) == 4
     assert value(worker, "fulfillment_results_posted_total", status="Success") == 3
     assert value(worker, "fulfillment_results_posted_total", status="Fail") == 1
     assert value(worker, "fulfillment_orders_dead_total", reason="adapter-error") == 1
@@ -177,7 +178,7 @@ def test_counts_survive_a_killed_web_worker_and_pool_process(running: Running) -
     before = value(running.scrape(running.web_port), "fulfillment_webhooks_total",
                    route=route, status="202")  # fmt: skip
     before_calls = value(running.scrape(running.worker_port), "fulfillment_vendor_calls_total",
-                         type="NetNew", outcome="success")  # fmt: skip
+                         type="NetNew", outcome="success", backend="default")  # fmt: skip
     web_children = psutil.Process(running.web.pid).children()
     assert web_children
     for child in web_children:
@@ -198,7 +199,8 @@ def test_counts_survive_a_killed_web_worker_and_pool_process(running: Running) -
     web = running.scrape(running.web_port)
     assert value(web, "fulfillment_webhooks_total", route=route, status="202") == before + 1
     worker = running.scrape(running.worker_port)
-    calls = value(worker, "fulfillment_vendor_calls_total", type="NetNew", outcome="success")
+    labels = {"type": "NetNew", "outcome": "success", "backend": "default"}
+    calls = value(worker, "fulfillment_vendor_calls_total", **labels)
     assert calls == before_calls + 1
     promtool_check(web)
     promtool_check(worker)

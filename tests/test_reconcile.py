@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from config.settings import build_settings
+from config.settings import build_settings, explicit_settings
 from fulfillment.ledger import Notice
 from fulfillment.ledger.locks import RedisLock
 from fulfillment.runtime.clients import pax8_client
@@ -24,6 +24,9 @@ from pax8.client import Pax8Client
 from tests.support.procs import wait_until
 from tests.support.publisher import RecordingPublisher
 from tests.support.stack import Stack, unique_domain
+
+ROUTES = explicit_settings().routes
+"""One route, VENDOR_ADAPTER's: no routes file here."""
 
 
 def policy(**overrides: Any) -> ReconcilePolicy:
@@ -70,7 +73,7 @@ def test_unknown_requests_are_recovered_with_at_most_three_calls_each(
     stack.sandbox.reset_calls()
     publisher = RecordingPublisher()
 
-    summary = reconcile(stack.ledger, pax8, publisher, policy(), force=True)
+    summary = reconcile(stack.ledger, pax8, publisher, policy(), force=True, routes=ROUTES)
 
     unknown = len(failed) + len(acknowledged) + len(bare) + len(simulated)
     assert summary.seen == unknown and summary.enqueued == unknown
@@ -97,11 +100,11 @@ def test_requests_in_flight_cost_only_the_page_calls(world: tuple[Stack, Pax8Cli
     stack, pax8 = world
     stack.sandbox.bulk(30, attempt_status="Acknowledged")
     publisher = RecordingPublisher()
-    first = reconcile(stack.ledger, pax8, publisher, policy(), force=True)
+    first = reconcile(stack.ledger, pax8, publisher, policy(), force=True, routes=ROUTES)
     assert first.enqueued == 30
     stack.sandbox.reset_calls()
 
-    again = reconcile(stack.ledger, pax8, publisher, policy(), force=True)
+    again = reconcile(stack.ledger, pax8, publisher, policy(), force=True, routes=ROUTES)
 
     assert again.in_flight == 30 and again.enqueued == 0
     assert len(publisher.provisioned) == 30  # nothing enqueued twice
@@ -125,7 +128,12 @@ def test_stuck_and_unreported_records_are_picked_up(world: tuple[Stack, Pax8Clie
 
     # Thresholds of zero: every record counts as old enough.
     summary = reconcile(
-        stack.ledger, pax8, publisher, policy(stuck_after=0.0, interval=0.001), force=True
+        stack.ledger,
+        pax8,
+        publisher,
+        policy(stuck_after=0.0, interval=0.001),
+        force=True,
+        routes=ROUTES,
     )
 
     assert summary.requeued == 1 and summary.rereported == 1
@@ -163,7 +171,7 @@ def test_a_result_refused_for_an_attempt_pax8_acknowledges_is_owed_again(
         assert state == "reported"
     publisher = RecordingPublisher()
 
-    summary = reconcile(stack.ledger, pax8, publisher, policy(), force=True)
+    summary = reconcile(stack.ledger, pax8, publisher, policy(), force=True, routes=ROUTES)
 
     assert summary.reopened == 1 and publisher.reported == [acked["id"]]
     record = stack.record(acked["id"])
@@ -182,15 +190,18 @@ def test_one_run_at_a_time_and_once_per_interval(world: tuple[Stack, Pax8Client]
     publisher = RecordingPublisher()
     holder = RedisLock(stack.redis(), "ff:lock:reconcile", ttl_seconds=1.0)
     assert holder.acquire()  # a holder that will die without releasing
-    blocked = reconcile(stack.ledger, pax8, publisher, policy(interval=0.5))
+    blocked = reconcile(stack.ledger, pax8, publisher, policy(interval=0.5), routes=ROUTES)
     assert not blocked.ran and "running" in blocked.skipped_reason
     # The dead holder's lock expires; the next run goes ahead.
     ran = wait_until(
-        lambda: (r := reconcile(stack.ledger, pax8, publisher, policy(interval=5))).ran and r,
+        lambda: (
+            (r := reconcile(stack.ledger, pax8, publisher, policy(interval=5), routes=ROUTES)).ran
+            and r
+        ),
         5,
     )
     assert ran.ran
-    throttled = reconcile(stack.ledger, pax8, publisher, policy(interval=5))
+    throttled = reconcile(stack.ledger, pax8, publisher, policy(interval=5), routes=ROUTES)
     assert not throttled.ran and "interval" in throttled.skipped_reason
     assert last_run(stack.ledger)[0] == 1
     assert not holder.release()  # the expired holder cannot delete someone else's lock

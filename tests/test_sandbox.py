@@ -1146,6 +1146,15 @@ def test_orders_control_validates_and_fixes_ids(sandbox: SandboxHandle) -> None:
     assert len({e["provisionRequest"]["id"] for e in three}) == 3
     assert all(e["isSimulation"] for e in three)
 
+    # Several products in turn: orders for several backends of a routes file.
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    body = {"count": 5, "deliver": False, "products": [first, second.upper()]}
+    spread = sandbox.control.post("/orders", json=body).json()["orders"]
+    assert [e["provisionRequest"]["productId"] for e in spread] == [first, second] * 2 + [first]
+    for products, field in (([], "products"), (["not-a-uuid"], "products.0"), ("x", "products")):
+        bad = {"count": 2, "deliver": False, "products": products}
+        assert_error(sandbox.control.post("/orders", json=bad), 400, field)
+
 
 def test_reset_keeps_webhooks_unless_asked(tmp_path: Path) -> None:
     with start_sandbox(

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from config.routes import Backend
 from config.settings import Settings
 from pax8.models import (
     ProvisionAttempt,
@@ -75,6 +76,12 @@ class Order:
     generation: int = 0
     cloudblue: CloudBlueOrder | None = None
     """The CloudBlue operation and typed payload (``None`` for a Pax8 order)."""
+    route: str = ""
+    """The route of the routes file that sent the order here (``""`` without a routes file)."""
+    previous_route: str = ""
+    """A ChangeProduct's previous route: the route of its old product (``oldProductId``),
+    when a routes file names one. Another route than :attr:`route` means the subscription
+    lives in another backend so far: ``docs/routes.md`` says what to do."""
 
     @property
     def request_id(self) -> str:
@@ -119,8 +126,15 @@ class Order:
         ``resume``): a CloudBlue stop or start is ``type`` Update with action ``suspend`` /
         ``resume``. ``cloudblue`` is ``null`` for a Pax8 order, else the operation and
         every field of the platform's payload that an adapter needs
-        (:meth:`vendors.cloudblue.CloudBlueOrder.to_json`).
+        (:meth:`vendors.cloudblue.CloudBlueOrder.to_json`). ``route`` and
+        ``previousRoute`` are there only with a routes file (without one the body is what
+        it always was, so a call repeated across an upgrade keeps its Idempotency-Key's body).
         """
+        routing = (
+            {"route": self.route, "previousRoute": self.previous_route or None}
+            if self.route
+            else {}
+        )
         return {
             "type": self.type.value,
             "action": self.method,
@@ -132,6 +146,7 @@ class Order:
             "provisionDetail": to_wire(self.detail),
             "provisionAttempt": to_wire(self.attempt) if self.attempt else None,
             "cloudblue": self.cloudblue.to_json() if self.cloudblue else None,
+            **routing,
         }
 
 
@@ -181,9 +196,21 @@ class VendorAdapter:
     """
 
     name = "base"
+    backend: Backend | None = None
+    """The route and environment this instance serves, with the route's own settings
+    (``options`` among them), when it was built by :meth:`for_backend`."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
+
+    @classmethod
+    def for_backend(cls, settings: Settings, backend: Backend) -> VendorAdapter:
+        """The adapter of one route's backend (``config/routes.py``): ``cls(settings)`` with
+        :attr:`backend` set. Override it when your adapter needs its route's settings
+        (``backend.options``, ``backend.url``…) to start; the built-in ones do."""
+        adapter = cls(settings)
+        adapter.backend = backend
+        return adapter
 
     @property
     def call_deadline_seconds(self) -> float | None:

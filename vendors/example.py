@@ -22,9 +22,17 @@ It behaves like a small real SaaS back office, so the demo and the tests see hon
 Every outcome is stored under the order's idempotency key in the same Redis transaction
 as the change it made, so a call repeated after a crash returns the first outcome and
 changes nothing. ``provisionings`` lists every change, for counting in tests.
-Simulated and production orders live in separate namespaces. Its database is the Redis of
-``REDIS_URL`` (a vendor's own store, not the worker's: it does not follow
+Simulated and production orders live in separate namespaces, and so does each route of a
+routes file that names it (``vendor:example:<route>:...``; the route ``default`` keeps the
+namespace of a deployment without one): two routes are two vendors' back offices. A
+ChangeProduct whose previous route is another one (the old product lives in another backend)
+takes the subscription over from that route's namespace, as docs/routes.md asks of a vendor:
+created here with the new product, marked moved there, in one transaction. Its database is
+the Redis of ``REDIS_URL`` (a vendor's own store, not the worker's: it does not follow
 ``REDIS_SENTINELS``; a production vendor keeps its data where it always has).
+
+Long on purpose: it is one vendor's back office, every rule of every request type and its
+usage source, which read best as the one class a vendor copies from.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from config.routes import DEFAULT_ROUTE, Backend
 from config.settings import Settings
 from pax8.usage import UsageLine
 from vendors.base import Order, Provisioned, VendorAdapter
@@ -65,17 +74,33 @@ class ExampleAdapter(VendorAdapter):
 
     name = "example"
 
-    def __init__(self, settings: Settings | None = None, client: redis.Redis | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        client: redis.Redis | None = None,
+        route: str = DEFAULT_ROUTE,
+    ) -> None:
         super().__init__(settings)
         url = settings.redis_url if settings else "redis://localhost:6379/0"
         self.redis: redis.Redis = client or redis.Redis.from_url(url, decode_responses=True)
+        self.route = route
+
+    @classmethod
+    def for_backend(cls, settings: Settings, backend: Backend) -> ExampleAdapter:
+        """The example vendor of one route: a back office of its own (see the module
+        docstring)."""
+        adapter = cls(settings, route=backend.route)
+        adapter.backend = backend
+        return adapter
 
     # -- plumbing ----------------------------------------------------------------------
 
-    @staticmethod
-    def namespace(simulation: bool) -> str:
-        """Redis key prefix of the simulated or the production vendor."""
-        return f"vendor:example:{'sim' if simulation else 'prod'}"
+    def namespace(self, simulation: bool, route: str | None = None) -> str:
+        """Redis key prefix of the simulated or the production vendor (of ``route``: this
+        instance's by default)."""
+        route = self.route if route is None else route
+        base = "vendor:example" if route == DEFAULT_ROUTE else f"vendor:example:{route}"
+        return f"{base}:{'sim' if simulation else 'prod'}"
 
     def provisionings(self, simulation: bool) -> list[dict[str, Any]]:
         """Every change this vendor made, oldest first."""
@@ -234,6 +259,11 @@ class ExampleAdapter(VendorAdapter):
                 )
             if record.get("status") == "cancelled":
                 raise PermanentVendorError(f"Subscription {sub_id} was cancelled already.")
+            if record.get("status") == "moved":
+                raise PermanentVendorError(
+                    f"Subscription {sub_id} moved to the vendor's {record.get('moved_to')} "
+                    "system with a product change; this one no longer holds it."
+                )
             check(record)
             fields = update(record) if callable(update) else update
             merged = {**record, **fields}
@@ -311,10 +341,13 @@ class ExampleAdapter(VendorAdapter):
         return self._existing(order, check, {"status": "active"})
 
     def change_product(self, order: Order) -> Provisioned:
-        """Move a known subscription to another product."""
+        """Move a known subscription to another product (taking it over from the previous
+        route's back office when the old product lives there)."""
         product = order.request.product_id
         if not product:
             raise PermanentVendorError("The order names no new productId.")
+        if order.previous_route and order.previous_route != order.route:
+            return self._move_in(order, product)
 
         def check(record: dict[str, str]) -> None:
             if record.get("product_id") == product:
@@ -323,6 +356,48 @@ class ExampleAdapter(VendorAdapter):
                 )
 
         return self._existing(order, check, {"product_id": product})
+
+    def _move_in(self, order: Order, product: str) -> Provisioned:
+        """A ChangeProduct from another route's product: the subscription lives in that
+        route's back office so far. Create it here with the new product and mark it moved
+        there, in one transaction with the idempotency record: what docs/routes.md asks of
+        a vendor whose products live in different backends."""
+        sub_id = order.request.subscription_id
+        if not sub_id:
+            raise PermanentVendorError("The order names no subscription; Pax8 must send one.")
+        here = f"{self.namespace(order.is_simulation)}:sub:{sub_id}"
+        there = f"{self.namespace(order.is_simulation, order.previous_route)}:sub:{sub_id}"
+
+        def change(pipe: Pipeline) -> tuple[Provisioned, list[Write]]:
+            record = _strings(pipe.hgetall(there))
+            if not record or record.get("status") in ("cancelled", "moved"):
+                raise PermanentVendorError(
+                    f"Subscription {sub_id} is unknown to the vendor's {order.previous_route} "
+                    "system it would move from (or was cancelled there); it must be created "
+                    "(NetNew or TrialCreate) first."
+                )
+            if pipe.exists(here):
+                raise PermanentVendorError(
+                    f"Subscription {sub_id} exists in both of the vendor's systems; contact "
+                    "the vendor's support."
+                )
+            moved = {**record, "product_id": product, "moved_from": order.previous_route}
+            writes: list[Write] = [
+                lambda p: p.hset(here, mapping=moved),
+                lambda p: p.hset(there, mapping={"status": "moved", "moved_to": self.route}),
+            ]
+            result = Provisioned(
+                subscription_id=record["external_id"],
+                company_id=record.get("tenant_id") or None,
+                metadata={
+                    "status": record.get("status", "active"),
+                    "quantity": int(record.get("quantity") or 1),
+                    "movedFrom": order.previous_route,
+                },
+            )
+            return result, writes
+
+        return self._apply(order, [here, there], change)
 
     def renewal(self, order: Order) -> Provisioned:
         """Renew an active subscription's term."""

@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ValidationError
 
+from config.routes import Backend
 from config.settings import Settings
 from config.version import USER_AGENT
 from pax8.errors import parse_retry_after
@@ -118,6 +119,24 @@ class HttpAdapter(VendorAdapter):
             headers=headers,
             transport=transport or DeadlineTransport(proxy=_proxy_for(self.url)),
         )
+
+    @classmethod
+    def for_backend(cls, settings: Settings, backend: Backend) -> HttpAdapter:
+        """The ``http`` adapter of one route's backend: its URL, token, timeout, answer cap
+        and usage source, and nothing of ``VENDOR_HTTP_*`` the route does not say (a route
+        without a token sends none)."""
+        token = backend.token.get_secret_value() if backend.token else None
+        adapter = cls(
+            None,
+            url=backend.url,
+            token=token,
+            timeout=backend.timeout_seconds,
+            max_answer_bytes=backend.max_answer_bytes,
+            usage_url=backend.usage_url,
+        )
+        adapter.settings = settings
+        adapter.backend = backend
+        return adapter
 
     @property
     def call_deadline_seconds(self) -> float:

@@ -27,13 +27,13 @@ from kombu import Exchange, Queue
 
 from config.settings import Settings
 from fulfillment.names import (
-    ALL_QUEUES,
     DOCTOR,
     PROVISION_TASKS,
     RECONCILE,
     REPORT,
     USAGE_POST,
     USAGE_TICK,
+    queues_with,
 )
 from fulfillment.runtime.clients import master_options, sentinel_options
 from worker.messages import message_headers
@@ -42,7 +42,8 @@ from worker.messages import message_headers
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The ``app.conf`` mapping for ``settings``."""
     exchange = Exchange("fulfillment", type="direct")
-    queues = [Queue(name, exchange, routing_key=name) for name in ALL_QUEUES]
+    # Every queue is declared, so a worker without -Q (or WORKER_ROUTES) consumes them all.
+    queues = [Queue(name, exchange, routing_key=name) for name in all_queues(settings)]
     routes = {name: {"queue": name, "routing_key": name} for name in PROVISION_TASKS.values()}
     routes[REPORT] = {"queue": REPORT, "routing_key": REPORT}
     for name in (RECONCILE, USAGE_TICK, USAGE_POST):
@@ -139,6 +140,12 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     for entry in schedule.values():  # what beat sends carries its format, as all messages do
         entry["options"]["headers"] = message_headers()
     return schedule
+
+
+def all_queues(settings: Settings) -> tuple[str, ...]:
+    """The per-type, report, reconcile and usage queues, and a queue per route of the routes
+    file (``fulfillment/names.py``)."""
+    return queues_with([route.name for route in settings.routes if route.own_queue])
 
 
 def broker_settings(settings: Settings, transport_options: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class FulfillmentCelery(Celery):  # type: ignore[misc]  # Celery is untyped
             self._services = Services(
                 self.settings,
                 use=RedisUse.WORKER,
-                publisher_factory=lambda: CeleryPublisher(self),
+                publisher_factory=lambda: CeleryPublisher(self, self.settings.routes),
             )
             self._services_pid = os.getpid()
         return self._services

@@ -56,9 +56,7 @@ from fulfillment.ledger import Ledger
 from fulfillment.ledger.liveness import Liveness, Look, worker_id
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import Changed, State
-from fulfillment.names import task_name
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE, RedisUse, redis_client
-from pax8.models import RequestType
 from worker.messages import order_of
 from worker.publish import CeleryPublisher
 
@@ -77,6 +75,7 @@ class Heartbeat:
         self.interval = settings.worker_heartbeat_seconds
         self.lost_after = settings.worker_lost_after_seconds
         self._app = app
+        self._settings = settings
         self._client = redis_client(settings, RedisUse.WORKER, decode=True)
         self.liveness = Liveness(self._client)
         self._ledger = Ledger(self._client)
@@ -196,6 +195,8 @@ class Heartbeat:
         for entry in ledger.unheld_deliveries():
             held.add(_order_of_entry(entry))
         fields = ledger.in_flight(candidates)
+        # The queue its route's worker consumes (the per-type one without a routes file).
+        publisher = CeleryPublisher(self._app, self._settings.routes)
         queues: dict[Ref, str] = {}
         for ref, record in zip(candidates, fields, strict=True):
             if record["state"] not in (State.QUEUED, State.PROVISIONING) or ref.member in held:
@@ -206,7 +207,7 @@ class Heartbeat:
             ):
                 continue  # a live claim, or one of 0.1.0 (the visibility timeout's to judge)
             try:
-                queues[ref] = task_name(RequestType(record["type"]))
+                queues[ref] = publisher.queue(record["type"], record["route"])
             except ValueError:
                 continue
         if not queues:
@@ -214,13 +215,14 @@ class Heartbeat:
         names = sorted(set(queues.values()))
         depths, _ = ledger.queue_depths(names)
         waiting = {name for name, depth in zip(names, depths, strict=True) if depth}
-        publisher = CeleryPublisher(self._app)
         requeued = []
         for ref, record in zip(candidates, fields, strict=True):
             queue = queues.get(ref)
             if queue is None or queue in waiting:
                 continue
-            message = publisher.provision_message(ref, record["type"], record["detail_id"])
+            message = publisher.provision_message(
+                ref, record["type"], record["detail_id"], record["route"]
+            )
             change = ledger.requeue_lost(
                 ref,
                 record["detail_id"],

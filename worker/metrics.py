@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry
 from config.settings import Settings
 from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.ledger import Ledger
-from fulfillment.names import ALL_QUEUES
 from fulfillment.runtime import multiprocess
 from fulfillment.runtime.clients import RedisUse, redis_client
 from fulfillment.runtime.exporter import GeventServer, ThreadServer, serve
 from fulfillment.usage.metrics import UsageCollector
 from fulfillment.usage.store import UsageStore
 from fulfillment.views.ledger_metrics import LedgerCollector
+from worker.config import all_queues
 
 
 def _token(settings: Settings) -> str | None:
@@ -83,9 +83,12 @@ def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:
     registry = CollectorRegistry()
     client = redis_client(settings, RedisUse.RECEIVER)
     ledger = Ledger(client)
-    registry.register(LedgerCollector(ledger, ALL_QUEUES, settings.reconcile_interval_seconds))
+    queues = all_queues(settings)
+    registry.register(LedgerCollector(ledger, queues, settings.reconcile_interval_seconds))
     registry.register(UsageCollector(UsageStore(client)))
-    registry.register(DoctorCollector(ledger, settings.doctor_interval_seconds))
+    registry.register(
+        DoctorCollector(ledger, settings.doctor_interval_seconds, settings.routes.names)
+    )
     return serve(
         registry,
         settings.metrics_host,

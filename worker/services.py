@@ -20,6 +20,6 @@ def build_services(settings: Settings, use: RedisUse) -> Services:
     same settings (on first use), so they go to the same Redis."""
 
     def publisher() -> CeleryPublisher:
-        return CeleryPublisher(create_celery(settings))
+        return CeleryPublisher(create_celery(settings), settings.routes)
 
     return Services(settings, use=use, publisher_factory=publisher)

@@ -6,11 +6,13 @@ process before the pool forks, beat's at its start; and a worker's heartbeat
 inherit the worker's id, which their claims record), stopped as the worker exits.
 
 A worker or beat that lacks what its role needs (Pax8 credentials, a loadable vendor
-adapter) stops at start with one line naming the setting, rather than failing every
-order later; one started on ledger data its release cannot use (a newer schema) stops with
-one line too, before it consumes or sends a message (an older schema is migrated first,
-when that is safe: ``fulfillment/ledger/migrations.py``). The receiver and the CLI never
-connect these.
+adapter for every route it serves, their tokens) stops at start with one line naming the
+setting (and for a routes file, the file and the route), rather than failing every order
+later; one started on ledger data its release cannot use (a newer schema) stops with one
+line too, before it consumes or sends a message (an older schema is migrated first, when
+that is safe: ``fulfillment/ledger/migrations.py``). A worker given ``WORKER_ROUTES`` or
+``WORKER_EXCLUDE_ROUTES`` consumes those routes' queues (or every queue but theirs): the
+bulkheads of ``docs/routes.md``. The receiver and the CLI never connect these.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from config.logging import configure_logging, log_start
 from config.scrub import Scrubber
 from config.settings import ConfigError, Role, Settings
 from fulfillment.ledger.migrations import check_at_start
+from fulfillment.names import route_queue
 from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
 from worker import liveness
@@ -44,7 +47,8 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
             if role == "worker":
                 from vendors.loader import Adapters
 
-                Adapters(settings).check()
+                served = [name for name in settings.routes.names if settings.serves(name)]
+                Adapters(settings).check(served)
         except ConfigError as exc:
             print(f"fulfillment: configuration error: {exc}", file=sys.stderr, flush=True)
             # os._exit: Celery catches SystemExit raised inside some signal handlers.
@@ -96,6 +100,14 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
         liveness.stop()
         metrics.stop()
 
+    def after_setup(sender: Any = None, instance: Any = None, **_: Any) -> None:
+        # As -Q / -X would: what this worker consumes, from the routes it serves.
+        queues = instance.app.amqp.queues
+        if settings.worker_routes:
+            queues.select([route_queue(name) for name in settings.worker_routes])
+        for name in settings.worker_exclude_routes:
+            queues.deselect(route_queue(name))
+
     # weak=False: the handlers are closures that nothing else keeps alive.
     signals.setup_logging.connect(setup_logging, weak=False)
     signals.worker_init.connect(worker_init, weak=False)
@@ -103,3 +115,4 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
     signals.worker_process_init.connect(process_init, weak=False)
     signals.worker_process_shutdown.connect(process_shutdown, weak=False)
     signals.worker_shutdown.connect(worker_shutdown, weak=False)
+    signals.celeryd_after_setup.connect(after_setup, weak=False)

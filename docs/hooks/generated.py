@@ -8,6 +8,8 @@ A page asks for a generated part with a marker on a line of its own:
 * ``<!-- generated: usage-settings -->``: the same table, of the usage settings only
   (their names have ``usage`` in them);
 * ``<!-- generated: task-names -->``: every task and its queue (:mod:`fulfillment.names`);
+* ``<!-- generated: routes-example -->``: ``deploy/routes.example.toml``, the routes file a
+  unit test loads (and ``docker-compose.routes.yml`` runs), as a fenced block;
 * ``<!-- generated: ledger-states -->`` and ``<!-- generated: ledger-keys -->``: the state
   diagram of :mod:`fulfillment.ledger.states` and the key table of
   :mod:`fulfillment.ledger.keys`, as their docstrings draw them.
@@ -38,6 +40,7 @@ from fulfillment import names
 from fulfillment.ledger import keys, states
 from pax8.models import RequestType
 
+ROOT = Path(__file__).resolve().parents[2]
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.M)
 REPOSITORY_LINK = re.compile(r"\]\(\.\./([^)#\s]+)(#[^)\s]*)?\)")
 
@@ -94,6 +97,8 @@ def type_name(annotation: Any) -> str:
             return "`name:hash` entries, comma-separated"
         if typing.get_origin(item) is tuple:
             return "`host:port` entries, comma-separated"
+        if item is str:
+            return "names, comma-separated"
     simple = {str: "text", int: "integer", float: "number", bool: "boolean", SecretStr: "secret",
               Path: "file path"}  # fmt: skip
     if annotation in simple:
@@ -131,7 +136,18 @@ def task_table() -> str:
         f"| `{names.DOCTOR}` | `{names.RECONCILE}` | `fulfill doctor`'s checks, stored for the "
         "metrics and the console (celery beat, every `DOCTOR_INTERVAL_SECONDS`) |"
     )
+    route = names.route_queue("NAME")
+    rows.append(
+        f"| every `{names.PREFIX}.<type>` above | `{route}` | the orders of route `NAME` of a "
+        "routes file, every type ([routes](routes.md#queues-and-bulkheads)) |"
+    )
     return "\n".join(rows)
+
+
+def routes_example() -> str:
+    """``deploy/routes.example.toml`` as a fenced TOML block."""
+    text = (ROOT / "deploy" / "routes.example.toml").read_text()
+    return "```toml\n" + text.rstrip("\n") + "\n```"
 
 
 def literal_block(module: types.ModuleType) -> str:
@@ -148,6 +164,7 @@ PARTS: dict[str, Callable[[], str]] = {
     "settings": settings_table,
     "usage-settings": lambda: settings_table(lambda name: "usage" in name),
     "task-names": task_table,
+    "routes-example": routes_example,
     "ledger-states": lambda: literal_block(states),
     "ledger-keys": lambda: literal_block(keys),
 }

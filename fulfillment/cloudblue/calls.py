@@ -225,6 +225,12 @@ def _is_union_branch(part: object) -> bool:
     return part in {"str", "int", "bool", "float"}
 
 
+def mpns_of(order: CloudBlueOrder) -> tuple[str, ...]:
+    """What a CloudBlue call is routed by: the MPNs of its products (those without one do not
+    count), each once, in the call's order."""
+    return tuple(dict.fromkeys(product.mpn for product in order.products if product.mpn))
+
+
 def stored_request(payload: str) -> tuple[Operation | None, dict[str, Any]]:
     """The operation and the platform's payload of a ledger record (see
     :attr:`CloudBlueCall.payload`); a record of 0.1 kept the payload alone."""

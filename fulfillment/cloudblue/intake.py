@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 
+from config.routes import Routes
 from fulfillment.cloudblue.calls import (
     CloudBlueCall,
     CloudBlueError,
     detail_id,
+    mpns_of,
     parse_call,
     record_id,
 )
@@ -53,15 +55,21 @@ def identify(ledger: Ledger, call: CloudBlueCall, keep_seconds: float = 0) -> No
         simulation=False,
         payload=call.payload,
         source="cloudblue",
+        products=mpns_of(order),
     )
 
 
 def accept_call(
-    ledger: Ledger, publisher: Publisher, call: CloudBlueCall, keep_seconds: float = 0
+    ledger: Ledger,
+    publisher: Publisher,
+    call: CloudBlueCall,
+    routes: Routes,
+    keep_seconds: float = 0,
 ) -> tuple[Notice, Intake]:
-    """Name, record and enqueue ``call``; raises if Redis or the broker fails."""
+    """Name, record and enqueue ``call`` (routed by its products' MPNs); raises if Redis or
+    the broker fails."""
     notice = identify(ledger, call, keep_seconds)
-    intake = accept(ledger, publisher, notice)
+    intake = accept(ledger, publisher, notice, routes)
     order = call.order
     # Every id here was checked against the id pattern when the call was parsed.
     log.info(

@@ -1,8 +1,9 @@
 """The scheduled doctor's report as metrics, read from Redis at scrape time by beat's exporter.
 
-* ``fulfillment_doctor_check_status{check}``: 0 ok, 1 warn, 2 fail, one series per check of
-  the last run (``check`` is a name of :data:`fulfillment.doctor.run.NAMES`, never a value
-  from outside);
+* ``fulfillment_doctor_check_status{check,backend}``: 0 ok, 1 warn, 2 fail, one series per
+  check of the last run (``check`` is a name of :data:`fulfillment.doctor.run.NAMES`,
+  ``backend`` a route of the routes file for a check run per backend, else empty: never a
+  value from outside);
 * ``fulfillment_doctor_last_run_timestamp_seconds``: when that run ended;
 * ``fulfillment_doctor_interval_seconds``: ``DOCTOR_INTERVAL_SECONDS`` (0: not scheduled).
 
@@ -27,9 +28,10 @@ from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 class DoctorCollector(Collector):
     """The last stored doctor report, at each scrape (one Redis GET)."""
 
-    def __init__(self, ledger: Ledger, interval: float) -> None:
+    def __init__(self, ledger: Ledger, interval: float, backends: tuple[str, ...] = ()) -> None:
         self.ledger = ledger
         self.interval = interval
+        self.backends = frozenset(backends)
 
     def collect(self) -> Iterable[Metric]:
         """The metrics of one scrape."""
@@ -48,11 +50,13 @@ class DoctorCollector(Collector):
         status = GaugeMetricFamily(
             "fulfillment_doctor_check_status",
             "The last scheduled doctor run, per check: 0 ok, 1 warn, 2 fail.",
-            labels=["check"],
+            labels=["check", "backend"],
         )
         for check in report.checks:
-            if check.name in NAMES:  # a stored name is data: only the known ones are labels
-                status.add_metric([check.name], check.status.level)
+            # A stored name is data: only the known ones (and the routes') are labels.
+            if check.name in NAMES:
+                backend = check.backend if check.backend in self.backends else ""
+                status.add_metric([check.name, backend], check.status.level)
         yield status
         last = GaugeMetricFamily(
             "fulfillment_doctor_last_run_timestamp_seconds",

@@ -14,7 +14,7 @@ from typing import Any, cast
 from fulfillment.doctor.context import Doctor
 from fulfillment.doctor.result import Finding, fail, ok, warn
 from fulfillment.ledger.states import State
-from fulfillment.names import ALL_QUEUES, RECONCILE
+from fulfillment.names import RECONCILE, ROUTE_QUEUE_PREFIX, queues_with
 
 WAITING_WARN_SECONDS = 600.0
 """An order waiting longer than this for a worker is worth a look (as the alert says)."""
@@ -44,9 +44,11 @@ def check_queues(doctor: Doctor) -> Finding:
             "start workers (Procfile worker) on the Redis of REDIS_URL",
         )
     consumed = {queue for queues in consumers.values() for queue in queues}
-    missing = [queue for queue in ALL_QUEUES if queue not in consumed]
+    routes = doctor.settings.routes
+    every = queues_with([route.name for route in routes if route.own_queue])
+    missing = [queue for queue in every if queue not in consumed]
     ledger = doctor.services.ledger
-    depths, held = ledger.queue_depths(ALL_QUEUES)
+    depths, held = ledger.queue_depths(every)
     oldest = ledger.oldest([State.RECEIVED, State.QUEUED])
     since = [at for at in oldest.values() if at]
     waited = max(0.0, doctor.now() - min(since)) if since else 0.0
@@ -54,17 +56,24 @@ def check_queues(doctor: Doctor) -> Finding:
         f"the oldest waiting order {duration(waited)} old" if since else "no order waiting"
     )
     if missing:
+        backends = [q.removeprefix(ROUTE_QUEUE_PREFIX) for q in missing if _is_route(q)]
+        whose = f" (the orders of backend {', '.join(backends)})" if backends else ""
         return fail(
-            f"no worker consumes {', '.join(missing)}: those orders wait forever; {waiting}",
-            "start a worker without -Q (it consumes every queue), or add them to a worker's -Q",
+            f"no worker consumes {', '.join(missing)}{whose}: those orders wait forever; {waiting}",
+            "start a worker without -Q or WORKER_ROUTES (it consumes every queue), or give "
+            "those routes a worker (WORKER_ROUTES=NAME)",
         )
-    workers = f"{len(consumers)} worker(s) consume all {len(ALL_QUEUES)} queues"
+    workers = f"{len(consumers)} worker(s) consume all {len(every)} queues"
     if waited > WAITING_WARN_SECONDS:
         return warn(
             f"{workers}; {waiting}",
             "look at the workers' logs and fulfill status --state queued (a slow vendor?)",
         )
     return ok(f"{workers}; {waiting}")
+
+
+def _is_route(queue: str) -> bool:
+    return queue.startswith(ROUTE_QUEUE_PREFIX)
 
 
 def check_beat(doctor: Doctor) -> Finding:

@@ -63,6 +63,9 @@ class Check:
     status: Status
     detail: str
     fix: str = ""
+    backend: str = ""
+    """The route whose backend the row is about, for a check run per backend (``vendor``
+    with a routes file); ``""`` for the others."""
 
     def as_dict(self) -> dict[str, str]:
         """JSON-ready form."""
@@ -72,6 +75,7 @@ class Check:
             "status": self.status.value,
             "detail": self.detail,
             "fix": self.fix,
+            "backend": self.backend,
         }
 
 
@@ -128,6 +132,7 @@ class Report:
                     status=status,
                     detail=str(row.get("detail", "")),
                     fix=str(row.get("fix", "")),
+                    backend=str(row.get("backend", "")),
                 )
             )
         return cls(tuple(checks), float(data.get("at") or 0.0), str(data.get("version", "")))

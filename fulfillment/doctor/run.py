@@ -70,6 +70,32 @@ class Spec:
     run: Callable[[Doctor], Finding]
 
 
+@dataclass(frozen=True)
+class BackendSpec:
+    """A check run once per route of the routes file (one row each, its ``backend`` the
+    route's name); once, as it always was, without a routes file."""
+
+    name: str
+    title: str
+    run: Callable[[Doctor, str], Finding]
+
+    def specs(self, doctor: Doctor) -> list[tuple[Spec, str]]:
+        """One plain check per route, with the route it is about."""
+        routes = doctor.settings.routes
+        if not routes.from_file:
+            return [(Spec(self.name, self.title, self._bound(routes.names[0])), "")]
+        return [
+            (Spec(self.name, f"{self.title} ({name})", self._bound(name)), name)
+            for name in routes.names
+        ]
+
+    def _bound(self, route: str) -> Callable[[Doctor], Finding]:
+        def run(doctor: Doctor) -> Finding:
+            return self.run(doctor, route)
+
+        return run
+
+
 def _each_environment(
     name: str, title: str, check: Callable[[Doctor, bool], Finding]
 ) -> tuple[Spec, Spec]:
@@ -81,7 +107,7 @@ def _each_environment(
     )
 
 
-CHECKS: tuple[Spec, ...] = (
+CHECKS: tuple[Spec | BackendSpec, ...] = (
     Spec("settings", "settings", check_settings),
     Spec("redis", "redis", check_redis),
     Spec("redis_durability", "redis durability", check_durability),
@@ -93,7 +119,7 @@ CHECKS: tuple[Spec, ...] = (
     Spec("queues", "queues", check_queues),
     Spec("beat", "beat", check_beat),
     Spec("clocks", "clocks", check_clocks),
-    Spec("vendor", "vendor", check_vendor),
+    BackendSpec("vendor", "vendor", check_vendor),
     Spec("orders", "orders", check_orders),
 )
 """Every check, in the order of the table."""
@@ -119,17 +145,20 @@ def run_checks(doctor: Doctor) -> Report:
     """Every check of :data:`CHECKS`, in order."""
     scrubber = Scrubber.from_settings(doctor.settings)
     rows = []
-    for spec in CHECKS:
-        finding = run_check(doctor, spec)
-        rows.append(
-            Check(
-                spec.name,
-                spec.title,
-                finding.status,
-                scrubber.text(finding.detail),
-                scrubber.text(finding.fix),
+    for each in CHECKS:
+        runs = each.specs(doctor) if isinstance(each, BackendSpec) else [(each, "")]
+        for spec, backend in runs:
+            finding = run_check(doctor, spec)
+            rows.append(
+                Check(
+                    spec.name,
+                    spec.title,
+                    finding.status,
+                    scrubber.text(finding.detail),
+                    scrubber.text(finding.fix),
+                    backend,
+                )
             )
-        )
     return Report(tuple(rows), doctor.now(), __version__)
 
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from fulfillment.ledger import Notice
 from fulfillment.ledger.refs import InvalidId, check_id
-from pax8.models import ProvisionNotification, RequestType
+from pax8.models import ProvisionNotification, ProvisionRequest, RequestType
 
 
 class InvalidNotification(Exception):
@@ -113,6 +113,7 @@ def parse_pax8(body: bytes) -> tuple[Notice, ProvisionNotification]:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
         raise InvalidNotification(where, str(error["msg"])) from None
+    request = parsed.provision_request
     notice = Notice(
         request_id=request_id,
         detail_id=parsed.provision_detail.id,
@@ -122,5 +123,12 @@ def parse_pax8(body: bytes) -> tuple[Notice, ProvisionNotification]:
         payload=json.dumps(data, separators=(",", ":")),
         source="pax8",
         webhook_id=parsed.provision_attempt.webhook_id or "",
+        products=products_of(request),
+        old_products=(request.old_product_id,) if request.old_product_id else (),
     )
     return notice, parsed
+
+
+def products_of(request: ProvisionRequest) -> tuple[str, ...]:
+    """What a Pax8 request is routed by: its ``productId`` (a ChangeProduct's new one)."""
+    return (request.product_id,) if request.product_id else ()

@@ -14,11 +14,12 @@ from fulfillment.ledger.refs import Ref
 class Publisher(Protocol):
     """Sends tasks by name (the receiver never imports task code)."""
 
-    def provision(self, ref: Ref, request_type: str, detail_id: str) -> None:
-        """Enqueue the per-type provisioning task."""
+    def provision(self, ref: Ref, request_type: str, detail_id: str, route: str) -> None:
+        """Enqueue the per-type provisioning task on ``route``'s queue (``fulfillment/names.py``:
+        a route of the routes file has its own; the others, and ``""``, the per-type one)."""
 
     def provision_message(
-        self, ref: Ref, request_type: str, detail_id: str
+        self, ref: Ref, request_type: str, detail_id: str, route: str
     ) -> tuple[str, str] | None:
         """(queue, raw message) of that task, for an atomic enqueue by the ledger; or None."""
 

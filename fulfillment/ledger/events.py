@@ -30,6 +30,7 @@ def log_state(
         "attempt_id": record.attempt_id if record else extra.pop("attempt_id", None),
         "request_type": record.type if record else extra.pop("request_type", None),
         "simulation": ref.simulation if ref else extra.pop("simulation", None),
+        "route": record.route if record else extra.pop("route", None),
         "state": state,
         "event": event,
         **extra,

@@ -310,9 +310,9 @@ class LedgerReader:
 
     def in_flight(self, refs: Sequence[Ref]) -> list[dict[str, str]]:
         """For each of ``refs``: its ``state``, ``state_at`` (as stored), ``type``,
-        ``detail_id`` and ``claim_worker`` ("" each for a record that is gone), one round
-        trip."""
-        fields = ("state", "state_at", "type", "detail_id", "claim_worker")
+        ``detail_id``, ``claim_worker`` and ``route`` ("" each for a record that is gone or
+        a field it lacks), one round trip."""
+        fields = ("state", "state_at", "type", "detail_id", "claim_worker", "route")
         pipe = self.redis.pipeline(transaction=False)
         for ref in refs:
             pipe.hmget(self.keys.record(ref), *fields)

@@ -35,6 +35,17 @@ class Notice:
     payload: str
     source: str = "pax8"
     webhook_id: str = ""
+    products: tuple[str, ...] = ()
+    """What the route is decided by: the Pax8 ``productId`` (CloudBlue: the MPNs). Not kept."""
+    old_products: tuple[str, ...] = ()
+    """A ChangeProduct's ``oldProductId``: what the previous route is decided by. Not kept."""
+    route: str = ""
+    """The route decided for the order (``fulfillment/intake/routing.py``): kept with the
+    record when it is created, and never changed after."""
+    previous_route: str = ""
+    """A ChangeProduct's previous route: the route of its old product."""
+    route_refusal: str = ""
+    """Why no route takes the order (its route is then ``-``): the Fail's message."""
 
     @property
     def ref(self) -> Ref:
@@ -85,6 +96,13 @@ class Record:
     updated_at: float = 0.0
     state_at: float = 0.0
     webhook_id: str = ""
+    route: str = ""
+    """The route decided when the order was recorded (``-``: none takes it); empty for a
+    record written before routes (it takes the route its product has now)."""
+    previous_route: str = ""
+    """A ChangeProduct's previous route (its old product's)."""
+    route_refusal: str = ""
+    """Why no route takes the order (route ``-``)."""
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Record:
@@ -122,6 +140,9 @@ class Record:
             updated_at=number("updated_at"),
             state_at=number("state_at"),
             webhook_id=data.get("webhook_id", ""),
+            route=data.get("route", ""),
+            previous_route=data.get("previous_route", ""),
+            route_refusal=data.get("route_refusal", ""),
         )
 
     @property
@@ -146,6 +167,8 @@ class Record:
             "resultMessage": self.result_message or None,
             "error": self.error or None,
             "retries": self.retries,
+            "route": self.route or None,
+            "previousRoute": self.previous_route or None,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
@@ -159,6 +182,8 @@ class Change(Generic[A]):
     previous: State | None
     wait: float = 0.0
     """Seconds until an earlier vendor call's deadline (action ``wait``)."""
+    route: str = ""
+    """The route the record was recorded with (action ``reroute``)."""
 
 
 @dataclass(frozen=True)

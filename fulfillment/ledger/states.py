@@ -59,6 +59,7 @@ class Accepted(StrEnum):
     REPORT = "report"  # a new attempt for a finished detail: enqueue a report
     INFLIGHT = "inflight"  # already queued or running; the new attempt is noted
     DUPLICATE = "duplicate"  # seen before, nothing to do
+    REROUTE = "reroute"  # recorded with another route: accept again with that one
 
 
 class Claimed(StrEnum):
@@ -72,6 +73,7 @@ class Claimed(StrEnum):
     DEAD = "dead"  # given up on earlier
     DEAD_NOW = "dead_now"  # given up by this call: the task kept dying with its worker
     MISSING = "missing"  # no record
+    REROUTE = "reroute"  # recorded with another route than expected: claim with that one
 
 
 class Changed(StrEnum):

@@ -172,7 +172,9 @@ class Ledger(LedgerReader):
         name, previous, *rest = reply
         before = as_text(previous)
         wait = float(as_text(rest[0])) if rest else 0.0
-        return Change(action(as_text(name)), State(before) if before in STATES else None, wait)
+        route = as_text(rest[1]) if len(rest) > 1 else ""
+        state = State(before) if before in STATES else None
+        return Change(action(as_text(name)), state, wait, route)
 
     # -- intake --------------------------------------------------------------------------
 
@@ -184,7 +186,13 @@ class Ledger(LedgerReader):
     ) -> Change[Accepted]:
         """Record a notification; the action (:class:`~fulfillment.ledger.states.Accepted`) says
         what to enqueue. With ``message`` (queue, raw task message) the script pushes it
-        itself when the order must be provisioned (action ``queued``)."""
+        itself when the order must be provisioned (action ``queued``).
+
+        A new record keeps the notice's route; a record of another route answers ``reroute``
+        with it (:attr:`Change.route`) and changes nothing: the caller accepts again with
+        that route's message, so an order never changes route (a record written before
+        routes takes the notice's).
+        """
         queue, raw = message if message else ("", "")
         reply = self._run(
             "accept",
@@ -199,6 +207,9 @@ class Ledger(LedgerReader):
             notice.webhook_id,
             notice.payload,
             raw,
+            notice.route,
+            notice.previous_route,
+            notice.route_refusal,
             keys=[queue] if queue else [],
             durable=True,
         )
@@ -227,6 +238,8 @@ class Ledger(LedgerReader):
         now: float | None = None,
         *,
         token: str | None = None,
+        route: str | None = None,
+        decided: tuple[str, str, str] = ("", "", ""),
         worker: str = "",
     ) -> Change[Claimed]:
         """Take the record for provisioning ``detail_id`` (see :class:`Claimed`).
@@ -245,13 +258,31 @@ class Ledger(LedgerReader):
         (the adapter's deadline; the lease when not given). While an earlier call may still
         be running the answer is ``wait``, with the seconds left in :attr:`Change.wait`.
 
+        ``route`` is the route the claimer expects the record to have (and took the call's
+        deadline from): a record of another route answers ``reroute`` with it
+        (:attr:`Change.route`) and is not claimed (``None``: any route, for claims made by
+        hand). A record written before routes has none
+        (``""``): ``decided`` (route, previous route, refusal) is then kept with it as the
+        claim is made.
+
         Durable: a claim the replicas did not confirm is given back (uncounted, and with no
         call running) and :class:`NotReplicated` raised, so no vendor is called on it.
         """
         now = now or time.time()
         token = token or task_id
         call = lease_seconds if call_seconds is None else call_seconds
-        args = (now, detail_id, task_id, now + lease_seconds, max_claims, now + call, token, worker)
+        args = (
+            now,
+            detail_id,
+            task_id,
+            now + lease_seconds,
+            max_claims,
+            now + call,
+            token,
+            "*" if route is None else route,
+            *decided,
+            worker,
+        )
         try:
             reply = self._run("claim", ref, *args, keys=self._waiters(ref), durable=True)
         except NotReplicated as exc:

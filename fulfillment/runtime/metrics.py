@@ -7,10 +7,11 @@ depth, reconciliation) is read at scrape time by :mod:`fulfillment.views.ledger_
 the same whichever process serves it.
 
 Conventions: counters end in ``_total``, durations are ``_seconds`` histograms, labels have
-a small fixed set of values (a route, a status code, a request type, an outcome) and never
-an order's id. Every metric here has labels: prometheus_client creates a labelled metric's
-storage at its first ``labels()`` call, which comes after a process has chosen single- or
-multi-process storage (:mod:`fulfillment.runtime.multiprocess`), whatever it imported before.
+a small fixed set of values (a route, a status code, a request type, an outcome, a backend:
+the name of a route of the routes file) and never an order's id. Every metric here has
+labels: prometheus_client creates a labelled metric's storage at its first ``labels()``
+call, which comes after a process has chosen single- or multi-process storage
+(:mod:`fulfillment.runtime.multiprocess`), whatever it imported before.
 """
 
 from __future__ import annotations
@@ -35,21 +36,29 @@ WEBHOOK_DURATION = Histogram(
 )
 VENDOR_CALLS = Counter(
     "fulfillment_vendor_calls_total",
-    "Calls to the vendor adapter, by request type and outcome "
-    "(success, refused, transient, misconfigured, error).",
-    ["type", "outcome"],
+    "Calls to the vendor adapter, by request type, outcome "
+    "(success, refused, transient, misconfigured, error) and backend (the route).",
+    ["type", "outcome", "backend"],
 )
 VENDOR_MISCONFIGURED = Counter(
     "fulfillment_vendor_misconfigured_total",
     "Vendor answers that say the deployment is wrong and hold the order, by problem "
-    "(redirect, credential, url, protocol, too-large: vendors/answers.py).",
-    ["problem"],
+    "(redirect, credential, url, protocol, too-large: vendors/answers.py; route: the "
+    "order's route is gone from the routes file) and backend (the route).",
+    ["problem", "backend"],
 )
 VENDOR_DURATION = Histogram(
     "fulfillment_vendor_call_duration_seconds",
-    "Duration of one vendor adapter call, by request type.",
-    ["type"],
+    "Duration of one vendor adapter call, by request type and backend (the route).",
+    ["type", "backend"],
     buckets=VENDOR_BUCKETS,
+)
+UNROUTED_ORDERS = Counter(
+    "fulfillment_orders_unrouted_total",
+    "Orders no route of the routes file takes (a product no route lists and no default "
+    "route, or a CloudBlue call whose products belong to different backends), each "
+    "answered with one Fail, by source (pax8, cloudblue).",
+    ["source"],
 )
 RESULTS_POSTED = Counter(
     "fulfillment_results_posted_total",
@@ -67,6 +76,16 @@ DEAD_ORDERS = Counter(
     "report-refused).",
     ["reason"],
 )
+
+BACKEND_LABEL_MAX = 32
+"""A backend label is a route's name, from the routes file (at most 32 characters): never a
+value from a request."""
+
+
+def backend(route: str) -> str:
+    """The ``backend`` label value of ``route`` (``-``: none takes the order)."""
+    return route[:BACKEND_LABEL_MAX] or "-"
+
 
 # Label values, spelled once.
 SUCCESS, REFUSED, TRANSIENT, ERROR = "success", "refused", "transient", "error"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from config.settings import Settings
 from fulfillment.usage.clock import Clock, clock_for
+from fulfillment.usage.models import Subscription
 from fulfillment.usage.store import UsageStore
 from fulfillment.workflow.policies import RetryPolicy
 
@@ -86,10 +87,20 @@ class UsageContext:
         assert self._services is not None, "a usage context without services posts nothing"
         return self._services.usage_pax8
 
-    def adapter(self, simulation: bool) -> VendorAdapter:
-        """The vendor adapter (its usage source) of one environment."""
+    def adapter(self, simulation: bool, route: str) -> VendorAdapter:
+        """The vendor adapter (its usage source) of ``route`` in one environment."""
         assert self._services is not None, "a usage context without services asks no source"
-        return self._services.adapters.for_order(simulation)
+        return self._services.adapters.for_route(route, simulation)
+
+    def route_of(self, sub: Subscription) -> str | None:
+        """The route whose backend is ``sub``'s usage source: the one that provisioned it, or
+        (noted before routes) the one its product has now; None when no route takes it."""
+        routes = self.settings.routes
+        if sub.route and routes.get(sub.route) is not None:
+            return sub.route
+        if not routes.from_file or not sub.product_id:
+            return routes.default
+        return routes.route_of_product(sub.product_id)
 
 
 def usage_context(services: Services, clock: Clock | None = None) -> UsageContext:

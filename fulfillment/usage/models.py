@@ -65,6 +65,8 @@ class Subscription:
     quantity: int | None = None
     type: str = ""
     """The type of the last order that changed it."""
+    route: str = ""
+    """The route (backend) of its last order, with a routes file: its usage source."""
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Subscription:
@@ -82,6 +84,7 @@ class Subscription:
             external_id=data.get("external_id") or None,
             quantity=int(quantity) if quantity and quantity.lstrip("-").isdigit() else None,
             type=data.get("type", ""),
+            route=data.get("route", ""),
         )
 
     @property

@@ -215,8 +215,11 @@ def _source_lines(
         quantity=sub.quantity,
         ended_at=sub.ended_at,
     )
+    route = context.route_of(sub)
+    if route is None:
+        return f"no route of the routes file takes product {sub.product_id}: no usage source"
     try:
-        lines = context.adapter(sub.simulation).usage(query)
+        lines = context.adapter(sub.simulation, route).usage(query)
         # Checked again: a source may build lines Pax8 refuses (a key over 255 characters).
         return LINES.validate_python([UsageLine.model_validate(x) for x in lines])
     except TransientVendorError as exc:

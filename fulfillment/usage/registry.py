@@ -73,6 +73,9 @@ def note_provisioned(services: Services, order: Order, result: Provisioned) -> b
         "quantity": str(request.quantity) if request.quantity is not None else None,
         "external_id": str(external) if external else None,
         "type": order.type.value,
+        # Its usage source: the backend that provisioned it (a ChangeProduct to another
+        # backend's product moves it there).
+        "route": order.route,
     }
     fields = {name: str(value) for name, value in values.items() if value}
     context = usage_context(services)

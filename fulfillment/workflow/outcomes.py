@@ -34,6 +34,8 @@ class Outcome:
     state: State | None = None
     alert: bool = False
     """Send ``error`` to Sentry although the order is not dead (it needs an operator)."""
+    backend: str = ""
+    """The route whose backend the outcome is about (a tag of the alert), when one is."""
 
     @classmethod
     def done(cls, reason: str = "", state: State | None = None) -> Outcome:

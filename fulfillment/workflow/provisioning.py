@@ -36,15 +36,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fulfillment.intake.routing import UNROUTED, Unrouted
+from fulfillment.ledger import Record
 from fulfillment.ledger.events import log_state
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import Changed, Claimed, State
 from fulfillment.names import REPORT
 from fulfillment.runtime import metrics
 from fulfillment.usage.registry import note_provisioned
-from fulfillment.workflow.orders import order_from_record
 from fulfillment.workflow.outcomes import Next, Outcome
 from fulfillment.workflow.reporting import report
+from fulfillment.workflow.routes import adapter_of, claim_route, hand_off, named, routed_order
 from pax8.models import ResultStatus
 from vendors.base import Order, Provisioned
 from vendors.errors import (
@@ -67,27 +69,45 @@ def provision(
     detail_id: str,
     task_id: str,
     transient: tuple[type[BaseException], ...] = (),
+    route: str | None = None,
     *,
     worker: str = "",
 ) -> Outcome:
     """Claim, call the vendor once, store the outcome; see the module docstring.
 
+    ``route`` is the route the task's message carries (``None``: a message queued before
+    routes, or for a record that has none yet; the record says, :func:`claim_route`).
     ``worker``: the id of the worker process running it (its heartbeat's), which the claim
-    records so operators see who holds the order and whether it is alive."""
+    records so operators see who holds the order and whether it is alive.
+    """
     ledger, policies = services.ledger, services.policies
     token = claim_token(task_id)
-    now, call_seconds = time.time(), _call_seconds(services, ref)
-    claim = ledger.claim(
-        ref,
-        detail_id,
-        task_id,
-        policies.lease_seconds,
-        policies.max_claims,
-        call_seconds=call_seconds,
-        now=now,
-        token=token,
-        worker=worker,
-    )
+    expected = claim_route(services, ref, route)
+    handed = hand_off(services, ref, expected, detail_id, route)
+    if handed is not None:
+        return handed
+    for _ in range(3):
+        target = expected.target
+        now, call_seconds = time.time(), _call_seconds(services, target, ref.simulation)
+        claim = ledger.claim(
+            ref,
+            detail_id,
+            task_id,
+            policies.lease_seconds,
+            policies.max_claims,
+            call_seconds=call_seconds,
+            now=now,
+            token=token,
+            route=expected.recorded,
+            decided=expected.decided,
+            worker=worker,
+        )
+        if claim.action is not Claimed.REROUTE:
+            break
+        # The record was kept with another route than the message says: that one it is.
+        expected = claim_route(services, ref, claim.route or None)
+    else:
+        return Outcome.retry(1.0, "the order's route changed while it was being claimed")
     call_until = now + call_seconds
     if claim.action is Claimed.WAIT:
         countdown = _bounded(services, claim.wait)
@@ -124,12 +144,15 @@ def provision(
     record = ledger.get(ref)
     if record is None:
         return Outcome.done("record vanished")
+    if record.route == UNROUTED:
+        return _refuse_unrouted(services, record, detail_id, token)
     retryable: tuple[type[BaseException], ...] = (TransientVendorError, *transient)
     log_state(State.PROVISIONING, record, event="claimed", task=task_id)
-    call = _VendorCall(record.type)
+    backend = record.route
+    call = _VendorCall(record.type, backend)
     try:
-        order = order_from_record(record)
-        adapter = services.adapters.for_order(order.is_simulation)
+        order = routed_order(services, record)
+        adapter = adapter_of(services, record)
         result = call.run(adapter.handle, order)
         external_ids = result.external_ids()
     except PermanentVendorError as exc:
@@ -147,14 +170,19 @@ def provision(
             error=exc.message,
         )
         return Outcome(
-            Next.REPORT, exc.message, state=State.FAILED, error=exc if bug else None, alert=bug
+            Next.REPORT,
+            exc.message,
+            state=State.FAILED,
+            error=exc if bug else None,
+            alert=bug,
+            backend=backend,
         )
     except retryable as exc:
-        message = str(exc) or type(exc).__name__
+        message = named(services, backend, str(exc) or type(exc).__name__)
         misconfigured = isinstance(exc, VendorMisconfigured)
         call.done(metrics.MISCONFIGURED if misconfigured else metrics.TRANSIENT)
         if isinstance(exc, VendorMisconfigured):
-            metrics.VENDOR_MISCONFIGURED.labels(exc.problem).inc()
+            metrics.VENDOR_MISCONFIGURED.labels(exc.problem, metrics.backend(backend)).inc()
         # Only an answer ends the call; after anything else it may still be running at the
         # vendor, and the retry must not reach it before the call's deadline.
         answered = isinstance(exc, TransientVendorError) and not isinstance(exc, VendorNoAnswer)
@@ -167,7 +195,7 @@ def provision(
             log_state(
                 State.DEAD, record, event="retries-exhausted", level=logging.ERROR, error=reason
             )
-            return Outcome.dead(reason, exc)
+            return dataclasses.replace(Outcome.dead(reason, exc), backend=backend)
         delay = policies.provision.delay(record.retries, getattr(exc, "retry_after", None))
         if not answered:
             delay = _bounded(services, max(delay, call_until - time.time()))
@@ -186,7 +214,8 @@ def provision(
         )
         if misconfigured and record.error != message:
             # Sentry hears of it once per order and problem, not on every retry.
-            return dataclasses.replace(Outcome.retry(delay, message, exc), alert=True)
+            alert = Outcome.retry(delay, message, exc)
+            return dataclasses.replace(alert, alert=True, backend=backend)
         return Outcome.retry(delay, message)
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not loop or report Fail
         call.done(metrics.ERROR)
@@ -196,7 +225,7 @@ def provision(
             return _claim_lost(ref, "the order was given up", change.previous)
         metrics.DEAD_ORDERS.labels("adapter-error").inc()
         log_state(State.DEAD, record, event="adapter-error", level=logging.ERROR, error=reason)
-        return Outcome.dead(reason, exc)
+        return dataclasses.replace(Outcome.dead(reason, exc), backend=backend)
 
     call.done(metrics.SUCCESS)
     # Before the outcome is stored: a crash in between repeats both on redelivery.
@@ -211,10 +240,12 @@ def provision(
 
 
 class _VendorCall:
-    """Times one adapter call and counts its outcome (once, whichever way it ended)."""
+    """Times one adapter call and counts its outcome (once, whichever way it ended), by
+    request type and backend."""
 
-    def __init__(self, request_type: str) -> None:
+    def __init__(self, request_type: str, backend: str) -> None:
         self.type = request_type
+        self.backend = metrics.backend(backend)
         self.seconds: float | None = None
 
     def run(self, handle: Callable[[Order], Provisioned], order: Order) -> Provisioned:
@@ -227,9 +258,23 @@ class _VendorCall:
     def done(self, outcome: str) -> None:
         if self.seconds is None:
             return  # the order could not be built: no vendor call was made
-        metrics.VENDOR_CALLS.labels(self.type, outcome).inc()
-        metrics.VENDOR_DURATION.labels(self.type).observe(self.seconds)
+        metrics.VENDOR_CALLS.labels(self.type, outcome, self.backend).inc()
+        metrics.VENDOR_DURATION.labels(self.type, self.backend).observe(self.seconds)
         self.seconds = None
+
+
+def _refuse_unrouted(services: Services, record: Record, detail_id: str, token: str) -> Outcome:
+    """An order no route takes: one ``Fail`` with the reason intake kept (a message a partner
+    can act on), and an alert for the vendor; no adapter is called."""
+    message = record.route_refusal or "No backend of this vendor takes this order."
+    change = services.ledger.finish(
+        record.ref, detail_id, token, ResultStatus.FAIL, message=message
+    )
+    if change.action is not Changed.OK:
+        return _claim_lost(record.ref, "the outcome was stored", change.previous)
+    metrics.UNROUTED_ORDERS.labels(record.source).inc()
+    log_state(State.FAILED, record, event="no-route", level=logging.WARNING, error=message)
+    return Outcome(Next.REPORT, message, state=State.FAILED, error=Unrouted(message), alert=True)
 
 
 def claim_token(task_id: str) -> str:
@@ -255,13 +300,14 @@ def fulfil(
     detail_id: str,
     task_id: str,
     transient: tuple[type[BaseException], ...] = (),
+    route: str | None = None,
     *,
     worker: str = "",
 ) -> Outcome:
     """Provision, then report in the same task; a report Pax8 cannot take now is handed to
     ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again. An
     alert the provisioning raised (a vendor contract error) survives the report."""
-    outcome = provision(services, ref, detail_id, task_id, transient, worker=worker)
+    outcome = provision(services, ref, detail_id, task_id, transient, route, worker=worker)
     if outcome.next is not Next.REPORT:
         return outcome
     reported = report(services, ref, owner=task_id, transient=transient, counted=False)
@@ -276,17 +322,19 @@ def fulfil(
         services.publisher.report(ref, countdown=reported.countdown)
         reported = Outcome.done(f"report handed to {REPORT}", reported.state)
     if outcome.alert and reported.next is Next.DONE:
-        reported = dataclasses.replace(reported, error=outcome.error, alert=True)
+        reported = dataclasses.replace(
+            reported, error=outcome.error, alert=True, backend=outcome.backend
+        )
     return reported
 
 
-def _call_seconds(services: Services, ref: Ref) -> float:
-    """How long the vendor call a claim starts may still be running: the adapter's own
-    deadline, or the task's hard limit when the adapter does not say."""
+def _call_seconds(services: Services, route: str, simulation: bool) -> float:
+    """How long the vendor call a claim starts may still be running: the route's (or its
+    adapter's) own deadline, or the task's hard limit when neither says."""
     try:
-        seconds = services.adapters.for_order(ref.simulation).call_deadline_seconds
-    except Exception:  # noqa: BLE001 - an adapter that cannot start fails (dead) once claimed
-        seconds = None
+        seconds = services.adapters.call_deadline(route, simulation)
+    except Exception:  # noqa: BLE001 - an adapter that cannot start (or a route the routes
+        seconds = None  # file lost) is answered once claimed
     return services.policies.call_deadline_seconds if seconds is None else seconds
 
 

@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from config.routes import Routes
 from fulfillment.intake.accept import accept, enqueue
 from fulfillment.intake.notifications import InvalidNotification, parse_pax8
 from fulfillment.intake.publisher import Publisher
@@ -71,12 +72,18 @@ class Reconciler:
     """One reconciliation run with its collaborators."""
 
     def __init__(
-        self, ledger: Ledger, pax8: Pax8Client, publisher: Publisher, policy: ReconcilePolicy
+        self,
+        ledger: Ledger,
+        pax8: Pax8Client,
+        publisher: Publisher,
+        policy: ReconcilePolicy,
+        routes: Routes,
     ) -> None:
         self.ledger = ledger
         self.pax8 = pax8
         self.publisher = publisher
         self.policy = policy
+        self.routes = routes
         self.summary = ReconcileSummary()
         self._deadline = float("inf")
 
@@ -249,7 +256,7 @@ class Reconciler:
                 "provisionAttempt": to_wire(attempt),
             }
             notice, _ = parse_pax8(json.dumps(body).encode())
-            intake = accept(self.ledger, self.publisher, notice)
+            intake = accept(self.ledger, self.publisher, notice, self.routes)
         except Pax8Error as exc:
             self.summary.errors.append(f"{request.id}: {exc}")
             log.warning("reconciliation could not recover %s: %s", request.id, exc)
@@ -276,7 +283,7 @@ class Reconciler:
         record = self.ledger.get(ref)
         if record is None:
             return
-        enqueue(self.ledger, self.publisher, ref, record.type, record.detail_id)
+        enqueue(self.ledger, self.publisher, ref, record.type, record.detail_id, record.route)
         self.summary.requeued += 1
 
     def _ledger_scan(self) -> None:
@@ -305,6 +312,9 @@ def reconcile(
     publisher: Publisher,
     policy: ReconcilePolicy,
     force: bool = False,
+    *,
+    routes: Routes,
 ) -> ReconcileSummary:
-    """Run one reconciliation (see the module docstring)."""
-    return Reconciler(ledger, pax8, publisher, policy).run(force=force)
+    """Run one reconciliation (see the module docstring); what it recovers is routed by
+    ``routes``, as intake routes a webhook."""
+    return Reconciler(ledger, pax8, publisher, policy, routes).run(force=force)

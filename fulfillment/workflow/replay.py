@@ -159,5 +159,5 @@ def _restart(
             f"{record.id} changed from {state} to {change.previous or 'nothing'} meanwhile; "
             "look again with fulfill status"
         )
-    enqueue(ledger, publisher, record.ref, record.type, record.detail_id)
+    enqueue(ledger, publisher, record.ref, record.type, record.detail_id, record.route)
     return record.generation + (1 if new_generation else 0)

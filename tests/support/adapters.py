@@ -45,6 +45,7 @@ class _Recording(VendorAdapter):
             "key": order.idempotency_key,
             "pid": os.getpid(),
             "at": time.time(),
+            "route": self.backend.route if self.backend else "",
         }
         return int(self.redis.rpush(CALLS_KEY, json.dumps(entry)))
 

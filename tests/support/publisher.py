@@ -20,12 +20,15 @@ class RecordingPublisher:
     """The countdown of each report task, in the order of :attr:`reported`."""
     refs: list[Ref] = field(default_factory=list)
     """Every ref a task was sent for, in order."""
+    routes: list[str] = field(default_factory=list)
+    """The route of each provisioning task, in the order of :attr:`provisioned`."""
 
-    def provision(self, ref: Ref, request_type: str, detail_id: str) -> None:
+    def provision(self, ref: Ref, request_type: str, detail_id: str, route: str) -> None:
         self.provisioned.append((request_type, ref.id, detail_id, ref.simulation))
+        self.routes.append(route)
         self.refs.append(ref)
 
-    def provision_message(self, ref: Ref, request_type: str, detail_id: str) -> None:
+    def provision_message(self, ref: Ref, request_type: str, detail_id: str, route: str) -> None:
         return None
 
     def report(self, ref: Ref, countdown: float | None = None) -> None:

@@ -2,7 +2,10 @@
 
 It plays a small real vendor: NetNew and TrialCreate create a subscription, the other
 subscription types need one it knows (else a 404 with a message a partner can act on),
-PartnerEnrollment enrolls a partner. How it treats ``Idempotency-Key`` is chosen per stub
+PartnerEnrollment enrolls a partner. A ChangeProduct whose ``previousRoute`` is another route
+than its ``route`` (the old product lives in another backend of the vendor:
+``docs/routes.md``) takes the subscription over: it is created here, as the new backend of
+such a vendor must. How it treats ``Idempotency-Key`` is chosen per stub
 (:class:`Keys`), because that is where real vendors differ:
 
 * ``AT_START`` (the IETF Idempotency-Key draft, Stripe): the key is taken when work starts;
@@ -261,6 +264,13 @@ class VendorStub(LoopbackServer):
             vendor_id = f"vsub-{uuid.uuid4().hex[:12]}"
             self._subscriptions[subscription] = {"id": vendor_id, "status": "active"}
             body: dict[str, Any] = {"externalProvisionerSubscriptionId": vendor_id}
+        elif kind == "ChangeProduct" and order.get("previousRoute") not in (
+            None,
+            order.get("route"),
+        ):
+            vendor_id = f"vsub-{uuid.uuid4().hex[:12]}"
+            self._subscriptions[subscription] = {"id": vendor_id, "status": "active"}
+            body = {"externalProvisionerSubscriptionId": vendor_id}
         elif kind in _CHANGES:
             known = self._subscriptions.get(subscription)
             if known is None or known["status"] == "cancelled":

@@ -59,9 +59,14 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     yield redis_server.url
 
 
-def make_settings(redis_url: str, **overrides: Any) -> Settings:
+def make_settings(
+    redis_url: str, *, environ: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Settings for one unit test: this Redis, the in-process Pax8, short timings; from these
-    values alone, never the environment or a ``.env`` file (``test_hermetic.py``)."""
+    values alone, never the environment or a ``.env`` file (``test_hermetic.py``).
+
+    With ``vendor_routes`` there is no ``vendor_adapter`` (a routes file replaces it), and
+    the routes file's token variables are read from ``environ``."""
     values: dict[str, Any] = {
         "redis_url": redis_url,
         "pax8_api_url": f"{PAX8}/v2",
@@ -76,8 +81,10 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
         "retry_backoff_max_seconds": 1.0,
         "vendor_adapter": "example",
     }
+    if "vendor_routes" in overrides:
+        del values["vendor_adapter"]
     values.update(overrides)
-    return explicit_settings(**values)
+    return explicit_settings(environ=environ, **values)
 
 
 @dataclass

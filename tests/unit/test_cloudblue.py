@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import redis
 
+from config.settings import explicit_settings
 from fulfillment.cloudblue.calls import (
     CloudBlueError,
     detail_id,
@@ -543,7 +544,7 @@ def _queued_call(ledger: Ledger) -> Any:
     from tests.support.publisher import RecordingPublisher
 
     notice = identify(ledger, parse_call(payload("creation")))
-    accept(ledger, RecordingPublisher(), notice)
+    accept(ledger, RecordingPublisher(), notice, explicit_settings().routes)
     return notice
 
 
@@ -600,7 +601,7 @@ def test_a_pax8_outcome_pushes_no_token(ledger: Ledger) -> None:
     from tests.support.stack import notification
 
     notice, _ = parse_pax8(json.dumps(notification()).encode())
-    accept(ledger, RecordingPublisher(), notice)
+    accept(ledger, RecordingPublisher(), notice, explicit_settings().routes)
     ledger.claim(notice.ref, notice.detail_id, "task-1", 60, 5)
     ledger.finish(notice.ref, notice.detail_id, "task-1", "Success", {}, {})
     assert not ledger.redis.exists(ledger.keys.outcome(notice.ref))

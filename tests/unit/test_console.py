@@ -12,6 +12,8 @@ import html
 import json
 import re
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +50,7 @@ def record(services: Services, simulation: bool = False, **fields: Any) -> Ref:
     """A notification accepted into the ledger (the publisher only records the task)."""
     body = notification(simulation=simulation, **fields)
     notice, _ = parse_pax8(json.dumps(body).encode())
-    accept(services.ledger, services.publisher, notice)
+    accept(services.ledger, services.publisher, notice, services.settings.routes)
     return notice.ref
 
 
@@ -342,7 +344,7 @@ def test_a_lone_surrogate_from_a_webhook_is_shown_escaped_not_a_500(
     raw = json.dumps(notification(companyName="\ud800Acme", details={"note": "x\udfff"})).encode()
     assert b"\\ud800" in raw
     notice, _ = parse_pax8(raw)
-    accept(services.ledger, services.publisher, notice)
+    accept(services.ledger, services.publisher, notice, services.settings.routes)
     services.ledger.mark_dead(notice.ref, "adapter error")
     for path in (f"/orders/pax8/{notice.ref.id}", "/orders", "/attention"):
         response = client.get(path)
@@ -444,6 +446,31 @@ def test_a_redis_outage_is_a_503_page_without_details() -> None:
     assert response.status_code == 503
     page = response.get_data(as_text=True)
     assert "Redis does not answer" in page and "hunter2" not in page and ":1" not in page
+
+
+def test_the_orders_and_an_order_page_name_each_orders_backend(
+    make_services: ServicesFactory, tmp_path: Path
+) -> None:
+    moved_from, moved_to, unknown = (str(uuid.uuid4()) for _ in range(3))
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        'unknown_products = "refuse"\n'
+        f'[routes.backup]\nadapter = "example"\nproducts = ["{moved_from}"]\n'
+        f'[routes.archive]\nadapter = "example"\nproducts = ["{moved_to}"]\n'
+    )
+    services = make_services(console_anonymous=True, vendor_routes=routes)
+    client = console_client(services)
+    moved = record(
+        services, request_type="ChangeProduct", productId=moved_to, oldProductId=moved_from
+    )
+    refused = record(services, productId=unknown)
+    listing = client.get("/orders").get_data(as_text=True)
+    backends = re.findall(r'<td class="backend">([^<]*)</td>', listing)
+    assert sorted(backends) == ["-", "archive"]
+    page = client.get(f"/orders/{moved.scope}/{moved.id}").get_data(as_text=True)
+    assert re.search(r'class="backend">archive \(moved from backup\)</dd>', page), page
+    none = client.get(f"/orders/{refused.scope}/{refused.id}").get_data(as_text=True)
+    assert "none: no route takes its product" in none
 
 
 def test_the_footer_shows_the_release_and_the_ledger_schema(

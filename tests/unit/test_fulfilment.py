@@ -66,7 +66,7 @@ class One(Adapters):
         super().__init__(settings)
         self.adapter = adapter
 
-    def for_order(self, simulation: bool) -> VendorAdapter:
+    def for_route(self, route: str, simulation: bool) -> VendorAdapter:
         return self.adapter
 
 
@@ -76,7 +76,8 @@ def order_at_pax8(pax8: Pax8World, services: Services, **request: Any) -> tuple[
     (created,) = pax8.bulk(1, order={"provisionRequest": request})
     body = notification_from(pax8.request(created["id"]))
     notice, _ = parse_pax8(json.dumps(body).encode())
-    assert accept(services.ledger, services.publisher, notice).action is Accepted.PROVISION
+    intake = accept(services.ledger, services.publisher, notice, services.settings.routes)
+    assert intake.action is Accepted.PROVISION
     return created["id"], created["detailId"], created["attemptId"]
 
 
@@ -403,7 +404,7 @@ def test_accept_of_a_redelivery_provisions_nothing_again(
         body["provisionAttempt"]["id"] = "a-new-attempt"
     notice, _ = parse_pax8(json.dumps(body).encode())
 
-    intake = accept(services.ledger, publisher, notice)
+    intake = accept(services.ledger, publisher, notice, services.settings.routes)
 
     expected = Accepted.DUPLICATE if attempt == "same" else Accepted.REPORT
     assert intake.action is expected and intake.previous is State.REPORTED

@@ -61,11 +61,11 @@ def test_every_message_this_release_sends_carries_its_format(
     redis_url = server.url
     settings = make_settings(redis_url)
     app = create_celery(settings)
-    publisher = CeleryPublisher(app)
+    publisher = CeleryPublisher(app, settings.routes)
     ref = Ref.of("pax8", False, "format-check")
-    publisher.provision(ref, "NetNew", "d1")
+    publisher.provision(ref, "NetNew", "d1", "default")
     publisher.report(ref, countdown=None)
-    queue, raw = publisher.provision_message(ref, "NetNew", "d2")  # the receiver's Lua push
+    queue, raw = publisher.provision_message(ref, "NetNew", "d2", "default")  # the receiver's Lua push
     client = redis.Redis.from_url(redis_url)
     try:
         sent = [json.loads(client.lpop(name) or b"{}") for name in (queue, REPORT)]

@@ -24,7 +24,14 @@ def policy(**overrides: float) -> ReconcilePolicy:
 def run(services: Services, **overrides: float) -> RecordingPublisher:
     publisher = services.publisher
     assert isinstance(publisher, RecordingPublisher)
-    summary = reconcile(services.ledger, services.pax8, publisher, policy(**overrides), True)
+    summary = reconcile(
+        services.ledger,
+        services.pax8,
+        publisher,
+        policy(**overrides),
+        True,
+        routes=services.settings.routes,
+    )
     assert summary.ran and summary.errors == [], summary
     return publisher
 
@@ -76,5 +83,12 @@ def test_one_run_at_a_time(make_services: ServicesFactory) -> None:
     services = make_services()
     holder = RedisLock(services.redis, "ff:lock:reconcile", ttl_seconds=30)
     assert holder.acquire()
-    summary = reconcile(services.ledger, services.pax8, services.publisher, policy(), True)
+    summary = reconcile(
+        services.ledger,
+        services.pax8,
+        services.publisher,
+        policy(),
+        True,
+        routes=services.settings.routes,
+    )
     assert not summary.ran and "running" in summary.skipped_reason

@@ -9,6 +9,7 @@ checked against the document too, so neither can drift from the other.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
@@ -97,7 +98,7 @@ def pax8_orders(pax8: Pax8World, make_services: ServicesFactory) -> list[Order]:
                 "provisionAttempt": dump["attempts"][-1],
             }
             notice, _ = parse_pax8(json.dumps(body).encode())
-            accept(services.ledger, services.publisher, notice)
+            accept(services.ledger, services.publisher, notice, services.settings.routes)
             record = services.ledger.get(notice.ref)
             assert record is not None
             orders.append(order_from_record(record))
@@ -119,7 +120,7 @@ def cloudblue_orders(make_services: ServicesFactory) -> list[Order]:
             "products": [{"mpn": "SEAT-1", "limit": 3, "name": {"en_US": "Seats"}}],
         }
         notice = identify(services.ledger, parse_cloudblue(json.dumps(payload).encode()))
-        accept(services.ledger, services.publisher, notice)
+        accept(services.ledger, services.publisher, notice, services.settings.routes)
         record = services.ledger.get(notice.ref)
         assert record is not None
         orders.append(order_from_record(record))
@@ -137,6 +138,13 @@ def test_every_order_the_worker_sends_matches_the_contract(
         errors = sorted(schema.iter_errors(body), key=str)
         assert not errors, f"{order.type.value} ({order.source}): {errors[0].message}"
         seen.add((body["type"], body["source"], body["isSimulation"]))
+        # With a routes file: the route, and a ChangeProduct's previous route.
+        previous = "backup" if order.type is RequestType.CHANGE_PRODUCT else ""
+        routed = dataclasses.replace(order, route="archive", previous_route=previous)
+        wire = json.loads(json.dumps(routed.to_json()))
+        assert wire["route"] == "archive" and wire["previousRoute"] == (previous or None)
+        assert not list(schema.iter_errors(wire)), order.type.value
+        assert list(schema.iter_errors({**wire, "route": "Not A Route"})), "route has a pattern"
     assert {(kind.value, "pax8", sim) for kind in RequestType for sim in (False, True)} <= seen
     assert {kind for kind, source, _ in seen if source == "cloudblue"} == {
         "NetNew",

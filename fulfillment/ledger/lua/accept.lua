@@ -7,10 +7,15 @@
 --   [6] simulation ('1'|'0')    [7] detail id  [8] attempt id ('' = none to report)
 --   [9] webhook id              [10] payload (the notification's JSON)
 --   [11] message: the raw Celery message to push ('' = the caller publishes the task)
+--   [12] route: the route decided for the order ('-': none takes it)
+--   [13] previous route (a ChangeProduct's old product's)   [14] why no route takes it
 -- Returns {action, previous state}: action is one of fulfillment.states.Accepted
---   queued (pushed here), provision (the caller publishes), report, inflight, duplicate.
+--   queued (pushed here), provision (the caller publishes), report, inflight, duplicate;
+--   or {'reroute', state, '0', route}: the record has another route (nothing changed: the
+--   caller accepts again with that route's message).
 local now, id, source, kind, simulation = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local detail, attempt, webhook, payload, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local route, previous_route, refusal = ARGV[12], ARGV[13], ARGV[14]
 
 -- Record and enqueue are atomic when the message is given.
 local function provision(previous)
@@ -21,6 +26,19 @@ local function provision(previous)
 end
 
 local state = redis.call('HGET', RECORD, 'state')
+if state then
+  -- An order keeps the route it was recorded with, whatever the routes file says now.
+  local recorded = redis.call('HGET', RECORD, 'route') or ''
+  if recorded == '' then
+    -- Written before routes: the route decided now is its first.
+    if route ~= '' then
+      redis.call('HSET', RECORD, 'route', route, 'previous_route', previous_route,
+        'route_refusal', refusal)
+    end
+  elseif recorded ~= route then
+    return {'reroute', state, '0', recorded}
+  end
+end
 local fresh = 0
 if attempt ~= '' then
   fresh = redis.call('HSETNX', ATTEMPTS, attempt,
@@ -30,7 +48,8 @@ end
 if not state then
   redis.call('HSET', RECORD, 'id', id, 'source', source, 'type', kind,
     'simulation', simulation, 'detail_id', detail, 'attempt_id', attempt, 'webhook_id', webhook,
-    'payload', payload, 'created_at', now, 'retries', 0, 'claims', 0, 'generation', 0)
+    'payload', payload, 'created_at', now, 'retries', 0, 'claims', 0, 'generation', 0,
+    'route', route, 'previous_route', previous_route, 'route_refusal', refusal)
   set_state('received', now, 'notified', attempt)
   return provision('')
 end

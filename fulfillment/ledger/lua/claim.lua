@@ -11,13 +11,19 @@
 --   [8] claim token: this claim's own, which finish, release and dead must present (a
 --       redelivery of the same task id takes over with a new one, so the first holder,
 --       if only cut off, can no longer write)
---   [9] worker: the id of the worker process that claims ('' unknown), shown to operators
+--   [9] the route the claimer expects (it took the call's deadline from that route's
+--       adapter); '*': any (a claim made by hand, not by a worker)
+--   [10] [11] [12] route, previous route and refusal to keep with a record written before
+--       routes (it has none)
+--   [13] worker: the id of the worker process that claims ('' unknown), shown to operators
 --       with its heartbeat (fulfillment/ledger/liveness.py)
 -- Returns {action, previous state}: action is one of fulfillment.states.Claimed
---   claimed, done, busy, wait, stale, dead, dead_now, missing; wait adds the seconds left.
+--   claimed, done, busy, wait, stale, dead, dead_now, missing; wait adds the seconds left;
+--   reroute adds '0' and the record's route (nothing changed: claim again with that one).
 local now, detail, task = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local lease_until, max_claims, call_until, token = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
-local worker = ARGV[9] or ''
+local expected, decided, decided_previous, refusal = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local worker = ARGV[13] or ''
 local state = redis.call('HGET', RECORD, 'state')
 if not state then return {'missing', ''} end
 if redis.call('HGET', RECORD, 'detail_id') ~= detail then return {'stale', state} end
@@ -38,6 +44,13 @@ if running > now then
   local left = running - now
   note(now, 'wait', string.format('an earlier vendor call may still be running for %.1fs', left))
   return {'wait', state, tostring(left)}
+end
+-- The order goes to the backend of the route it was recorded with, and no other.
+local recorded = redis.call('HGET', RECORD, 'route') or ''
+if expected ~= '*' and recorded ~= expected then return {'reroute', state, '0', recorded} end
+if recorded == '' and decided ~= '' then
+  redis.call('HSET', RECORD, 'route', decided, 'previous_route', decided_previous,
+    'route_refusal', refusal)
 end
 if state == 'received' then
   -- The worker got the message before the receiver marked it: it was queued.
