@@ -65,7 +65,8 @@ def test_every_message_this_release_sends_carries_its_format(
     ref = Ref.of("pax8", False, "format-check")
     publisher.provision(ref, "NetNew", "d1", "default")
     publisher.report(ref, countdown=None)
-    queue, raw = publisher.provision_message(ref, "NetNew", "d2", "default")  # the receiver's Lua push
+    # the receiver's Lua push
+    queue, raw = publisher.provision_message(ref, "NetNew", "d2", "default")
     client = redis.Redis.from_url(redis_url)
     try:
         sent = [json.loads(client.lpop(name) or b"{}") for name in (queue, REPORT)]
