@@ -7,7 +7,7 @@ loopback, the sandbox playing Pax8, a Sentry collector and the worker's metrics 
   another keeps redirecting past the retry budget. Never a ``Success`` (nor a ``Fail``) at
   Pax8 while it redirects; one ``Success`` once it answers 2xx, provisioned once; the other
   goes ``dead`` with nothing reported; each is alerted with the redirect's target and the fix,
-  and counted by ``fulfillment_vendor_misconfigured_total{problem="redirect"}``.
+  and counted by ``fulfillment_vendor_misconfigured_total{problem="redirect", backend=...}``.
 * 12f: the endpoint answers ``200`` with a 40 MB body: the worker reads 64 KiB of it, its
   memory stays where it was, and the order is held (the ids cannot be read), not reported.
 """
@@ -128,10 +128,12 @@ def alerts(sentry: SentryServer, request_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def misconfigured(port: int, problem: str) -> float:
+def misconfigured(port: int, problem: str, backend: str = "default") -> float:
+    """The worker's count of held answers of ``problem`` (no routes file: one backend)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    labels = f'{{problem="{problem}",backend="{backend}"}}'
     for line in text.splitlines():
-        if line.startswith(f'fulfillment_vendor_misconfigured_total{{problem="{problem}"}}'):
+        if line.startswith(f"fulfillment_vendor_misconfigured_total{labels} "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
