@@ -12,6 +12,7 @@ import pytest
 from cli.redis_server import RedisBinaryNotFound, describe
 from tests.support.network import allowed
 from tests.support.stack import Stack
+from tests.support.tables import gather, print_tables
 
 _real_connect = socket.socket.connect
 
@@ -30,6 +31,16 @@ def pytest_report_header() -> str:
         return f"redis-server: {describe()}"
     except RedisBinaryNotFound as exc:
         return f"redis-server: none ({exc})"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Rows of the tables printed at the end (:mod:`tests.support.tables`), from wherever
+    the test ran."""
+    gather(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    print_tables(terminalreporter)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -9,8 +9,8 @@ comparison, with A hung and one worker for all. The figures are printed. B's p99
 own worker must stay below A's call deadline, which any order queued behind one of A's calls
 waits at least: none of B's did (with one shared worker, B's p99 passes it: A's calls fill
 every slot). The ratio to the healthy run is printed, not asserted: on a loaded 2-core
-machine the healthy p99 itself moves by that much. A's orders wait, and once A answers again each is provisioned
-once and reported once.
+machine the healthy p99 itself moves by that much. A's orders wait, and once A answers
+again each is provisioned once and reported once.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ printed in a table at the end of the run (and asserted in the test itself).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from fulfillment.ledger.refs import Ref, Scope
 from tests.support.adapters import calls
 from tests.support.procs import wait_until
 from tests.support.stack import Stack, unique_domain
+from tests.support.tables import carry
 from vendors.example import ExampleAdapter
 
 
@@ -71,16 +72,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.faults)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not TALLIES:
-        return
-    terminalreporter.section("fault suite counts")
-    terminalreporter.write_line(
-        f"{'fault':<58} {'sent':>6} {'results':>8} {'vendor':>7} {'dupes':>6}  note"
-    )
-    for t in TALLIES:
+@pytest.fixture(autouse=True)
+def _counts_table(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, its counts go to the table printed at the end of the run."""
+    start = len(TALLIES)
+    yield
+    header = f"{'fault':<58} {'sent':>6} {'results':>8} {'vendor':>7} {'dupes':>6}  note"
+    rows = []
+    for t in TALLIES[start:]:
         counts = f"{t.sent:>6} {t.results:>8} {t.provisioned:>7} {t.duplicates:>6}"
-        terminalreporter.write_line(f"{t.fault:<58} {counts}  {t.note}")
+        rows.append(f"{t.fault:<58} {counts}  {t.note}")
+    carry(request.node, "fault suite counts", [header], rows)
 
 
 def example_provisionings(

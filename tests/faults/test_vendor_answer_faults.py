@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults.conftest import FAULT_ENV, results_by_request, tally
 from tests.support.loopback import LoopbackServer
@@ -131,10 +132,13 @@ def alerts(sentry: SentryServer, request_id: str) -> list[dict[str, Any]]:
 def misconfigured(port: int, problem: str, backend: str = "default") -> float:
     """The worker's count of held answers of ``problem`` (no routes file: one backend)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    labels = f'{{problem="{problem}",backend="{backend}"}}'
-    for line in text.splitlines():
-        if line.startswith(f"fulfillment_vendor_misconfigured_total{labels} "):
-            return float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "fulfillment_vendor_misconfigured_total" and sample.labels == {
+                "problem": problem,
+                "backend": backend,
+            }:
+                return float(sample.value)
     return 0.0
 
 

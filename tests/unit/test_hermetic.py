@@ -42,7 +42,10 @@ def hostile_directory(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A working directory whose ``.env`` says :data:`HOSTILE`, and an environment that
     says it too."""
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in HOSTILE.items()))
-    return tmp_path, {**os.environ, **HOSTILE}
+    # Not the outer run's own PYTEST_* variables (an xdist worker's name, the current test):
+    # the inner run is a session of its own.
+    outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return tmp_path, {**outer, **HOSTILE}
 
 
 def test_no_unit_test_builds_settings_from_the_environment() -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.releases import Built, Release, build, by_version, previous
+from tests.support.tables import carry
 from tests.support.vendor_stub import Keys, VendorStub
 
 VENDOR_TOKEN = "upgrade-vendor-token"
@@ -56,19 +56,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.upgrade)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not COUNTS and not BUILDS:
-        return
-    terminalreporter.section("upgrade counts")
-    for line in BUILDS:
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(
+@pytest.fixture(autouse=True)
+def _counts_table(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, its builds and counts go to the table printed at the end."""
+    builds, counts = len(BUILDS), len(COUNTS)
+    yield
+    header = (
         f"{'test':<24} {'orders were':<44} {'orders':>6} {'results':>8} {'vendor':>7} "
         f"{'dupes':>6}  note"
     )
-    for c in COUNTS:
+    rows = list(BUILDS[builds:])
+    for c in COUNTS[counts:]:
         figures = f"{c.orders:>6} {c.results:>8} {c.provisioned:>7} {c.duplicates:>6}"
-        terminalreporter.write_line(f"{c.test:<24} {c.group:<44} {figures}  {c.note}")
+        rows.append(f"{c.test:<24} {c.group:<44} {figures}  {c.note}")
+    carry(request.node, "upgrade counts", [header], rows)
 
 
 _BUILT: dict[str, Built] = {}
