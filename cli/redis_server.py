@@ -227,7 +227,9 @@ class RedisServer:
             if self._pings():
                 return self
             time.sleep(0.05)
-        raise TimeoutError(f"redis-server did not answer on port {self.port}")
+        # Not left running (and unreaped) by a caller that only sees the exception.
+        self.child.stop(timeout=5)
+        raise TimeoutError(f"redis-server did not answer on port {self.port}; see {self.log_path}")
 
     def _pings(self) -> bool:
         try:
