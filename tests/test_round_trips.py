@@ -17,6 +17,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 
+import psutil
 import pytest
 import redis
 
@@ -102,3 +103,30 @@ def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
     assert worker == LEDGER_ROUND_TRIPS, [(s.connection, _label(s, scripts)) for s in naming]
     # All of them from one connection: the pool process's (no second client per order).
     assert len({s.connection for s in naming if s.connection not in receivers}) == 1
+
+
+def _sandbox_connections(stack: Stack) -> set[tuple[str, int]]:
+    """The local addresses of the pool process's TCP connections to the sandbox."""
+    (worker,) = [proc for proc in stack.procs if proc.name == "worker"]
+    port = int(stack.sandbox.url.rsplit(":", 1)[1])
+    found = set()
+    for child in stack.pool_children(worker):
+        for conn in psutil.Process(child).net_connections(kind="tcp"):
+            if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED:
+                found.add((conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+def test_results_are_posted_on_one_kept_connection(stack: Stack) -> None:
+    """The sandbox keeps connections open, as Pax8 does, and the worker's Pax8 client (one
+    per process) posts every result on the connection it already has."""
+    probe = redis.Redis.from_url(stack.redis_server.url, decode_responses=True)
+    try:
+        _order(stack, probe)
+        first = _sandbox_connections(stack)
+        _order(stack, probe)
+        _order(stack, probe)
+        assert len(first) == 1, first
+        assert _sandbox_connections(stack) == first
+    finally:
+        probe.close()
