@@ -130,3 +130,19 @@ def test_results_are_posted_on_one_kept_connection(stack: Stack) -> None:
         assert _sandbox_connections(stack) == first
     finally:
         probe.close()
+
+
+def test_the_worker_logs_state_lines_not_celerys_per_task_lines(stack: Stack) -> None:
+    """At INFO an order's lines are the state lines (with the task id); Celery's "received"
+    and "succeeded" lines, which repeat them, are left to DEBUG (config/logging.py)."""
+    probe = redis.Redis.from_url(stack.redis_server.url, decode_responses=True)
+    try:
+        request_id = _order(stack, probe)
+    finally:
+        probe.close()
+    (worker,) = [proc for proc in stack.procs if proc.name == "worker"]
+    lines = [line for line in worker.log(tail=10_000_000).splitlines() if request_id in line]
+    events = [line.split("event=")[1].split()[0] for line in lines if "event=" in line]
+    assert events == ["claimed", "vendor-ok", "result-posted"], lines
+    log = worker.log(tail=10_000_000)
+    assert "succeeded in" not in log and "] received" not in log
