@@ -35,7 +35,9 @@ LEDGER_ROUND_TRIPS = ["claim", "finish", "report_begin", "settle"]
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = Stack(
-        tmp_path_factory.mktemp("round-trips"), {"VENDOR_ADAPTER": "bench.null_vendor:NullVendor"}
+        tmp_path_factory.mktemp("round-trips"),
+        {"VENDOR_ADAPTER": "bench.null_vendor:NullVendor"},
+        sandbox_options={"keep_alive": True},  # as Pax8: the connection-reuse test needs it
     )
     try:
         running.start_receiver()
