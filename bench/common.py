@@ -265,7 +265,8 @@ def new_stack(bench: Bench, **env: str) -> Stack:
     """Redis + sandbox with the tests' fast settings, and the machine header printed."""
     directory = bench.tmp / "stack"
     directory.mkdir(parents=True, exist_ok=True)
-    stack = Stack(directory, env=env)
+    # The sandbox keeps connections open, as Pax8 does (the test stack's default does not).
+    stack = Stack(directory, env=env, sandbox_options={"keep_alive": True})
     bench.header(stack.redis_server.url)
     return stack
 

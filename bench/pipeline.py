@@ -5,6 +5,10 @@ One Redis, one sandbox, and on them:
 * the project: the receiver (Procfile ``web``, 2 sync workers) and **one** worker from
   the Procfile ``worker`` line with ``WORKER_CONCURRENCY=2`` (prefork, 2 pool processes),
   the ``example`` vendor adapter (its state in the same Redis);
+* the project with the ``null`` vendor (``bench.null_vendor``: answers at once, no I/O),
+  the same worker otherwise: the worker's own cost, apart from any adapter's (run last,
+  the example worker stopped, after 20 orders of warm-up; compared with the same bare
+  rounds);
 * the bare baseline: ``bench.bare_celery`` from the same ``worker`` line (prefork c=2),
   one task that makes one httpx POST of a result; the tasks are published straight from
   this process with ``send_task`` (no receiver in front);
@@ -260,6 +264,29 @@ def main(argv: list[str] | None = None) -> int:
                         f"{label} {name} at {offered:,.0f}/s: p50 {p50[name][-1]:.1f} ms, "
                         f"p99 {p99[name][-1]:.1f} ms"
                     )
+            # The null vendor: the same worker line, the adapter that does nothing.
+            stack.procs.remove(worker)
+            worker.stop()
+            null_worker = stack.start_worker(
+                "worker-null", concurrency=2, VENDOR_ADAPTER="bench.null_vendor:NullVendor"
+            )
+            null_meter = CpuMeter({"receiver": web.proc.pid, "worker": null_worker.pid, **shared})
+            runs["null"], cpu["null"] = [], []
+            # Warm: each pool process builds its services (Pax8 token, connections) first.
+            project_run(bench, stack, web.port, 20, None, "null vendor warm-up")
+            for round_number in range(1, bench.args.rounds + 1):
+                rate, _ = project_run(
+                    bench, stack, web.port, count, None, f"round {round_number} null", null_meter
+                )
+                runs["null"].append(rate)
+                cpu["null"].append(null_meter.used)
+                bench.log(
+                    f"round {round_number} project, null vendor: {rate:,.0f} orders/s; CPU ms "
+                    "per order " + _cpu_text(null_meter.used)
+                )
+            stack.procs.remove(null_worker)
+            null_worker.stop()
+            throughput["null"] = best(runs["null"])
             bench.details["ledger after the run"] = stack.ledger.counts()
         finally:
             stack.stop()
@@ -273,6 +300,15 @@ def main(argv: list[str] | None = None) -> int:
                 "Celery task, one httpx POST (prefork c=2)",
                 target="≥ 0.4 × bare",
                 met=ratio >= 0.4,
+            )
+        )
+        bench.add(
+            Comparison(
+                "orders/s, null vendor (the worker's own cost)",
+                "/s",
+                throughput["null"],
+                throughput["bare"],
+                "Celery task, one httpx POST (prefork c=2)",
             )
         )
         bench.add(
@@ -306,6 +342,19 @@ def main(argv: list[str] | None = None) -> int:
                 "Celery task, one httpx POST (prefork c=2)",
                 higher_is_better=False,
                 note="less noisy than throughput on a shared machine",
+            )
+        )
+        null_cpu = min(used["worker"] for used in cpu["null"])
+        bench.add(
+            Comparison(
+                "worker CPU per order, null vendor (celery main + pool)",
+                "ms",
+                null_cpu,
+                bare_cpu,
+                "Celery task, one httpx POST (prefork c=2)",
+                higher_is_better=False,
+                target="≤ 1.4 × bare",
+                met=null_cpu <= 1.4 * bare_cpu,
             )
         )
         bench.details["CPU ms per order, by process tree"] = {

@@ -18,6 +18,10 @@ from typing import Any
 from config.scrub import Scrubber, ScrubbingFilter
 from config.version import DISTRIBUTION, LEDGER_SCHEMA, MESSAGE_FORMAT, __version__
 
+CELERY_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+"""Where Celery logs each task's "received" and "succeeded" (and "retry") lines at INFO;
+its failures stay at ERROR whatever the level."""
+
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
@@ -78,6 +82,13 @@ def configure_logging(
     # Per-request access noise from libraries drowns the state-change lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Celery's per-task "received" and "succeeded" lines repeat what a task's state lines
+    # (fulfillment.state: claimed, vendor-ok, result-posted, with the task id) say, at two
+    # more formatted and scrubbed lines per order: shown at DEBUG only. Celery reads the
+    # level once, when it builds a consumer and a task's tracer: after this.
+    per_task = logging.NOTSET if root.getEffectiveLevel() <= logging.DEBUG else logging.WARNING
+    for name in CELERY_PER_TASK_LOGGERS:
+        logging.getLogger(name).setLevel(per_task)
 
 
 def log_start(component: str) -> None:

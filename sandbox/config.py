@@ -73,6 +73,14 @@ class SandboxConfig:
         default="pax8ApiTokenV1", metadata=_opt("header name of the preset webhooks")
     )
     access_log: bool = field(default=False, metadata=_opt("log every HTTP request"))
+    keep_alive: bool = field(
+        default=True,
+        metadata=_opt(
+            "keep connections open between requests, as Pax8 does (waitress); "
+            "--no-keep-alive: answer every request with 'Connection: close' (werkzeug's "
+            "server, as the sandbox did before)"
+        ),
+    )
     allowed_hosts: str = field(
         default="",
         metadata=_opt(

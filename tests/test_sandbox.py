@@ -6,6 +6,7 @@ their own with other options. Webhooks go to a ``WebhookListener`` in this proce
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
@@ -1275,3 +1276,50 @@ def test_sigterm_stops_cleanly_and_options_come_from_env(tmp_path: Path) -> None
         handle.proc.wait_log(f"sandbox listening on {handle.url}")
     finally:
         assert handle.stop() == 0
+
+
+# -- the server ----------------------------------------------------------------------------
+
+
+def _three_requests(url: str) -> list[tuple[bool, str | None, tuple[str, int]]]:
+    """(will close, Connection header, the client's address) of three requests sent on one
+    connection: a read, a POST whose body is refused, another read."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    seen = []
+    try:
+        for method, path, body in (
+            ("GET", "/sandbox/health", None),
+            ("POST", "/oauth/token", b'{"grant_type": "nonsense"}'),
+            ("GET", "/sandbox/health", None),
+        ):
+            connection.request(
+                method, path, body=body, headers={"Content-Type": "application/json"}
+            )
+            address = connection.sock.getsockname()
+            response = connection.getresponse()
+            response.read()
+            seen.append((response.will_close, response.getheader("Connection"), address))
+    finally:
+        connection.close()
+    return seen
+
+
+def test_connections_are_kept_open_unless_asked_not_to(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    kept = _three_requests(sandbox.url)
+    assert [(close, header) for close, header, _ in kept] == [(False, None)] * 3
+    assert len({address for _, _, address in kept}) == 1  # one TCP connection for all three
+
+    closing = start_sandbox(tmp_path, keep_alive=False)
+    try:
+        host, port = closing.url.removeprefix("http://").rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", "/sandbox/health")
+        response = connection.getresponse()
+        response.read()
+        assert (response.will_close, response.getheader("Connection")) == (True, "close")
+        connection.close()
+    finally:
+        closing.stop()

@@ -23,11 +23,12 @@ from fulfillment.ledger.records import (
     Record,
     Scan,
     as_text,
+    parse_attempts,
     parse_record,
     parse_refs,
 )
 from fulfillment.ledger.refs import Ref, Scope, check_id
-from fulfillment.ledger.states import STATES, AttemptState, State
+from fulfillment.ledger.states import STATES, State
 
 
 class LedgerReader:
@@ -67,19 +68,7 @@ class LedgerReader:
     def attempts(self, ref: Ref | str) -> list[Attempt]:
         """Every attempt recorded for the request, oldest first."""
         raw = cast(dict[Any, Any], self.redis.hgetall(self.keys.attempts(self.resolve(ref))))
-        out = []
-        for attempt_id, value in raw.items():
-            data = json.loads(as_text(value))
-            out.append(
-                Attempt(
-                    id=as_text(attempt_id),
-                    detail_id=data.get("detail", ""),
-                    status=AttemptState(data.get("status", AttemptState.PENDING)),
-                    at=float(data.get("at") or 0),
-                    result_id=data.get("result"),
-                )
-            )
-        return sorted(out, key=lambda attempt: attempt.at)
+        return parse_attempts(raw)
 
     def get(self, ref: Ref | str) -> Record | None:
         """The record, or None (a bare id: see :meth:`resolve`)."""

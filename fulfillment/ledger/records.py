@@ -184,6 +184,25 @@ class Change(Generic[A]):
     """Seconds until an earlier vendor call's deadline (action ``wait``)."""
     route: str = ""
     """The route the record was recorded with (action ``reroute``)."""
+    record: Record | None = None
+    """The record as the transition left it, where the script returns it (a ``claimed``
+    claim does: its holder needs no second round trip to read it)."""
+
+
+@dataclass(frozen=True)
+class ReportStart:
+    """What the script that starts a report run found (``lua/report_begin.lua``).
+
+    ``action`` is ``missing``, ``unfinished`` (no outcome yet: no lock taken), ``busy``
+    (another run holds the lock) or ``locked``: the lock is ours, ``record`` and
+    ``attempts`` were read under it, and the attempts owed a POST are marked ``posting``
+    (their status here is the one they had before, so a ``posting`` one is looked up
+    first)."""
+
+    action: str
+    state: State | None
+    record: Record | None = None
+    attempts: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -244,6 +263,28 @@ class AmbiguousId(LookupError):
 def parse_record(data: dict[Any, Any]) -> Record:
     """The record of an ``HGETALL`` reply (bytes or text)."""
     return Record.from_hash({as_text(k): as_text(v) for k, v in data.items()})
+
+
+def pairs(flat: list[Any]) -> dict[Any, Any]:
+    """A flat ``HGETALL`` reply as a script returns it (key, value, ...) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def parse_attempts(raw: dict[Any, Any]) -> list[Attempt]:
+    """The attempts of an ``HGETALL`` of a record's attempts hash, oldest first."""
+    out = []
+    for attempt_id, value in raw.items():
+        data = json.loads(as_text(value))
+        out.append(
+            Attempt(
+                id=as_text(attempt_id),
+                detail_id=data.get("detail", ""),
+                status=AttemptState(data.get("status", AttemptState.PENDING)),
+                at=float(data.get("at") or 0),
+                result_id=data.get("result"),
+            )
+        )
+    return sorted(out, key=lambda attempt: attempt.at)
 
 
 def parse_refs(members: list[Any]) -> list[Ref]:

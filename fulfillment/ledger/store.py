@@ -44,6 +44,7 @@ each a few lines that run one script, so the one writer stays one file to read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -57,7 +58,17 @@ from redis.sentinel import SentinelConnectionPool
 from fulfillment.ledger.keys import Keys
 from fulfillment.ledger.locks import RedisLock
 from fulfillment.ledger.queries import LedgerReader
-from fulfillment.ledger.records import RECONCILE_TOTALS, A, Change, Notice, as_text
+from fulfillment.ledger.records import (
+    RECONCILE_TOTALS,
+    A,
+    Change,
+    Notice,
+    ReportStart,
+    as_text,
+    pairs,
+    parse_attempts,
+    parse_record,
+)
 from fulfillment.ledger.refs import Ref, Scope, check_id
 from fulfillment.ledger.scripts import lua_source
 from fulfillment.ledger.states import (
@@ -291,7 +302,10 @@ class Ledger(LedgerReader):
                     ref, detail_id, token, str(exc), call_ended=True, counted=False
                 )
             raise
-        return self._change(Claimed, reply)
+        change = self._change(Claimed, reply)
+        if change.action is Claimed.CLAIMED and len(reply) > 4:
+            change = dataclasses.replace(change, record=parse_record(pairs(reply[4])))
+        return change
 
     def finish(
         self,
@@ -407,6 +421,32 @@ class Ledger(LedgerReader):
 
     # -- reporting -----------------------------------------------------------------------
 
+    def begin_report(self, ref: Ref, lock: RedisLock) -> ReportStart:
+        """Start a report run in one round trip (``lua/report_begin.lua``): take ``lock``
+        (the record's :meth:`report_lock`), read the record and its attempts under it, and
+        mark ``posting`` the attempts whose result is about to be POSTed.
+
+        Durable (as :meth:`mark_posting`): when the replicas did not confirm it, the lock is
+        given back and :class:`NotReplicated` raised, so no POST leaves on it.
+        """
+        try:
+            reply = self._run(
+                "report_begin", ref, time.time(), lock.token, lock.ttl_ms,
+                keys=[lock.key], durable=True,
+            )  # fmt: skip
+        except NotReplicated as exc:
+            if exc.reply is not None and as_text(exc.reply[0]) == "locked":
+                lock.held = True
+                lock.release()
+            raise
+        action, state = as_text(reply[0]), as_text(reply[1])
+        known = State(state) if state in STATES else None
+        if action != "locked":
+            return ReportStart(action, known)
+        lock.held = True
+        record = parse_record(pairs(reply[2]))
+        return ReportStart(action, known, record, tuple(parse_attempts(pairs(reply[3]))))
+
     def mark_posting(self, ref: Ref, attempt_id: str) -> None:
         """Note that a result POST for ``attempt_id`` is about to leave (durable: a POST
         whose mark a failover lost would be repeated without the look-up first)."""
@@ -432,12 +472,18 @@ class Ledger(LedgerReader):
         result_id: str | None,
         status: AttemptState = AttemptState.REPORTED,
         note: str = "",
+        *,
+        release: RedisLock | None = None,
     ) -> State | None:
         """Mark an attempt reported (or superseded, rejected: ``note`` says why, in the
-        history); returns the record's state after."""
-        after = as_text(
-            self._run("settle", ref, time.time(), attempt_id, status, result_id or "", note)
-        )
+        history); returns the record's state after. ``release``: the run's report lock,
+        given back in the same round trip (if it is still ours)."""
+        args: list[Any] = [time.time(), attempt_id, status, result_id or "", note]
+        keys: list[str] = []
+        if release is not None and release.held:
+            keys, release.held = [release.key], False
+            args.append(release.token)
+        after = as_text(self._run("settle", ref, *args, keys=keys))
         return State(after) if after else None
 
     def count_report_retry(self, ref: Ref) -> int:

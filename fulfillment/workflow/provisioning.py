@@ -141,7 +141,8 @@ def provision(
         )
         return Outcome.done(f"{claim.action} ({claim.previous})", claim.previous)
 
-    record = ledger.get(ref)
+    # The claim returned the record as it left it (one round trip for both).
+    record = claim.record or ledger.get(ref)
     if record is None:
         return Outcome.done("record vanished")
     if record.route == UNROUTED:

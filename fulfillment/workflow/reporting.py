@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING
 
 from fulfillment.ledger import Ledger, Record
 from fulfillment.ledger.events import log_state
+from fulfillment.ledger.locks import RedisLock
+from fulfillment.ledger.records import Attempt
 from fulfillment.ledger.refs import Ref
-from fulfillment.ledger.states import FINISHED, OWED, AttemptState, State
+from fulfillment.ledger.states import OWED, AttemptState, State
 from fulfillment.runtime import metrics
 from fulfillment.workflow.outcomes import Next, Outcome
 from pax8.errors import (
@@ -184,24 +186,31 @@ def report_run(
     lock_seconds: float = 120.0,
     owner: str | None = None,
 ) -> ReportRun:
-    """One report run under the order's report lock; Pax8's errors propagate."""
-    record = ledger.get(ref)
-    if record is None:
-        return ReportRun(state=None)
-    if record.state not in FINISHED:
-        return ReportRun(state=record.state)
+    """One report run under the order's report lock; Pax8's errors propagate.
+
+    In the normal case two ledger round trips: one script takes the lock, reads the record
+    and its attempts and marks the owed ones ``posting``
+    (:meth:`~fulfillment.ledger.Ledger.begin_report`); the last settle gives the lock back.
+    """
     lock = ledger.report_lock(ref, lock_seconds, owner=owner)
-    if not lock.acquire():
-        return ReportRun(state=record.state, busy=True)
+    start = ledger.begin_report(ref, lock)
+    if start.action == "busy":
+        return ReportRun(state=start.state, busy=True)
+    if start.record is None:
+        return ReportRun(state=start.state)
     try:
-        return _report_locked(ledger, pax8, record)
+        return _report_locked(ledger, pax8, start.record, list(start.attempts), lock)
     finally:
-        lock.release()
+        if lock.held:
+            lock.release()
 
 
-def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportRun:
+def _report_locked(
+    ledger: Ledger, pax8: Pax8Client, record: Record, attempts: list[Attempt], lock: RedisLock
+) -> ReportRun:
+    """Settle and POST what ``attempts`` (as they were before the run marked them) owe;
+    the last settle releases ``lock`` with it."""
     outcome = ReportRun(state=record.state)
-    attempts = ledger.attempts(record.ref)
     for attempt in attempts:
         if attempt.status in OWED and attempt.detail_id != record.outcome_detail_id:
             # An attempt for a detail that a newer one replaced: its result is moot.
@@ -210,18 +219,20 @@ def _report_locked(ledger: Ledger, pax8: Pax8Client, record: Record) -> ReportRu
     if record.source != "pax8" or not owed:
         # CloudBlue reads the outcome from the receiver's answer to its call (there is no
         # result to post); a Pax8 record with nothing owed is settled.
-        outcome.state = ledger.settle(record.ref, "", None)
+        outcome.state = ledger.settle(record.ref, "", None, release=lock)
         if outcome.state is State.REPORTED:
             log_state(State.REPORTED, record, event="nothing-owed")
         return outcome
     for attempt in owed:
+        last = lock if attempt is owed[-1] else None
         if attempt.status is AttemptState.POSTING:
             existing = _existing_result(pax8, record, attempt.id)
             if existing is not None:
                 outcome.found.append(attempt.id)
-                outcome.state = ledger.settle(record.ref, attempt.id, existing)
+                outcome.state = ledger.settle(record.ref, attempt.id, existing, release=last)
                 continue
-        _post(ledger, pax8, record, attempt.id, outcome)
+            ledger.mark_posting(record.ref, attempt.id)
+        _post(ledger, pax8, record, attempt.id, outcome, marked=True, release=last)
     return outcome
 
 
@@ -232,6 +243,9 @@ def _post(
     attempt_id: str,
     run: ReportRun,
     again: bool = False,
+    *,
+    marked: bool = False,
+    release: RedisLock | None = None,
 ) -> None:
     """POST the result owed to one attempt and settle what Pax8 answered (see the module).
 
@@ -240,8 +254,11 @@ def _post(
     ``Acknowledged`` may mean it counted it between the POST and the look-up, so the POST is
     made once more at once; anything else, or a second refusal, is final (``rejected``).
     Pax8's transient errors propagate: nothing is settled, the report is retried.
+    ``marked``: the attempt is marked ``posting`` already (the run's first script did it);
+    ``release``: the report lock, given back with the settling of a result Pax8 took.
     """
-    ledger.mark_posting(record.ref, attempt_id)
+    if not marked:
+        ledger.mark_posting(record.ref, attempt_id)
     try:
         created = pax8.create_result(
             record.id, build_result(record, attempt_id), simulation=record.simulation
@@ -285,7 +302,7 @@ def _post(
             record.ref, attempt_id, None, status=AttemptState.REJECTED, note=reason
         )
         return
-    run.state = ledger.settle(record.ref, attempt_id, result_id)
+    run.state = ledger.settle(record.ref, attempt_id, result_id, release=release)
     log_state(
         run.state or record.state,
         record,

@@ -19,6 +19,12 @@ class Seen:
     at: float  # epoch seconds, when this process read it
     client: str  # the client's address ("lua" inside a script)
     command: str  # the command line, arguments included
+    port: str = ""  # the client's port ("" inside a script): with ``client``, one connection
+
+    @property
+    def connection(self) -> str:
+        """``address:port``: which connection sent it (``lua`` inside a script)."""
+        return f"{self.client}:{self.port}" if self.port else self.client
 
 
 class Monitor:
@@ -43,7 +49,9 @@ class Monitor:
                 return  # closed
             client = str(entry["client_address"])
             if self.address is None or client == self.address:
-                self.seen.append(Seen(time.time(), client, str(entry["command"])))
+                self.seen.append(
+                    Seen(time.time(), client, str(entry["command"]), str(entry["client_port"]))
+                )
 
     def after(self, moment: float, text: str) -> list[Seen]:
         """Commands seen after ``moment`` (epoch seconds) whose line contains ``text``."""

@@ -19,7 +19,9 @@
 --       with its heartbeat (fulfillment/ledger/liveness.py)
 -- Returns {action, previous state}: action is one of fulfillment.states.Claimed
 --   claimed, done, busy, wait, stale, dead, dead_now, missing; wait adds the seconds left;
---   reroute adds '0' and the record's route (nothing changed: claim again with that one).
+--   reroute adds '0' and the record's route (nothing changed: claim again with that one);
+--   claimed adds '0', '' and the record as claimed (its HGETALL), so the claimer needs no
+--   second round trip to read it.
 local now, detail, task = tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local lease_until, max_claims, call_until, token = ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local expected, decided, decided_previous, refusal = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
@@ -68,4 +70,4 @@ end
 redis.call('HSET', RECORD, 'claim_task', task, 'claim_token', token, 'claim_until', lease_until,
   'call_until', call_until, 'claim_worker', worker)
 set_state('provisioning', now, 'claimed', task)
-return {'claimed', state}
+return {'claimed', state, '0', '', redis.call('HGETALL', RECORD)}
