@@ -5,8 +5,11 @@ Why each reliability setting is what it is:
 
 * ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only
   after its task returned; a worker killed mid-task leaves it to be redelivered.
-* ``worker_prefetch_multiplier=1``: a worker holds one message per process, so a crash
-  strands at most that one, and a slow order does not hold others hostage.
+* ``worker_prefetch_multiplier=1``: a worker holds one message per process (per greenlet
+  with gevent), so a crash strands at most that many, and a slow order does not hold others
+  hostage.
+* ``worker_pool``/``worker_concurrency``: ``WORKER_POOL`` and its concurrency
+  (:attr:`~config.settings.Settings.pool_concurrency`); ``docs/scaling.md`` on choosing.
 * ``visibility_timeout``: Redis redelivers an unacknowledged message after this long;
   it must exceed every countdown and time limit (checked by the settings), or a long
   task or a delayed retry would run twice. It is the last net only: a message whose
@@ -83,6 +86,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # The Procfile passes --pool (celery patches for gevent only when it sees it on the
+        # command line); here for a bare `celery worker`, which the start-up check compares.
+        "worker_pool": settings.worker_pool,
+        "worker_concurrency": settings.pool_concurrency,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_time_limit": settings.task_time_limit_seconds,
         "task_soft_time_limit": settings.task_soft_time_limit_seconds,
