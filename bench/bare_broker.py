@@ -30,5 +30,12 @@ def bare_celery_app(name: str) -> Celery:
         task_routes={POST_RESULT: {"queue": QUEUE}},
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        # As the project's settings do: the Procfile worker line no longer passes
+        # --concurrency, and --pool comes from WORKER_POOL.
+        worker_pool=os.environ.get("WORKER_POOL") or "prefork",
+        worker_concurrency=int(
+            os.environ.get("WORKER_CONCURRENCY")
+            or (100 if os.environ.get("WORKER_POOL") == "gevent" else 2)
+        ),
     )
     return app
