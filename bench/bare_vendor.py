@@ -14,7 +14,7 @@ import os
 import httpx
 
 from bench.bare_broker import POST_RESULT, bare_celery_app
-from bench.bare_celery import API_URL, _bearer, http
+from bench.bare_result import post_success
 
 app = bare_celery_app("bench-bare-vendor")
 
@@ -30,12 +30,6 @@ vendor = httpx.Client(
 def provision_and_report(request_id: str, attempt_id: str) -> int:
     """Call the vendor for ``request_id``, then POST a Success result; the result's status."""
     order = {"type": "NetNew", "provisionRequest": {"id": request_id}}
-    called = vendor.post(VENDOR_URL, json=order, headers={"Idempotency-Key": attempt_id})
+    called = vendor.post(VENDOR_URL, json=order, headers={"Idempotency-Key": request_id})
     called.raise_for_status()
-    body = {"provisionAttemptId": attempt_id, "status": "Success"}
-    url = f"{API_URL}/provision-requests/{request_id}/results"
-    response = http.post(url, json=body, headers={"Authorization": f"Bearer {_bearer()}"})
-    if response.status_code == 401:
-        headers = {"Authorization": f"Bearer {_bearer(fresh=True)}"}
-        response = http.post(url, json=body, headers=headers)
-    return response.status_code
+    return post_success(request_id, attempt_id)

@@ -21,6 +21,11 @@ Both are raised where the greenlet yields (every socket operation does, once gev
 it). A greenlet that never yields (a blocking C library, a CPU loop) is not interrupted by
 either, and holds up every other greenlet of its process: such an adapter belongs on the
 prefork pool (``docs/scaling.md#choosing-a-pool``).
+
+The sweep that puts back a gone worker's messages (``worker/broker.py``) is run by kombu
+from the consumer's event loop, which a green pool has none of; without it kombu runs it
+only when a poll finds nothing at all, which the consumer's own ``BRPOP`` (it answers
+every second) never lets happen. :class:`GreenSweep` runs it on the consumer's timer.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from celery import bootsteps
 from celery.exceptions import SoftTimeLimitExceeded
 
 from config.settings import Settings
@@ -79,3 +85,37 @@ def soft_limit(settings: Settings, seconds: float | None) -> Iterator[None]:
     limit = SoftTimeLimitExceeded(f"soft time limit ({seconds:g}s) exceeded")
     with gevent.Timeout(seconds, limit):
         yield
+
+
+class GreenSweep(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery is untyped
+    """Under gevent, the broker's sweep every ``unacked_restore_interval`` (the heartbeat
+    interval: ``worker/config.py``), as the event loop runs it under prefork."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.tref: Any = None
+
+    def include_if(self, parent: Any) -> bool:
+        """Only where there is no event loop (a green pool)."""
+        return getattr(parent, "hub", None) is None
+
+    def start(self, parent: Any) -> None:
+        """Start ticking on the consumer's timer."""
+        options = parent.app.conf.broker_transport_options or {}
+        interval = float(options.get("unacked_restore_interval", 5.0))
+        self.tref = parent.timer.call_repeatedly(interval, self.tick, (parent,))
+
+    def tick(self, parent: Any) -> None:
+        """One sweep, on the live connection (none while reconnecting: the next tick)."""
+        connection = getattr(parent, "connection", None)
+        cycle = getattr(getattr(connection, "transport", None), "cycle", None)
+        if cycle is not None:
+            cycle.maybe_restore_messages()
+
+    def stop(self, parent: Any) -> None:
+        """Stop ticking."""
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
