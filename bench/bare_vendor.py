@@ -26,7 +26,13 @@ vendor = httpx.Client(
 )
 
 
-@app.task(name=POST_RESULT)  # type: ignore[untyped-decorator]
+# A connection reset on a kept-alive connection (the project's adapter retries it as a
+# transient vendor error): tried again at once, a few times.
+@app.task(  # type: ignore[untyped-decorator]
+    name=POST_RESULT,
+    autoretry_for=(httpx.TransportError,),
+    retry_kwargs={"max_retries": 3, "countdown": 0},
+)
 def provision_and_report(request_id: str, attempt_id: str) -> int:
     """Call the vendor for ``request_id``, then POST a Success result; the result's status."""
     order = {"type": "NetNew", "provisionRequest": {"id": request_id}}
