@@ -318,9 +318,10 @@ event loop tells it (a green pool)."""
 
 
 class CreditPoller(kombu_redis.MultiChannelPoller):  # type: ignore[misc]
-    """Kombu's poller, which, with every prefetch slot taken, pauses its ``BRPOP`` and looks
-    at its credit again only when its poll ends: after the whole ``drain_events`` timeout
-    (2 s, waiting on the remote-control socket) or a second (nothing to poll). Under prefork
+    """Kombu's poller, which, with every prefetch slot taken, sends no ``BRPOP`` (or pauses
+    the one in flight) and looks at its credit again only when its poll ends: after the
+    whole ``drain_events`` timeout (2 s, waiting on the remote-control socket) or a second
+    (nothing to poll). Under prefork
     the event loop resumes the ``BRPOP`` as a slot frees; under gevent (no event loop) a
     worker with free slots and messages waiting spent that time idle: a gevent worker of
     concurrency 2 took a message every 2 s (fault 20). While paused it polls for
@@ -330,10 +331,14 @@ class CreditPoller(kombu_redis.MultiChannelPoller):  # type: ignore[misc]
 
     def get(self, callback: Any, timeout: float | None = None) -> Any:
         """One poll; a short one while paused for credit."""
-        if self._paused_brpop:
+        if self._paused_brpop or self._waiting_for_credit():
             short = CREDIT_RECHECK_SECONDS
             timeout = short if timeout is None else min(timeout, short)
         return super().get(callback, timeout)
+
+    def _waiting_for_credit(self) -> bool:
+        """A consuming channel has every prefetch slot taken (so no ``BRPOP`` was sent)."""
+        return any(c.active_queues and not c.qos.can_consume() for c in self._channels)
 
     def maybe_restore_messages(self) -> Any:
         """The sweep (:meth:`HeldQoS.restore_visible`), at most once per restore interval
