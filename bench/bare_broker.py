@@ -20,6 +20,13 @@ POST_RESULT = "bench.post_result"
 def bare_celery_app(name: str) -> Celery:
     """A Celery app on ``$REDIS_URL`` with the throughput-relevant settings of the project."""
     app = Celery(name, broker=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    concurrency = int(
+        os.environ.get("WORKER_CONCURRENCY")
+        or (100 if os.environ.get("WORKER_POOL") == "gevent" else 2)
+    )
+    # As the project's worker/config.py: an ack takes a broker connection, and kombu raises
+    # when none is left (under gevent every task may ack at once).
+    app.conf.broker_transport_options = {"max_connections": concurrency + 10}
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -30,5 +37,10 @@ def bare_celery_app(name: str) -> Celery:
         task_routes={POST_RESULT: {"queue": QUEUE}},
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        # As the project's settings do: the Procfile worker line no longer passes
+        # --concurrency, and --pool comes from WORKER_POOL.
+        worker_pool=os.environ.get("WORKER_POOL") or "prefork",
+        worker_concurrency=concurrency,
+        broker_pool_limit=max(10, concurrency),
     )
     return app

@@ -1,51 +1,19 @@
 """The bare worker: one task that makes one httpx POST of a ProvisionResult to the sandbox.
 
-Started from the Procfile ``worker`` line with ``-A bench.bare_celery`` (prefork, same
-concurrency), with the sandbox's ``PAX8_*`` variables. One module-level ``httpx.Client``
-(each pool process gets its own copy after the fork, with an empty connection pool) and
-one token per process, refreshed once on a 401 (the benchmarks reset the sandbox, which
-forgets its tokens).
+Started from the Procfile ``worker`` line with ``-A bench.bare_celery`` (same pool and
+concurrency), with the sandbox's ``PAX8_*`` variables; the POST is
+:func:`bench.bare_result.post_success`.
 """
 
 from __future__ import annotations
 
-import os
-
-import httpx
-
 from bench.bare_broker import POST_RESULT, bare_celery_app
+from bench.bare_result import post_success
 
 app = bare_celery_app("bench-bare-worker")
-
-API_URL = os.environ.get("PAX8_API_URL", "http://127.0.0.1:8080/v2")
-TOKEN_URL = os.environ.get("PAX8_TOKEN_URL", "http://127.0.0.1:8080/v1/token")
-http = httpx.Client(timeout=10.0)
-_token: list[str] = []
-
-
-def _bearer(fresh: bool = False) -> str:
-    if fresh or not _token:
-        response = http.post(
-            TOKEN_URL,
-            json={
-                "client_id": os.environ.get("PAX8_CLIENT_ID", "sandbox-client"),
-                "client_secret": os.environ.get("PAX8_CLIENT_SECRET", "sandbox-secret"),
-                "audience": "api://provisioning",
-                "grant_type": "client_credentials",
-            },
-        )
-        response.raise_for_status()
-        _token[:] = [response.json()["access_token"]]
-    return _token[0]
 
 
 @app.task(name=POST_RESULT)  # type: ignore[untyped-decorator]
 def post_result(request_id: str, attempt_id: str) -> int:
     """POST a Success result for ``attempt_id``; the HTTP status."""
-    body = {"provisionAttemptId": attempt_id, "status": "Success"}
-    url = f"{API_URL}/provision-requests/{request_id}/results"
-    response = http.post(url, json=body, headers={"Authorization": f"Bearer {_bearer()}"})
-    if response.status_code == 401:
-        headers = {"Authorization": f"Bearer {_bearer(fresh=True)}"}
-        response = http.post(url, json=body, headers=headers)
-    return response.status_code
+    return post_success(request_id, attempt_id)

@@ -96,6 +96,7 @@ def _measured_run(
     label: str,
     meter: CpuMeter | None,
     drive: Driver,
+    warmup: float = WARMUP,
 ) -> tuple[float, list[float]]:
     """Send ``count`` fresh orders with ``drive`` and wait for every result.
 
@@ -111,7 +112,7 @@ def _measured_run(
     if meter is not None:
         meter.stop(count)
     _check(bench, label, found)
-    return count / (max(found.created.values()) - first), _latencies(found, due)
+    return count / (max(found.created.values()) - first), _latencies(found, due, warmup)
 
 
 def project_run(
@@ -122,8 +123,9 @@ def project_run(
     rate: float | None,
     label: str,
     meter: CpuMeter | None = None,
+    warmup: float = WARMUP,
 ) -> tuple[float, list[float]]:
-    """``count`` webhooks to the receiver; (orders/s, latencies in ms)."""
+    """``count`` webhooks to the receiver; (orders/s, latencies in ms after ``warmup``)."""
 
     def drive(requests: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
         load = run_load(
@@ -133,7 +135,7 @@ def project_run(
             raise SystemExit(f"{label}: only {load.ok()} of {count} webhooks acknowledged")
         return {row[0]: row[1] for row in load.rows}, min(row[2] for row in load.rows)
 
-    return _measured_run(bench, stack, count, label, meter, drive)
+    return _measured_run(bench, stack, count, label, meter, drive, warmup)
 
 
 def bare_run(
@@ -143,8 +145,10 @@ def bare_run(
     rate: float | None,
     label: str,
     meter: CpuMeter | None = None,
+    warmup: float = WARMUP,
 ) -> tuple[float, list[float]]:
-    """``count`` bare tasks published from here; (orders/s, latencies in ms)."""
+    """``count`` bare tasks published from here; (orders/s, latencies in ms after
+    ``warmup``)."""
 
     def drive(requests: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
         app = bare_celery_app("bench-driver")
@@ -169,12 +173,12 @@ def bare_run(
             app.close()
         return due, min(due.values())
 
-    return _measured_run(bench, stack, count, label, meter, drive)
+    return _measured_run(bench, stack, count, label, meter, drive, warmup)
 
 
-def _latencies(found: Tally, due: dict[str, float]) -> list[float]:
-    """Due → result stored, in ms, leaving out the first ``WARMUP`` seconds of the run."""
-    start = min(due.values()) + WARMUP
+def _latencies(found: Tally, due: dict[str, float], warmup: float = WARMUP) -> list[float]:
+    """Due → result stored, in ms, leaving out the first ``warmup`` seconds of the run."""
+    start = min(due.values()) + warmup
     return [(found.created[i] - at) * 1000 for i, at in due.items() if at >= start]
 
 

@@ -18,7 +18,16 @@ from pathlib import Path
 
 from bench.common import ROOT, Comparison, command_line, table
 
-BENCHMARKS = ("receiver", "pipeline", "reconcile", "memory", "burst", "scaling", "wait")
+BENCHMARKS = (
+    "receiver",
+    "pipeline",
+    "slow_vendor",
+    "reconcile",
+    "memory",
+    "burst",
+    "scaling",
+    "wait",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

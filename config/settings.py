@@ -48,6 +48,11 @@ from config.routes import (
     single_route,
 )
 
+POOL_CONCURRENCY = {"prefork": 2, "gevent": 100}
+"""Orders in flight per worker when ``WORKER_CONCURRENCY`` is unset: a process each with
+prefork (a process costs tens of MiB), a greenlet each with gevent (a few KiB; 100 calls
+of 1 s in flight is 100 orders/s, more than one core drives through the project)."""
+
 Role = Literal["receiver", "worker", "beat", "cli", "pax8", "console"]
 
 SecretList = Annotated[list[SecretStr], NoDecode]
@@ -366,6 +371,22 @@ class Settings(BaseSettings):
         "an order in flight whose message is nowhere in Redis this long is queued again. At "
         "least 3 × WORKER_HEARTBEAT_SECONDS; a worker judges others only after beating this "
         "long itself without a gap (a Redis failover declares nobody dead).",
+    )
+    worker_pool: Literal["prefork", "gevent"] = Field(
+        "prefork",
+        description="The worker's pool (the Procfile passes it to celery as --pool): prefork, "
+        "one process per order in flight, for adapters that compute or call blocking C "
+        "libraries; gevent, hundreds of orders in flight in one process, for adapters whose "
+        "calls are network I/O through Python sockets (httpx, requests, redis-py). Choosing "
+        "a pool: docs/scaling.md.",
+    )
+    worker_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Orders one worker runs at once: pool processes (prefork) or greenlets "
+        "(gevent). Unset: 2 with prefork, 100 with gevent. Bounded by the time limits, not "
+        "the CPU: in-flight calls ≈ order rate × vendor latency.",
     )
     provision_max_retries: int = Field(10, ge=0, description="Transient retries of a vendor call.")
     report_max_retries: int = Field(10, ge=0, description="Transient retries of a result post.")
@@ -790,6 +811,12 @@ class Settings(BaseSettings):
         if self.worker_routes:
             return route in self.worker_routes
         return route not in self.worker_exclude_routes
+
+    @property
+    def pool_concurrency(self) -> int:
+        """``WORKER_CONCURRENCY``, or the default of ``WORKER_POOL``
+        (:data:`POOL_CONCURRENCY`)."""
+        return self.worker_concurrency or POOL_CONCURRENCY[self.worker_pool]
 
     @property
     def claim_lease_seconds(self) -> float:

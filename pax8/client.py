@@ -67,6 +67,7 @@ class Pax8Client:
         production: Credentials | None = None,
         simulation: Credentials | None = None,
         timeout: float | httpx.Timeout = 10.0,
+        connections: int = 10,
         retries: int = 2,
         backoff: float = 0.5,
         max_retry_wait: float = 30.0,
@@ -76,8 +77,12 @@ class Pax8Client:
         audience: str = AUDIENCE,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        # One pool per process, as many connections kept open as orders in flight (the
+        # worker's concurrency): a greenlet reporting a result reuses a connection, never
+        # opens its own.
         self._http = httpx.Client(
             timeout=timeout,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
         )

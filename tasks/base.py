@@ -11,6 +11,9 @@ A write the replicas did not confirm (``REDIS_WAIT_REPLICAS``; Redis itself answ
 tried again after a countdown instead, so a missing replica neither spins the message
 through the queue nor spends the order's budgets.
 
+Under the gevent pool the task's soft time limit is raised here (:func:`worker.pool.soft_limit`):
+Celery's gevent pool applies only the hard one.
+
 A message of a format this worker does not read (a newer release's, during a rolling
 deploy that skipped a step: ``worker/messages.py``) is not run at all: it is handed back
 unchanged (a retry keeps every header and argument) after :data:`HAND_BACK_SECONDS`, for a
@@ -32,6 +35,7 @@ from fulfillment.runtime.clients import REDIS_UNAVAILABLE, NotReplicated
 from fulfillment.services import Services
 from fulfillment.workflow.outcomes import Next, Outcome
 from worker.messages import FORMAT_HEADER, readable
+from worker.pool import soft_limit
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,8 @@ class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
         if not self.request.called_directly and not readable(self.request.headers):
             return self._hand_back(args)
         try:
-            return super().__call__(*args, **kwargs)
+            with soft_limit(self.app.settings, self._soft_limit()):
+                return super().__call__(*args, **kwargs)
         except NotReplicated as exc:
             countdown = self.services.policies.replicas.delay(self.request.retries)
             log.warning("%s%s: %s; again in %.1fs", self.name, args, exc, countdown)
@@ -54,6 +59,15 @@ class FulfillmentTask(Task):  # type: ignore[misc]  # Celery is untyped
         except REDIS_UNAVAILABLE as exc:
             log.warning("%s%s: Redis unavailable (%s); message handed back", self.name, args, exc)
             raise Reject(exc, requeue=True) from exc
+
+    def _soft_limit(self) -> float | None:
+        """This run's soft time limit: the message's, the task's, or the app's."""
+        if self.request.called_directly:
+            return None
+        limits = self.request.timelimit or (None, None)
+        soft = limits[1] if len(limits) > 1 else None
+        value = soft or self.soft_time_limit or self.app.conf.task_soft_time_limit
+        return float(value) if value else None
 
     def _hand_back(self, args: tuple[Any, ...]) -> Any:
         headers = self.request.headers or {}

@@ -40,7 +40,7 @@ def test_procfile_has_the_designed_processes() -> None:
     assert "sandbox" not in text
     assert "gunicorn -c python:receiver.gunicorn_conf receiver.wsgi:app" in text
     assert "${PORT:-8000}" in text
-    assert "celery -A worker.app worker" in text and "--pool prefork" in text
+    assert "celery -A worker.app worker" in text and "--pool ${WORKER_POOL:-prefork}" in text
     assert "celery -A worker.app beat" in text and "celery -A worker.app flower" in text
     assert "console: python -m console" in text
 

@@ -97,6 +97,7 @@ class HttpAdapter(VendorAdapter):
         transport: httpx.BaseTransport | None = None,
         max_answer_bytes: int | None = None,
         usage_url: str | None = None,
+        connections: int | None = None,
     ) -> None:
         super().__init__(settings)
         self.url = url or (settings.vendor_http_url if settings else None)
@@ -114,10 +115,19 @@ class HttpAdapter(VendorAdapter):
         self.max_answer_bytes = max_answer_bytes or (
             settings.vendor_http_max_answer_bytes if settings else DEFAULT_MAX_ANSWER_BYTES
         )
+        connections = connections or (settings.pool_concurrency if settings else 10)
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
             headers=headers,
-            transport=transport or DeadlineTransport(proxy=_proxy_for(self.url)),
+            # As many connections kept as orders in flight (WORKER_CONCURRENCY): under
+            # gevent 100 greenlets share this client without opening one each per order.
+            transport=transport
+            or DeadlineTransport(
+                proxy=_proxy_for(self.url),
+                limits=httpx.Limits(
+                    max_connections=connections, max_keepalive_connections=connections
+                ),
+            ),
         )
 
     @classmethod
@@ -133,6 +143,7 @@ class HttpAdapter(VendorAdapter):
             timeout=backend.timeout_seconds,
             max_answer_bytes=backend.max_answer_bytes,
             usage_url=backend.usage_url,
+            connections=settings.pool_concurrency,
         )
         adapter.settings = settings
         adapter.backend = backend

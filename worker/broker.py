@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
-from time import time
+from time import monotonic, time
 from typing import Any
 
 from celery.worker import state
@@ -312,14 +312,63 @@ class SentinelChannel(SafeClose, kombu_redis.SentinelChannel):  # type: ignore[m
     QoS = HeldQoS
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]  # kombu is untyped
-    """Kombu's Redis transport with :class:`Channel`."""
+CREDIT_RECHECK_SECONDS = 0.05
+"""How often a consumer with every prefetch slot taken looks again for a free one, when no
+event loop tells it (a green pool)."""
+
+
+class CreditPoller(kombu_redis.MultiChannelPoller):  # type: ignore[misc]
+    """Kombu's poller, which, with every prefetch slot taken, sends no ``BRPOP`` (or pauses
+    the one in flight) and looks at its credit again only when its poll ends: after the
+    whole ``drain_events`` timeout (2 s, waiting on the remote-control socket) or a second
+    (nothing to poll). Under prefork
+    the event loop resumes the ``BRPOP`` as a slot frees; under gevent (no event loop) a
+    worker with free slots and messages waiting spent that time idle: a gevent worker of
+    concurrency 2 took a message every 2 s (fault 20). While paused it polls for
+    :data:`CREDIT_RECHECK_SECONDS` at a time instead (a wake-up, nothing sent to Redis)."""
+
+    _restored_at = 0.0
+
+    def get(self, callback: Any, timeout: float | None = None) -> Any:
+        """One poll; a short one while paused for credit."""
+        if self._paused_brpop or self._waiting_for_credit():
+            short = CREDIT_RECHECK_SECONDS
+            timeout = short if timeout is None else min(timeout, short)
+        return super().get(callback, timeout)
+
+    def _waiting_for_credit(self) -> bool:
+        """A consuming channel has every prefetch slot taken (so no ``BRPOP`` was sent)."""
+        return any(c.active_queues and not c.qos.can_consume() for c in self._channels)
+
+    def maybe_restore_messages(self) -> Any:
+        """The sweep (:meth:`HeldQoS.restore_visible`), at most once per restore interval
+        (kombu runs it after every empty poll, now every short one too)."""
+        every = min((c.unacked_restore_interval for c in self._channels), default=5.0)
+        now = monotonic()
+        if now - self._restored_at < every / 2:
+            return None
+        self._restored_at = now
+        return super().maybe_restore_messages()
+
+
+class CreditCycle:
+    """A Redis transport whose channels share a :class:`CreditPoller` (a mixin before one of
+    kombu's Redis transports)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cycle = CreditPoller()
+
+
+class Transport(CreditCycle, kombu_redis.Transport):  # type: ignore[misc]  # kombu is untyped
+    """Kombu's Redis transport with :class:`Channel` and :class:`CreditPoller`."""
 
     Channel = Channel
 
 
-class SentinelTransport(kombu_redis.SentinelTransport):  # type: ignore[misc]
-    """Kombu's Redis Sentinel transport with :class:`SentinelChannel`."""
+class SentinelTransport(CreditCycle, kombu_redis.SentinelTransport):  # type: ignore[misc]
+    """Kombu's Redis Sentinel transport with :class:`SentinelChannel` and
+    :class:`CreditPoller`."""
 
     Channel = SentinelChannel
 

@@ -5,8 +5,11 @@ Why each reliability setting is what it is:
 
 * ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only
   after its task returned; a worker killed mid-task leaves it to be redelivered.
-* ``worker_prefetch_multiplier=1``: a worker holds one message per process, so a crash
-  strands at most that one, and a slow order does not hold others hostage.
+* ``worker_prefetch_multiplier=1``: a worker holds one message per process (per greenlet
+  with gevent), so a crash strands at most that many, and a slow order does not hold others
+  hostage.
+* ``worker_concurrency``: ``WORKER_POOL``'s concurrency
+  (:attr:`~config.settings.Settings.pool_concurrency`); ``docs/scaling.md`` on choosing.
 * ``visibility_timeout``: Redis redelivers an unacknowledged message after this long;
   it must exceed every countdown and time limit (checked by the settings), or a long
   task or a delayed retry would run twice. It is the last net only: a message whose
@@ -66,12 +69,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "retry_on_timeout": False,
         "unacked_restore_interval": restore_every,
         "unacked_restore_throttle": scan_every,
+        # Each acknowledgement takes a connection from this pool, and kombu raises (does not
+        # wait) when none is left: under gevent every order in flight may ack at once.
+        "max_connections": settings.pool_concurrency + 10,
     }
     return {
         **broker_settings(settings, transport_options),
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
-        "broker_pool_limit": 10,
+        # Publishing connections (retries, reports): one per order in flight at most.
+        "broker_pool_limit": max(10, settings.pool_concurrency),
         "result_backend": None,
         "task_ignore_result": True,
         "task_store_errors_even_if_ignored": False,
@@ -83,6 +90,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # The pool itself comes from --pool (the Procfile's ${WORKER_POOL}: celery patches for
+        # gevent only when it reads it there, and warns if the configuration names it); the
+        # start-up check compares it with WORKER_POOL (worker/pool.py).
+        "worker_concurrency": settings.pool_concurrency,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_time_limit": settings.task_time_limit_seconds,
         "task_soft_time_limit": settings.task_soft_time_limit_seconds,

@@ -71,8 +71,10 @@ def create_celery(settings: Settings, *, hooks: bool = False) -> FulfillmentCele
     app.conf.update(celery_config(settings))
     if hooks:
         from worker.handback import HandBack
+        from worker.pool import GreenSweep
         from worker.signals import connect
 
         app.steps["worker"].add(HandBack)
+        app.steps["consumer"].add(GreenSweep)
         connect(settings, app.close_services)
     return app

@@ -2,10 +2,11 @@
 
 A worker's pool processes record vendor calls, results, retries and dead orders into
 prometheus_client's multi-process files; its main process merges them on
-``WORKER_METRICS_PORT``. Beat serves what only the ledger and the broker know (orders by
-state and age, queue depth, reconciliation:
-:class:`~fulfillment.views.ledger_metrics.LedgerCollector`) on ``BEAT_METRICS_PORT``, once
-per deployment as beat is.
+``WORKER_METRICS_PORT``. Under gevent the main process runs the tasks itself and records
+into the same files (prometheus_client's locks are patched into gevent's). Beat serves
+what only the ledger and the broker know (orders by state and age, queue depth,
+reconciliation: :class:`~fulfillment.views.ledger_metrics.LedgerCollector`) on
+``BEAT_METRICS_PORT``, once per deployment as beat is.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class WorkerMetrics:
                 self.settings.metrics_host,
                 self.settings.worker_metrics_port,
                 _token(self.settings),
+                # Under gevent the tasks run in this process: serve from a greenlet.
+                gevent=self.settings.worker_pool == "gevent",
                 kind="worker",
             )
 

@@ -8,7 +8,8 @@ inherit the worker's id, which their claims record), stopped as the worker exits
 A worker or beat that lacks what its role needs (Pax8 credentials, a loadable vendor
 adapter for every route it serves, their tokens) stops at start with one line naming the
 setting (and for a routes file, the file and the route), rather than failing every order
-later; one started on ledger data its release cannot use (a newer schema) stops with one
+later, and so does a worker whose pool is not ``WORKER_POOL``'s (``worker/pool.py``); one
+started on ledger data its release cannot use (a newer schema) stops with one
 line too, before it consumes or sends a message (an older schema is migrated first, when
 that is safe: ``fulfillment/ledger/migrations.py``). A worker given ``WORKER_ROUTES`` or
 ``WORKER_EXCLUDE_ROUTES`` consumes those routes' queues (or every queue but theirs): the
@@ -33,6 +34,7 @@ from fulfillment.runtime.clients import RedisUse
 from fulfillment.services import Services
 from worker import liveness
 from worker.metrics import WorkerMetrics, serve_ledger
+from worker.pool import pool_problem
 
 
 def connect(settings: Settings, close_services: Callable[[], None]) -> None:
@@ -80,7 +82,14 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
     def setup_logging(**_: Any) -> None:
         configure_logging(settings.log_level, settings.log_format, scrubber)
 
+    def check_pool(pool_cls: Any) -> None:
+        problem = pool_problem(settings, pool_cls)
+        if problem is not None:
+            print(f"fulfillment: configuration error: {problem}", file=sys.stderr, flush=True)
+            os._exit(2)  # see require()
+
     def worker_init(sender: Any = None, **_: Any) -> None:
+        check_pool(sender.pool_cls)  # before Redis: a wrong command line needs none
         start("worker")
         metrics.start()
         liveness.start(settings, sender.app, str(sender.hostname))
@@ -99,6 +108,8 @@ def connect(settings: Settings, close_services: Callable[[], None]) -> None:
     def worker_shutdown(**_: Any) -> None:
         liveness.stop()
         metrics.stop()
+        # Under gevent the tasks ran in this process (no pool process exit closed them).
+        close_services()
 
     def after_setup(sender: Any = None, instance: Any = None, **_: Any) -> None:
         # As -Q / -X would: what this worker consumes, from the routes it serves.

@@ -202,6 +202,7 @@ def pax8_client(settings: Settings) -> Pax8Client:
         production=production,
         simulation=simulation,
         timeout=settings.pax8_timeout_seconds,
+        connections=settings.pool_concurrency,
         page_size=settings.reconcile_page_size,
     )
 

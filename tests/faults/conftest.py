@@ -16,7 +16,7 @@ import pytest
 from config.settings import explicit_settings
 from fulfillment.ledger.refs import Ref, Scope
 from tests.support.adapters import calls
-from tests.support.procs import wait_until
+from tests.support.procs import Proc, wait_until
 from tests.support.stack import Stack, unique_domain
 from tests.support.tables import carry
 from vendors.example import ExampleAdapter
@@ -102,7 +102,7 @@ def recorded_provisionings(stack: Stack, request_ids: Iterable[str]) -> dict[str
     return {r: len(calls(stack.redis(), r, "provisioned")) for r in request_ids}
 
 
-def slow_stack(tmp_path: Path, seconds: float) -> Stack:
+def slow_stack(tmp_path: Path, seconds: float, **env: str) -> Stack:
     """A stack whose vendor (``SlowAdapter``) takes ``seconds`` per order."""
     return Stack(
         tmp_path,
@@ -110,8 +110,55 @@ def slow_stack(tmp_path: Path, seconds: float) -> Stack:
             **FAULT_ENV,
             "VENDOR_ADAPTER": "tests.support.adapters:SlowAdapter",
             "SLOW_ADAPTER_SECONDS": f"{seconds:g}",
+            **env,
         },
     )
+
+
+POOLS = ("prefork", "gevent")
+"""Every ``WORKER_POOL``: the faults that kill, freeze and partition run under each."""
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    """The pool (``WORKER_POOL``) a fault test's workers run, and what differs by pool:
+    which process runs an order, and so how soon a killed one's message is back."""
+
+    name: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The setting, for a stack's environment."""
+        return {"WORKER_POOL": self.name}
+
+    @property
+    def green(self) -> bool:
+        """Orders run as greenlets of the worker's main process (gevent)."""
+        return self.name == "gevent"
+
+    @property
+    def redelivery_seconds(self) -> float:
+        """About how long after the process running an order is SIGKILLed its message is
+        taken again: billiard notices a dead pool child and hands its message back in about
+        5 s (prefork); under gevent that process is the worker, whose messages come back
+        once its heartbeat is gone (another worker running)."""
+        return LOST_AFTER + 2 * HEARTBEAT + 5 if self.green else 5.0
+
+    def kill_running(self, stack: Stack, worker: Proc) -> int:
+        """SIGKILL the process running ``worker``'s orders: its (first) pool child under
+        prefork; the worker itself under gevent (start another to take its messages).
+        Returns the pid."""
+        if not self.green:
+            return stack.kill_pool_child(worker)
+        pid = worker.pid
+        worker.kill()
+        return pid
+
+
+@pytest.fixture(params=POOLS, scope="module")
+def pool(request: pytest.FixtureRequest) -> WorkerPool:
+    """Each ``WORKER_POOL`` in turn (module scope, so module-wide stacks can use it)."""
+    return WorkerPool(str(request.param))
 
 
 def results_by_request(stack: Stack, request_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:

@@ -29,13 +29,20 @@ from pathlib import Path
 import pytest
 
 from cli.redis_server import RedisServer
-from tests.faults.conftest import FAULT_ENV, bulk_notifications, results_by_request, tally
+from tests.faults.conftest import (
+    FAULT_ENV,
+    WorkerPool,
+    bulk_notifications,
+    results_by_request,
+    tally,
+)
 from tests.support.burst import Burst
 from tests.support.procs import Proc, wait_until
 from tests.support.sentinel import SentinelStack
 from tests.support.stack import Stack
 from tests.support.vendor_stub import Script, VendorStub
 
+PREFORK = WorkerPool("prefork")
 BURST = 300
 RATE = 25.0  # webhooks/s: the burst lasts 12 s, the fault lands in its middle
 RECONCILE_EVERY = "4"
@@ -51,11 +58,14 @@ def vendor() -> Iterator[VendorStub]:
         yield stub
 
 
-def sentinel_stack(tmp_path: Path, vendor: VendorStub, wait_replicas: int) -> SentinelStack:
+def sentinel_stack(
+    tmp_path: Path, vendor: VendorStub, wait_replicas: int, pool: WorkerPool = PREFORK
+) -> SentinelStack:
     return SentinelStack(
         tmp_path,
         env={
             **FAULT_ENV,
+            **pool.env,
             "VENDOR_ADAPTER": "http",
             "VENDOR_HTTP_URL": vendor.url,
             "VENDOR_HTTP_TIMEOUT_SECONDS": "5",
@@ -153,12 +163,12 @@ def kill_master_while_orders_are_owed(stack: SentinelStack, vendor: VendorStub) 
 
 
 def master_killed_mid_burst(
-    tmp_path: Path, vendor: VendorStub, wait_replicas: int, fault: str
+    tmp_path: Path, vendor: VendorStub, wait_replicas: int, fault: str, pool: WorkerPool = PREFORK
 ) -> dict[str, int]:
     """Faults 17 and 18: the master killed a third into the burst while its replica lags;
     the old master restarted (with its AOF: the sentinels make it a replica of the new
     one); everything counted. What reconciliation did, summed over its runs."""
-    stack = sentinel_stack(tmp_path, vendor, wait_replicas=wait_replicas)
+    stack = sentinel_stack(tmp_path, vendor, wait_replicas=wait_replicas, pool=pool)
     try:
         procs = start_processes(stack)
         bodies = bulk_notifications(stack, BURST)
@@ -189,10 +199,10 @@ def master_killed_mid_burst(
 
 
 def test_fault_17_master_killed_mid_burst_with_wait_1_loses_no_acknowledged_order(
-    tmp_path: Path, vendor: VendorStub
+    tmp_path: Path, vendor: VendorStub, pool: WorkerPool
 ) -> None:
     totals = master_killed_mid_burst(
-        tmp_path, vendor, 1, "17 master SIGKILLed mid-burst, WAIT 1 replica"
+        tmp_path, vendor, 1, f"17 master SIGKILLed mid-burst, WAIT 1 replica ({pool.name})", pool
     )
     # Every 202 was on the replica before it was sent: nothing for reconciliation.
     assert totals["enqueued"] == 0, totals

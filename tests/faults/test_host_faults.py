@@ -40,6 +40,7 @@ from fulfillment.workflow.reconcile import last_run
 from tests.faults.conftest import (
     FAULT_ENV,
     LOST_AFTER,
+    WorkerPool,
     bulk_notifications,
     results_by_request,
     tally,
@@ -54,6 +55,7 @@ from tests.support.stack import unique_domain
 from tests.support.vendor_stub import Call, Script, VendorStub
 
 HOSTS = ("redis", "web", "a", "b")
+PREFORK = WorkerPool("prefork")
 
 
 @pytest.fixture
@@ -66,12 +68,19 @@ def network() -> Iterator[Network]:
         yield built
 
 
-def hosts_stack(tmp_path: Path, network: Network, vendor: VendorStub, **env: str) -> HostsStack:
+def hosts_stack(
+    tmp_path: Path,
+    network: Network,
+    vendor: VendorStub,
+    pool: WorkerPool = PREFORK,
+    **env: str,
+) -> HostsStack:
     return HostsStack(
         tmp_path,
         network,
         env={
             **FAULT_ENV,
+            **pool.env,
             "VENDOR_ADAPTER": "http",
             "VENDOR_HTTP_URL": vendor.url,
             "VENDOR_HTTP_TIMEOUT_SECONDS": "6",
@@ -110,11 +119,11 @@ def count_and_check(
 
 
 def test_fault_20_a_worker_host_loses_every_process_mid_burst(
-    tmp_path: Path, network: Network
+    tmp_path: Path, network: Network, pool: WorkerPool
 ) -> None:
     outside = network.hosts[OUTSIDE].address
     with VendorStub(default=Script(delay_after=0.2), host=outside) as vendor:
-        stack = hosts_stack(tmp_path, network, vendor, RECONCILE_INTERVAL_SECONDS="5")
+        stack = hosts_stack(tmp_path, network, vendor, pool, RECONCILE_INTERVAL_SECONDS="5")
         try:
             stack.start_receiver()
             worker_a = stack.start_worker_on("a", "worker-a", concurrency=2)
@@ -143,7 +152,7 @@ def test_fault_20_a_worker_host_loses_every_process_mid_burst(
             count_and_check(
                 stack,
                 vendor,
-                "20 worker host: all processes SIGKILLed",
+                f"20 worker host: all processes SIGKILLed ({pool.name})",
                 ids,
                 f"{len(killed)} processes killed on host a, "
                 f"{sum(c.peer == a_address for c in vendor.calls)} vendor calls from it, "
@@ -155,13 +164,13 @@ def test_fault_20_a_worker_host_loses_every_process_mid_burst(
 
 
 def test_fault_21_a_partitioned_worker_host_cannot_write_over_the_redelivery(
-    tmp_path: Path, network: Network
+    tmp_path: Path, network: Network, pool: WorkerPool
 ) -> None:
     outside = network.hosts[OUTSIDE].address
     a_address, b_address = network.hosts["a"].address, network.hosts["b"].address
     release_sha = hashlib.sha1(lua_source("release").encode()).hexdigest()
     with VendorStub(host=outside) as vendor:
-        stack = hosts_stack(tmp_path, network, vendor)
+        stack = hosts_stack(tmp_path, network, vendor, pool)
         monitor = Monitor(stack.redis_server.url, a_address)
         try:
             # Every ledger script cached, as on any server that saw a retry before: a late
@@ -228,7 +237,7 @@ def test_fault_21_a_partitioned_worker_host_cannot_write_over_the_redelivery(
             count_and_check(
                 stack,
                 vendor,
-                "21 worker host partitioned until its orders are taken over",
+                f"21 worker host partitioned until its orders are taken over ({pool.name})",
                 ids,
                 f"{len(held)} orders taken over after {taken_over_at - cut_at:.0f}s; "
                 f"{len(late)} late writes from host a refused",

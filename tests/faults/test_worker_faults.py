@@ -19,6 +19,7 @@ from tests.faults.conftest import (
     FAULT_ENV,
     HEARTBEAT,
     LOST_AFTER,
+    WorkerPool,
     count_and_check,
     recorded_provisionings,
     results_by_request,
@@ -52,9 +53,11 @@ def http_stack(tmp_path: Path, vendor: VendorStub, **env: str) -> Stack:
 
 
 def test_fault_01_pool_child_killed_after_the_vendor_call(
-    tmp_path: Path, vendor: VendorStub
+    tmp_path: Path, vendor: VendorStub, pool: WorkerPool
 ) -> None:
-    stack = http_stack(tmp_path, vendor)
+    # Under gevent the process running the order is the worker itself: a second worker
+    # takes its message once its heartbeat is gone.
+    stack = http_stack(tmp_path, vendor, **pool.env)
     try:
         stack.start_receiver()
         worker = stack.start_worker(concurrency=1)
@@ -63,15 +66,17 @@ def test_fault_01_pool_child_killed_after_the_vendor_call(
         request_id = body["provisionRequest"]["id"]
         assert stack.post_webhook(body).status_code == 202
         wait_until(lambda: vendor.provisionings(request_id), 20)
-        killed = stack.kill_pool_child(worker)
+        killed = pool.kill_running(stack, worker)
         at_kill = time.time()
-        stack.wait_state(request_id, "reported", timeout=40)
+        if pool.green:
+            stack.start_worker("worker-b", concurrency=1)
+        stack.wait_state(request_id, "reported", timeout=40 + pool.redelivery_seconds)
         reported_after = time.time() - at_kill
         results = results_by_request(stack, [request_id])[request_id]
         provisioned = len(vendor.provisionings(request_id))
         first, *repeats = vendor.arrived(request_id)
         tally(
-            "01 SIGKILL pool child after vendor call",
+            f"01 SIGKILL pool child after vendor call ({pool.name})",
             1,
             len(results),
             provisioned,
@@ -81,6 +86,7 @@ def test_fault_01_pool_child_killed_after_the_vendor_call(
             f"reported {reported_after:.1f}s after the kill",
         )
         assert killed not in stack.pool_children(worker)
+        assert pool.green or worker.popen.poll() is None  # prefork: the worker lived on
         assert [r["status"] for r in results] == ["Success"]
         assert provisioned == 1
         assert len(vendor.calls_for(request_id)) == 2  # the repeat carried the same key
@@ -90,9 +96,9 @@ def test_fault_01_pool_child_killed_after_the_vendor_call(
 
 
 def test_fault_02_worker_main_process_killed_mid_task_another_worker_running(
-    tmp_path: Path,
+    tmp_path: Path, pool: WorkerPool
 ) -> None:
-    stack = slow_stack(tmp_path, 3)
+    stack = slow_stack(tmp_path, 3, **pool.env)
     try:
         stack.start_receiver()
         first = stack.start_worker("worker-a", concurrency=1)
@@ -118,7 +124,7 @@ def test_fault_02_worker_main_process_killed_mid_task_another_worker_running(
         results = results_by_request(stack, [request_id])[request_id]
         provisioned = len(calls(stack.redis(), request_id, "provisioned"))
         tally(
-            "02 SIGKILL worker main process mid-task",
+            f"02 SIGKILL worker main process mid-task ({pool.name})",
             1,
             len(results),
             provisioned,
@@ -226,8 +232,8 @@ def test_fault_02b_whole_worker_killed_mid_call_and_holding_a_retry_a_replacemen
             stack.stop()
 
 
-def test_fault_03_warm_shutdown_during_a_long_vendor_call(tmp_path: Path) -> None:
-    stack = slow_stack(tmp_path, 4)
+def test_fault_03_warm_shutdown_during_a_long_vendor_call(tmp_path: Path, pool: WorkerPool) -> None:
+    stack = slow_stack(tmp_path, 4, **pool.env)
     try:
         stack.start_receiver()
         worker = stack.start_worker("worker-a", concurrency=1)
@@ -244,7 +250,7 @@ def test_fault_03_warm_shutdown_during_a_long_vendor_call(tmp_path: Path) -> Non
             stack.wait_state(request_id, "reported", timeout=60)
         count_and_check(
             stack,
-            "03 SIGTERM during a long vendor call",
+            f"03 SIGTERM during a long vendor call ({pool.name})",
             ids,
             provisioned=recorded_provisionings(stack, ids),
         )

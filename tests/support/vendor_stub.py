@@ -105,7 +105,7 @@ class VendorStub(LoopbackServer):
         self.work = work
         self.retry_after = retry_after
         self.calls: list[Call] = []  # every call, recorded when it is answered
-        self.arrivals: list[tuple[str, float]] = []  # (request id, time) as each call came in
+        self.arrivals: list[tuple[str | None, float]] = []  # (request id, time) per call
         self.done: list[dict[str, Any]] = []  # every provisioning really carried out
         self.script: deque[Script] = deque()
         self._stored: dict[str, tuple[str, _Answer]] = {}  # key → (body hash, answer)
