@@ -388,6 +388,16 @@ class Settings(BaseSettings):
         "(gevent). Unset: 2 with prefork, 100 with gevent. Bounded by the time limits, not "
         "the CPU: in-flight calls ≈ order rate × vendor latency.",
     )
+    vendor_max_in_flight: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Most vendor calls in flight at once at each backend (each route, and "
+        "its simulation backend apart), across every worker of the deployment: a slow "
+        "vendor is not driven into the ground by a burst. An order that finds its backend "
+        "full waits in the queue (handed back with a short countdown that spends no retry), "
+        "not in a worker slot. 0: no cap (and no Redis work for it). docs/scaling.md.",
+    )
     provision_max_retries: int = Field(10, ge=0, description="Transient retries of a vendor call.")
     report_max_retries: int = Field(10, ge=0, description="Transient retries of a result post.")
     retry_backoff_seconds: float = Field(

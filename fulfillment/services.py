@@ -19,6 +19,7 @@ import redis
 from config.settings import Settings
 from fulfillment.intake.publisher import Publisher
 from fulfillment.ledger import Ledger
+from fulfillment.ledger.slots import VendorSlots
 from fulfillment.runtime.clients import RedisUse, pax8_client, redis_client, usage_client
 from fulfillment.workflow.policies import Policies, policies_from
 
@@ -50,6 +51,7 @@ class Services:
         self._publisher_factory = publisher_factory
         self._redis = redis_client
         self._ledger: Ledger | None = None
+        self._slots: VendorSlots | None = None
         self._pax8 = pax8
         self._usage = usage
         self._adapters = adapters
@@ -71,6 +73,13 @@ class Services:
                 wait_timeout_ms=self.settings.redis_wait_timeout_ms,
             )
         return self._ledger
+
+    @property
+    def slots(self) -> VendorSlots:
+        """The vendor-call slots of every backend (``VENDOR_MAX_IN_FLIGHT``), on :attr:`redis`."""
+        if self._slots is None:
+            self._slots = VendorSlots(self.redis)
+        return self._slots
 
     @property
     def pax8(self) -> Pax8Client:

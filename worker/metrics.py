@@ -19,12 +19,13 @@ from prometheus_client import CollectorRegistry
 from config.settings import Settings
 from fulfillment.doctor.metrics import DoctorCollector
 from fulfillment.ledger import Ledger
+from fulfillment.ledger.slots import VendorSlots, backend_name
 from fulfillment.runtime import multiprocess
 from fulfillment.runtime.clients import RedisUse, redis_client
 from fulfillment.runtime.exporter import GeventServer, ThreadServer, serve
 from fulfillment.usage.metrics import UsageCollector
 from fulfillment.usage.store import UsageStore
-from fulfillment.views.ledger_metrics import LedgerCollector
+from fulfillment.views.ledger_metrics import LedgerCollector, SlotsCollector
 from worker.config import all_queues
 
 
@@ -89,6 +90,11 @@ def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:
     queues = all_queues(settings)
     registry.register(LedgerCollector(ledger, queues, settings.reconcile_interval_seconds))
     registry.register(UsageCollector(UsageStore(client)))
+    if settings.vendor_max_in_flight:
+        backends = [backend_name(r, sim) for r in settings.routes.names for sim in (False, True)]
+        registry.register(
+            SlotsCollector(VendorSlots(client), backends, settings.vendor_max_in_flight)
+        )
     registry.register(
         DoctorCollector(ledger, settings.doctor_interval_seconds, settings.routes.names)
     )

@@ -40,6 +40,13 @@ id pattern, so no outside value shapes a key::
                                              worker looked for lost messages (one look then)
     ff:doctor:last                   string  the last scheduled fulfill doctor run's report
                                              (JSON; fulfillment.doctor.store)
+    ff:slots:<backend>               zset    claim token → when its lease ends: the vendor
+                                             calls in flight at a backend under
+                                             VENDOR_MAX_IN_FLIGHT (fulfillment.ledger.slots);
+                                             <backend> is a route name, with ``:sim`` for
+                                             its simulation backend
+    ff:slots:<backend>:waiting       zset    <scope>:<id> → when that order asks again
+    ff:slots:<backend>:stats         hash    avg: the mean of the backend's recent calls (ms)
 
     Usage reporting (fulfillment.usage; its store writes them through fulfillment/usage/lua/;
     <sub> is <scope>:<id>, a job <scope>:<id>:<period>, a period yyyy-MM):
@@ -176,6 +183,14 @@ class Keys:
     def reconcile_stats(self) -> str:
         """Every reconciliation's figures summed, and the duration histogram (hash)."""
         return f"{self.prefix}reconcile:stats"
+
+    # -- vendor-call slots -----------------------------------------------------------------
+
+    def slots(self, backend: str) -> list[str]:
+        """A backend's slot keys: holders, waiters, figures (``backend`` is a route's name,
+        checked by the routes file, with ``:sim`` for its simulation backend)."""
+        base = f"{self.prefix}slots:{backend}"
+        return [base, f"{base}:waiting", f"{base}:stats"]
 
     # -- the schema ------------------------------------------------------------------------
 

@@ -53,6 +53,12 @@ VENDOR_DURATION = Histogram(
     ["type", "backend"],
     buckets=VENDOR_BUCKETS,
 )
+VENDOR_SLOT_WAITS = Counter(
+    "fulfillment_vendor_slot_waits_total",
+    "Orders handed back to their queue because their backend had VENDOR_MAX_IN_FLIGHT calls "
+    "in flight (each time an order asked and waited), by backend (the route).",
+    ["backend"],
+)
 UNROUTED_ORDERS = Counter(
     "fulfillment_orders_unrouted_total",
     "Orders no route of the routes file takes (a product no route lists and no default "

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from fulfillment.ledger import RECONCILE_TOTALS, STATES, LedgerReader
+from fulfillment.ledger.slots import VendorSlots
 from fulfillment.ledger.states import FINISHED, IN_FLIGHT, State
 from fulfillment.runtime.clients import REDIS_UNAVAILABLE
 from fulfillment.runtime.metrics import RECONCILE_BUCKETS
@@ -150,3 +151,36 @@ class LedgerCollector(Collector):
             )
             at.add_metric([], float(last["at"]))  # type: ignore[arg-type]
             yield at
+
+
+class SlotsCollector(Collector):
+    """The vendor calls in flight at each backend under ``VENDOR_MAX_IN_FLIGHT`` (the slots
+    held now, by every worker of the deployment), and the cap, read at each scrape."""
+
+    def __init__(self, slots: VendorSlots, backends: Sequence[str], cap: int) -> None:
+        self.slots = slots
+        self.backends = list(backends)
+        self.cap = cap
+
+    def collect(self) -> Iterable[Metric]:
+        """The metrics of one scrape (none when Redis does not answer: the ledger's
+        ``fulfillment_redis_up`` says so)."""
+        try:
+            held = self.slots.in_flight(self.backends)
+        except REDIS_UNAVAILABLE:
+            return
+        in_flight = GaugeMetricFamily(
+            "fulfillment_vendor_calls_in_flight",
+            "Vendor calls in flight at each backend (slots held under VENDOR_MAX_IN_FLIGHT, "
+            "by every worker), by backend (the route; :sim its simulation backend).",
+            labels=["backend"],
+        )
+        for backend in self.backends:
+            in_flight.add_metric([backend], held.get(backend, 0))
+        yield in_flight
+        cap = GaugeMetricFamily(
+            "fulfillment_vendor_calls_in_flight_max",
+            "VENDOR_MAX_IN_FLIGHT: the most vendor calls in flight at each backend.",
+        )
+        cap.add_metric([], self.cap)
+        yield cap

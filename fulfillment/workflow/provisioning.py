@@ -37,13 +37,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fulfillment.intake.routing import UNROUTED, Unrouted
-from fulfillment.ledger import Record
+from fulfillment.ledger import Change, Record
 from fulfillment.ledger.events import log_state
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import Changed, Claimed, State
 from fulfillment.names import REPORT
 from fulfillment.runtime import metrics
 from fulfillment.usage.registry import note_provisioned
+from fulfillment.workflow.capacity import Slot
 from fulfillment.workflow.outcomes import Next, Outcome
 from fulfillment.workflow.reporting import report
 from fulfillment.workflow.routes import adapter_of, claim_route, hand_off, named, routed_order
@@ -86,9 +87,14 @@ def provision(
     handed = hand_off(services, ref, expected, detail_id, route)
     if handed is not None:
         return handed
+    slot = Slot(services, ref, token)
     for _ in range(3):
         target = expected.target
         now, call_seconds = time.time(), _call_seconds(services, target, ref.simulation)
+        wait = slot.take(target, call_seconds)
+        if wait > 0:
+            # Nothing was claimed: the message goes back to the queue, spending no retry.
+            return Outcome.retry(wait, named(services, target, "waiting for a vendor-call slot"))
         claim = ledger.claim(
             ref,
             detail_id,
@@ -104,11 +110,32 @@ def provision(
         )
         if claim.action is not Claimed.REROUTE:
             break
+        slot.release()
         # The record was kept with another route than the message says: that one it is.
         expected = claim_route(services, ref, claim.route or None)
     else:
         return Outcome.retry(1.0, "the order's route changed while it was being claimed")
-    call_until = now + call_seconds
+    try:
+        return _claimed(
+            services, ref, detail_id, task_id, transient, token, claim, slot, now + call_seconds
+        )
+    finally:
+        slot.release()
+
+
+def _claimed(
+    services: Services,
+    ref: Ref,
+    detail_id: str,
+    task_id: str,
+    transient: tuple[type[BaseException], ...],
+    token: str,
+    claim: Change[Claimed],
+    slot: Slot,
+    call_until: float,
+) -> Outcome:
+    """What :func:`provision` does once the claim has answered: wait, nothing, or the call."""
+    ledger, policies = services.ledger, services.policies
     if claim.action is Claimed.WAIT:
         countdown = _bounded(services, claim.wait)
         log_state(
@@ -154,7 +181,10 @@ def provision(
     try:
         order = routed_order(services, record)
         adapter = adapter_of(services, record)
-        result = call.run(adapter.handle, order)
+        try:
+            result = call.run(adapter.handle, order)
+        finally:
+            slot.release()  # the call has ended: the next order of the backend may start
         external_ids = result.external_ids()
     except PermanentVendorError as exc:
         call.done(metrics.REFUSED)

@@ -98,8 +98,14 @@ class VendorStub(LoopbackServer):
         retry_after: str = "1",
         default: Script | None = None,
         host: str = "127.0.0.1",
+        double_every: int = 0,
     ) -> None:
         self.token = token
+        self.double_every = double_every
+        """When > 0: a vendor that slows under load, its ``delay_after`` doubled for every
+        ``double_every`` other calls in flight when a call arrives."""
+        self.in_flight = 0  # calls being handled now
+        self.max_in_flight = 0  # the most handled at once, ever
         self.default = default or Script()  # the answer when nothing is scripted
         self.keys = keys
         self.work = work
@@ -126,6 +132,12 @@ class VendorStub(LoopbackServer):
                 pass
 
         super().__init__(Handler, name="vendor-stub", host=host)
+
+    def load_delay(self, delay: float, others: int) -> float:
+        """``delay`` for a call that arrives with ``others`` calls in flight."""
+        if self.double_every <= 0:
+            return delay
+        return delay * 2 ** (others / self.double_every)
 
     @property
     def url(self) -> str:
@@ -184,6 +196,28 @@ class VendorStub(LoopbackServer):
     # -- one call ------------------------------------------------------------------------
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            others = self.in_flight
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        left = threading.Event()
+
+        def leave() -> None:
+            # Before the answer's first byte: a caller that has its answer has already
+            # been counted out, so its next call never finds it still counted.
+            if not left.is_set():
+                left.set()
+                with self._lock:
+                    self.in_flight -= 1
+
+        try:
+            self._answer(handler, others, leave)
+        finally:
+            leave()
+
+    def _answer(
+        self, handler: BaseHTTPRequestHandler, others: int, leave: Callable[[], None]
+    ) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) or b"{}"
         order = json.loads(raw)
@@ -193,6 +227,7 @@ class VendorStub(LoopbackServer):
         key = headers.get("idempotency-key", "")
         fingerprint = hashlib.sha256(json.dumps(order, sort_keys=True).encode()).hexdigest()
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
+            leave()
             self._send(handler, _Answer(401, {"message": "bad token"}), 0.0)
             return
         with self._lock:
@@ -207,10 +242,11 @@ class VendorStub(LoopbackServer):
         if answer is None:
             answer = self._work(key, fingerprint, order, script)
             if script.delay_after:
-                time.sleep(script.delay_after)
+                time.sleep(self.load_delay(script.delay_after, others))
         peer = str(handler.client_address[0])
         call = self._record(key, order, headers, answer.status, peer, handler.path)
         self._wait_if_held(call)
+        leave()
         self._send(handler, answer, script.trickle)
 
     def _begin(self, key: str, fingerprint: str) -> _Answer | None:

@@ -1,0 +1,61 @@
+"""The per-backend cap on vendor calls in flight (``VENDOR_MAX_IN_FLIGHT``) as a provisioning
+task meets it: take a slot before the claim, give it back as soon as the call has ended.
+
+The slot is taken before the order is claimed, so an order that finds its backend full has
+changed nothing in the ledger: the task hands its message back with the countdown the slot
+script gave (:class:`~fulfillment.ledger.slots.VendorSlots`), which spends none of the
+order's retries nor its deliveries, and the worker slot is free at once for an order of
+another backend. Its holder is the claim's token and its lease the call's deadline, so a
+slot never outlives the call it was taken for. With no cap (0) nothing here touches Redis.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fulfillment.intake.routing import UNROUTED
+from fulfillment.ledger.refs import Ref
+from fulfillment.ledger.slots import backend_name
+from fulfillment.runtime import metrics
+
+if TYPE_CHECKING:
+    from fulfillment.services import Services
+
+
+class Slot:
+    """One provisioning run's place under its backend's cap (a no-op without a cap)."""
+
+    def __init__(self, services: Services, ref: Ref, holder: str) -> None:
+        self.services = services
+        self.ref = ref
+        self.holder = holder
+        self.cap = services.settings.vendor_max_in_flight
+        self.backend = ""
+        self.lease = 0.0
+
+    def take(self, route: str, lease_seconds: float) -> float:
+        """Take a slot of ``route``'s backend for at most ``lease_seconds``: 0.0 when taken
+        (or there is no cap), else the seconds to wait before asking again."""
+        if not self.cap or not route or route == UNROUTED:
+            return 0.0
+        backend = backend_name(route, self.ref.simulation)
+        services = self.services
+        wait = services.slots.acquire(
+            backend,
+            self.holder,
+            self.ref.member,
+            self.cap,
+            lease_seconds,
+            longest_wait=min(30.0, services.settings.max_countdown_seconds),
+        )
+        if wait > 0:
+            metrics.VENDOR_SLOT_WAITS.labels(metrics.backend(route)).inc()
+            return wait
+        self.backend, self.lease = backend, lease_seconds
+        return 0.0
+
+    def release(self) -> None:
+        """Give the slot back, if one is held (once; later calls do nothing)."""
+        if self.backend:
+            backend, self.backend = self.backend, ""
+            self.services.slots.release(backend, self.holder, self.lease)
