@@ -19,6 +19,7 @@ _EXPORTS = {
             "ClientError",
             "Conflict",
             "CredentialsMissing",
+            "HeldOff",
             "NotFound",
             "Pax8Error",
             "PermanentError",

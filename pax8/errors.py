@@ -7,6 +7,7 @@
     │   ├── TransportError ........ no HTTP answer (connection refused, reset, DNS)
     │   │   └── Timeout ........... the call ran out of time (the server may have acted)
     │   ├── RateLimited ........... 429, with the server's Retry-After in seconds
+    │   │   └── HeldOff ........... not sent: this process holds off after a 429
     │   └── ServerError ........... 5xx
     └── PermanentError ............ retrying the same call cannot help
         ├── ClientError ........... 4xx with Pax8's error body
@@ -33,6 +34,7 @@ __all__ = [
     "NotFound",
     "Pax8Error",
     "PermanentError",
+    "HeldOff",
     "RateLimited",
     "ServerError",
     "Timeout",
@@ -78,6 +80,11 @@ class RateLimited(TransientError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, self.retry_after))
+
+
+class HeldOff(RateLimited):
+    """Not sent: Pax8 answered 429 to this client shortly before, and every call of the
+    process holds off until its Retry-After has passed; ``retry_after`` is the time left."""
 
 
 class ServerError(TransientError):

@@ -39,7 +39,7 @@ from fulfillment.usage.clock import iso
 from fulfillment.usage.context import UsageContext
 from fulfillment.usage.limiter import OutOfTime, wait_for_turn
 from fulfillment.usage.models import JobOutcome, Subscription
-from pax8.errors import PermanentError, RateLimited, ServerError, TransientError
+from pax8.errors import HeldOff, PermanentError, RateLimited, ServerError, TransientError
 from pax8.usage import LINES, UsageLine, UsageTarget
 from vendors.errors import PermanentVendorError, TransientVendorError
 from vendors.usage import UsageQuery
@@ -274,6 +274,9 @@ def _send(
                 overwrite=batch.overwrite,
                 simulation=sub.simulation,
             )
+        except HeldOff as exc:
+            # Not sent (the client holds off after a 429): nothing to record as a post.
+            return work.retry(str(exc), index, snapshot, exc.retry_after)
         except RateLimited as exc:
             _record(work, record, 429, str(exc), {"posts_rate_limited": 1})
             result.rate_limited += 1

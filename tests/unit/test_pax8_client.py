@@ -21,6 +21,7 @@ from pax8 import (
     Conflict,
     Credentials,
     CredentialsMissing,
+    HeldOff,
     NotFound,
     Pax8Client,
     Pax8Error,
@@ -117,6 +118,8 @@ def make_client(sleeps: Sleeps) -> Iterator[Callable[..., Pax8Client]]:
         options.setdefault("production", Credentials("prod-id", "prod-secret"))
         options.setdefault("retries", 2)
         options.setdefault("backoff", 0.01)
+        # The client's clock advances by what it slept (a hold-off after a 429 ends then).
+        options.setdefault("clock", lambda: sum(sleeps))
         client = Pax8Client(
             API, TOKEN_URL, transport=httpx.MockTransport(fake), sleep=sleeps, **options
         )
@@ -996,3 +999,72 @@ def test_package_exports_every_exception_class_it_names_lazily() -> None:
     assert exported_errors == error_classes
     for name in pax8.__all__:
         assert getattr(pax8, name) is not None
+
+
+def a_result() -> ProvisionResult:
+    return ProvisionResult(provision_attempt_id="att-1", status=ResultStatus.SUCCESS)
+
+
+def test_a_429_holds_every_call_of_the_client_off_until_its_retry_after(
+    make_client: Callable[..., Pax8Client],
+) -> None:
+    answers = [httpx.Response(429, headers={"Retry-After": "5"})]
+    fake = FakePax8(lambda request: answers[0])
+    clock = Clock()
+    client = make_client(fake, clock=clock)
+    with pytest.raises(RateLimited) as first:
+        client.create_result("r-1", a_result())
+    assert not isinstance(first.value, HeldOff)
+    # Every other call for the next 5 s is refused here, unsent, with the time left.
+    for n, step in enumerate((0.0, 1.0, 3.5)):
+        clock.now += step
+        with pytest.raises(HeldOff) as held:
+            client.create_result(f"r-{n + 2}", a_result())
+        assert held.value.retry_after == pytest.approx(5.0 - (0.0, 1.0, 4.5)[n])
+        assert "not sent" in str(held.value)
+    assert len(fake.api_requests) == 1
+
+
+def test_after_the_hold_one_call_goes_first_and_the_others_wait_for_its_answer(
+    make_client: Callable[..., Pax8Client],
+) -> None:
+    clock = Clock()
+    client: Pax8Client
+    inner: list[BaseException] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if len(fake.api_requests) == 1:
+            return httpx.Response(429, headers={"Retry-After": "2"})
+        if len(fake.api_requests) == 2:
+            # While the first call after the hold is on its way, another is held off.
+            with pytest.raises(HeldOff) as held:
+                client.create_result("r-other", a_result())
+            inner.append(held.value)
+        return httpx.Response(200, json={"provisionAttemptId": "att-1", "status": "Success"})
+
+    fake = FakePax8(answer)
+    client = make_client(fake, clock=clock)
+    with pytest.raises(RateLimited):
+        client.create_result("r-1", a_result())
+    clock.now += 2.0
+    assert client.create_result("r-2", a_result()).status is ResultStatus.SUCCESS
+    assert len(inner) == 1 and "first call after the hold-off" in str(inner[0])
+    assert inner[0].retry_after == pytest.approx(1.0)  # type: ignore[attr-defined]
+    # Answered: everything goes through again.
+    assert client.create_result("r-3", a_result()).status is ResultStatus.SUCCESS
+    assert len(fake.api_requests) == 3  # the 429, the first after the hold, r-3: r-other unsent
+
+
+def test_a_429_without_retry_after_holds_off_a_second_and_a_long_one_is_capped(
+    make_client: Callable[..., Pax8Client],
+) -> None:
+    clock = Clock()
+    fake = FakePax8([httpx.Response(429), httpx.Response(429, headers={"Retry-After": "3600"})])
+    client = make_client(fake, clock=clock, max_retry_wait=30.0)
+    with pytest.raises(RateLimited):
+        client.create_result("r-1", a_result())
+    assert client.held_for() == pytest.approx(pax8.client.HOLD_OFF_SECONDS)
+    clock.now += pax8.client.HOLD_OFF_SECONDS
+    with pytest.raises(RateLimited):
+        client.create_result("r-2", a_result())
+    assert client.held_for() == pytest.approx(30.0)

@@ -31,6 +31,7 @@ from fulfillment.workflow.provisioning import fulfil
 from pax8.auth import Credentials
 from pax8.models import ProvisionResult, ResultStatus
 from pax8.usage import USAGE_AUDIENCE, UsageClient, UsageLine, UsageTarget
+from tests.support.procs import wait_until
 from tests.unit.conftest import PAX8, Pax8World, ServicesFactory
 from tests.unit.test_fulfilment import order_at_pax8
 from vendors.example import ExampleAdapter
@@ -260,7 +261,14 @@ def test_a_429_resumes_at_the_refused_batch(world: World) -> None:
     first = post_jobs(world.context, result.day, result.chunks[0], "t1", sleep=lambda _: None)
     (retry,) = first.retries
     assert retry[1] >= 1.0 and first.counts()["rate_limited"] == 1
-    post_jobs(world.context, result.day, [retry[0]], "t2", sleep=lambda _: None)
+    # Tried again before Retry-After has passed: the client holds off, nothing is sent
+    # or recorded, and the job is handed back again for the time left.
+    early = post_jobs(world.context, result.day, [retry[0]], "t2", sleep=lambda _: None)
+    assert early.retries and early.counts()["posts"] == 0
+    client = world.context.client
+    assert isinstance(client, UsageClient)
+    wait_until(lambda: client.held_for() == 0, 5, message="the hold-off never ended")
+    post_jobs(world.context, result.day, [retry[0]], "t3", sleep=lambda _: None)
     posts = world.context.store.posts(Scope.PAX8, sub, MARCH)
     assert [(p["batch"], p["status"]) for p in posts] == [(1, 429), (1, 200), (2, 200)]
     expected = source_totals(world.source(sub, MARCH, at("2031-03-02T03:00:00")))
