@@ -59,6 +59,7 @@ _BACKEND_KEYS = {
     "max_answer_bytes",
     "usage_url",
     "options",
+    "max_in_flight",
 }
 _ROUTE_KEYS = _BACKEND_KEYS | {"products", "mpns", "simulation"}
 _HTTP_ONLY = ("url", "token_env", "timeout_seconds", "max_answer_bytes", "usage_url")
@@ -101,6 +102,9 @@ class Backend:
     :attr:`~vendors.base.VendorAdapter.call_deadline_seconds`)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """The route's ``options`` table, for a ``package.module:Class`` adapter."""
+    max_in_flight: int | None = None
+    """The most calls in flight at this backend across the deployment (0: no cap; ``None``:
+    ``VENDOR_MAX_IN_FLIGHT``)."""
 
     @property
     def environment(self) -> str:
@@ -393,6 +397,11 @@ class _Parser:
         options = table.get("options", {})
         if not isinstance(options, dict):
             raise self.error(route, f"{which}options must be a table")
+        cap = table.get("max_in_flight")
+        if cap is not None and (
+            not isinstance(cap, int) or isinstance(cap, bool) or not 0 <= cap <= 100_000
+        ):
+            raise self.error(route, f"{which}max_in_flight must be 0 (no cap) to 100000")
         return Backend(
             route=route,
             simulation=simulation,
@@ -405,6 +414,7 @@ class _Parser:
             usage_url=self.url(route, which, table, "usage_url"),
             call_deadline_seconds=deadline,
             options=MappingProxyType(dict(options)),
+            max_in_flight=cap,
         )
 
     def url(self, route: str, which: str, table: dict[str, Any], key: str) -> str | None:

@@ -26,6 +26,7 @@ from fulfillment.runtime.exporter import GeventServer, ThreadServer, serve
 from fulfillment.usage.metrics import UsageCollector
 from fulfillment.usage.store import UsageStore
 from fulfillment.views.ledger_metrics import LedgerCollector, SlotsCollector
+from fulfillment.workflow.capacity import cap_of
 from worker.config import all_queues
 
 
@@ -90,11 +91,14 @@ def serve_ledger(settings: Settings) -> ThreadServer | GeventServer | None:
     queues = all_queues(settings)
     registry.register(LedgerCollector(ledger, queues, settings.reconcile_interval_seconds))
     registry.register(UsageCollector(UsageStore(client)))
-    if settings.vendor_max_in_flight:
-        backends = [backend_name(r, sim) for r in settings.routes.names for sim in (False, True)]
-        registry.register(
-            SlotsCollector(VendorSlots(client), backends, settings.vendor_max_in_flight)
-        )
+    caps = {
+        backend_name(route, simulation): cap
+        for route in settings.routes.names
+        for simulation in (False, True)
+        if (cap := cap_of(settings, route, simulation))
+    }
+    if caps:
+        registry.register(SlotsCollector(VendorSlots(client), caps))
     registry.register(
         DoctorCollector(ledger, settings.doctor_interval_seconds, settings.routes.names)
     )

@@ -9,7 +9,7 @@ nothing else from here, so an alert can tell "no data" from "zero".
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -154,13 +154,13 @@ class LedgerCollector(Collector):
 
 
 class SlotsCollector(Collector):
-    """The vendor calls in flight at each backend under ``VENDOR_MAX_IN_FLIGHT`` (the slots
-    held now, by every worker of the deployment), and the cap, read at each scrape."""
+    """The vendor calls in flight at each capped backend (the slots held now, by every worker
+    of the deployment), and its cap, read at each scrape."""
 
-    def __init__(self, slots: VendorSlots, backends: Sequence[str], cap: int) -> None:
+    def __init__(self, slots: VendorSlots, caps: Mapping[str, int]) -> None:
         self.slots = slots
-        self.backends = list(backends)
-        self.cap = cap
+        self.caps = dict(caps)
+        self.backends = list(caps)
 
     def collect(self) -> Iterable[Metric]:
         """The metrics of one scrape (none when Redis does not answer: the ledger's
@@ -171,8 +171,8 @@ class SlotsCollector(Collector):
             return
         in_flight = GaugeMetricFamily(
             "fulfillment_vendor_calls_in_flight",
-            "Vendor calls in flight at each backend (slots held under VENDOR_MAX_IN_FLIGHT, "
-            "by every worker), by backend (the route; :sim its simulation backend).",
+            "Vendor calls in flight at each capped backend (slots held, by every worker), by "
+            "backend (the route; :sim its simulation backend).",
             labels=["backend"],
         )
         for backend in self.backends:
@@ -180,7 +180,10 @@ class SlotsCollector(Collector):
         yield in_flight
         cap = GaugeMetricFamily(
             "fulfillment_vendor_calls_in_flight_max",
-            "VENDOR_MAX_IN_FLIGHT: the most vendor calls in flight at each backend.",
+            "The most vendor calls in flight at each backend (VENDOR_MAX_IN_FLIGHT, or the "
+            "route's max_in_flight).",
+            labels=["backend"],
         )
-        cap.add_metric([], self.cap)
+        for backend in self.backends:
+            cap.add_metric([backend], self.caps[backend])
         yield cap

@@ -1,5 +1,6 @@
-"""The per-backend cap on vendor calls in flight (``VENDOR_MAX_IN_FLIGHT``) as a provisioning
-task meets it: take a slot before the claim, give it back as soon as the call has ended.
+"""The per-backend cap on vendor calls in flight (``VENDOR_MAX_IN_FLIGHT``, or a route's
+``max_in_flight``) as a provisioning task meets it: take a slot before the claim, give it
+back as soon as the call has ended.
 
 The slot is taken before the order is claimed, so an order that finds its backend full has
 changed nothing in the ledger: the task hands its message back with the countdown the slot
@@ -19,7 +20,16 @@ from fulfillment.ledger.slots import backend_name
 from fulfillment.runtime import metrics
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from fulfillment.services import Services
+
+
+def cap_of(settings: Settings, route: str, simulation: bool) -> int:
+    """The cap of a route's backend: its ``max_in_flight`` in the routes file, else
+    ``VENDOR_MAX_IN_FLIGHT`` (0: none)."""
+    known = settings.routes.get(route)
+    own = known.backend(simulation).max_in_flight if known is not None else None
+    return settings.vendor_max_in_flight if own is None else own
 
 
 class Slot:
@@ -29,22 +39,24 @@ class Slot:
         self.services = services
         self.ref = ref
         self.holder = holder
-        self.cap = services.settings.vendor_max_in_flight
         self.backend = ""
         self.lease = 0.0
 
     def take(self, route: str, lease_seconds: float) -> float:
         """Take a slot of ``route``'s backend for at most ``lease_seconds``: 0.0 when taken
         (or there is no cap), else the seconds to wait before asking again."""
-        if not self.cap or not route or route == UNROUTED:
+        if not route or route == UNROUTED:
+            return 0.0
+        services = self.services
+        cap = cap_of(services.settings, route, self.ref.simulation)
+        if not cap:
             return 0.0
         backend = backend_name(route, self.ref.simulation)
-        services = self.services
         wait = services.slots.acquire(
             backend,
             self.holder,
             self.ref.member,
-            self.cap,
+            cap,
             lease_seconds,
             longest_wait=min(30.0, services.settings.max_countdown_seconds),
         )

@@ -165,6 +165,16 @@ BAD = [
         f"products: {P1} is listed twice",
     ),
     (
+        'default_route = "a"\n[routes.a]\nadapter = "example"\nmax_in_flight = -1',
+        "a",
+        "max_in_flight must be 0 (no cap) to 100000",
+    ),
+    (
+        'default_route = "a"\n[routes.a]\nadapter = "example"\nmax_in_flight = 2.5',
+        "a",
+        "max_in_flight must be 0 (no cap) to 100000",
+    ),
+    (
         'default_route = "a"\n[routes.a]\nadapter = "example"\nmpns = ["has space"]',
         "a",
         "mpns: 'has space' is not an id",

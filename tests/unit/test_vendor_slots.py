@@ -3,8 +3,10 @@ redis-server: the slot scripts, and a provisioning run that meets a full backend
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +14,10 @@ import redis
 
 from fulfillment.ledger.refs import Ref, Scope
 from fulfillment.ledger.slots import VendorSlots
+from fulfillment.workflow.capacity import cap_of
 from fulfillment.workflow.outcomes import Next
 from fulfillment.workflow.provisioning import fulfil
-from tests.unit.conftest import Pax8World, ServicesFactory
+from tests.unit.conftest import Pax8World, ServicesFactory, make_settings
 from tests.unit.test_fulfilment import order_at_pax8, scripted
 from vendors.base import Provisioned
 from vendors.errors import TransientVendorError
@@ -126,3 +129,28 @@ def test_without_a_cap_no_slot_key_is_written(
     request_id, detail, _ = order_at_pax8(pax8, services)
     assert fulfil(services, Ref(Scope.PAX8, request_id), detail, "t-1").next is Next.DONE
     assert not client.keys("ff:slots:*")
+
+
+def test_a_routes_max_in_flight_overrides_the_setting_per_backend(
+    redis_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            default_route = "mail"
+            [routes.archive]
+            adapter = "example"
+            max_in_flight = 5
+            [routes.archive.simulation]
+            max_in_flight = 0
+            [routes.mail]
+            adapter = "example"
+            """
+        )
+    )
+    settings = make_settings(redis_url, vendor_routes=str(path), vendor_max_in_flight=2)
+    assert cap_of(settings, "archive", simulation=False) == 5
+    assert cap_of(settings, "archive", simulation=True) == 0  # no cap for its simulation
+    assert cap_of(settings, "mail", simulation=False) == 2  # VENDOR_MAX_IN_FLIGHT
+    assert cap_of(make_settings(redis_url), "default", simulation=False) == 0
