@@ -64,7 +64,7 @@ BP_DOUBLE_EVERY = 20
 """Its latency doubles for every this many other calls in flight."""
 BP_CAP = 20
 """``VENDOR_MAX_IN_FLIGHT`` of the capped row."""
-BP_ORDERS = 300
+BP_ORDERS = 200
 """Orders per backpressure run (``--quick``: 120)."""
 
 
