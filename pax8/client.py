@@ -9,17 +9,8 @@ Reads are idempotent and retried on transient errors with jittered exponential b
 (honouring Retry-After up to a cap). Writes are never retried here: the caller knows
 whether repeating one is safe (the report task checks for an existing result first).
 
-A ``429`` holds off the whole client: until its ``Retry-After`` has passed (at most
-``max_retry_wait``; :data:`HOLD_OFF_SECONDS` when Pax8 gives none), every call of the
-process, from any greenlet or thread, raises :class:`~pax8.errors.HeldOff` without being
-sent, which its caller handles as the 429 it would otherwise have met (the report task and
-usage posting retry after the time left). When the hold ends, one call goes first and the
-others keep holding off until it is answered: another 429 holds again, anything else lets
-them all through. So a rate-limited Pax8 sees about one request per client per hold-off,
-not one from each of the hundreds of orders a gevent worker has in flight (those already
-sent when the first 429 came back are answered as they are). The hold is the client's (one
-per process and API), not the deployment's: sharing it through Redis would cost a round
-trip on every call.
+A ``429`` holds off the whole client (:mod:`pax8.holdoff`): until its ``Retry-After`` has
+passed, no call of the process is sent, whichever greenlet or thread makes it.
 """
 
 from __future__ import annotations
@@ -39,7 +30,6 @@ from pax8.auth import AUDIENCE, Credentials, TokenCache
 from pax8.errors import (
     AuthenticationError,
     CredentialsMissing,
-    HeldOff,
     Pax8Error,
     RateLimited,
     ServerError,
@@ -47,6 +37,7 @@ from pax8.errors import (
     error_from_response,
     error_from_transport,
 )
+from pax8.holdoff import HoldOff
 from pax8.models import (
     CreatedWebhook,
     Page,
@@ -68,8 +59,6 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGES = 100_000
-HOLD_OFF_SECONDS = 1.0
-"""How long a client holds off after a 429 that gives no Retry-After."""
 
 
 class Pax8Client:
@@ -114,10 +103,7 @@ class Pax8Client:
         self._page_size = page_size
         self._sleep = sleep
         self.calls = 0
-        self._clock = clock
-        self._held_until = 0.0  # the clock's time until which no call is sent (after a 429)
-        self._probe = False  # a hold ended: the next call goes first, alone
-        self._probing = False  # that call is on its way: the others still hold off
+        self.hold_off = HoldOff(max_retry_wait, clock)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -150,41 +136,15 @@ class Pax8Client:
 
     def held_for(self) -> float:
         """Seconds this client still holds off after a 429 (0: its Retry-After has passed)."""
-        return max(0.0, self._held_until - self._clock())
-
-    def _hold_off(self, error: RateLimited) -> None:
-        """Hold every call of the client off until ``error``'s Retry-After has passed."""
-        seconds = HOLD_OFF_SECONDS if error.retry_after is None else error.retry_after
-        until = self._clock() + min(max(0.0, seconds), self._max_retry_wait)
-        # Never shortened by a later 429 with a shorter wait (greenlets answer out of order).
-        self._held_until = max(self._held_until, until)
-        self._probe = True
-
-    def _admit(self, what: str) -> bool:
-        """Whether this call may be sent now (raises :class:`HeldOff` if not); True when it
-        is the first call after a hold, which the others wait for."""
-        held = self.held_for()
-        if held > 0:
-            raise HeldOff(f"Pax8 answered 429 lately: {what} not sent for {held:.1f}s", held)
-        if self._probing:
-            raise HeldOff(
-                f"Pax8 answered 429 lately: {what} not sent until the first call after the "
-                "hold-off is answered",
-                HOLD_OFF_SECONDS,
-            )
-        if not self._probe:
-            return False
-        self._probe, self._probing = False, True
-        return True
+        return self.hold_off.held_for()
 
     def _send_once(self, method: str, path: str, simulation: bool, **kwargs: Any) -> httpx.Response:
         what = f"{method} {path}"
-        probe = self._admit(what)
+        first = self.hold_off.admit(what)
         try:
             return self._send_admitted(what, method, path, simulation, **kwargs)
         finally:
-            if probe:
-                self._probing = False
+            self.hold_off.answered(first)
 
     def _send_admitted(
         self, what: str, method: str, path: str, simulation: bool, **kwargs: Any
@@ -212,7 +172,7 @@ class Pax8Client:
         if response.is_error:
             error = error_from_response(response)
             if isinstance(error, RateLimited):
-                self._hold_off(error)
+                self.hold_off.hold(error)
             raise error
         return response
 

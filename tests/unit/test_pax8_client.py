@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 import pax8.client
+import pax8.holdoff
 from pax8 import (
     AuthenticationError,
     ClientError,
@@ -1063,8 +1064,8 @@ def test_a_429_without_retry_after_holds_off_a_second_and_a_long_one_is_capped(
     client = make_client(fake, clock=clock, max_retry_wait=30.0)
     with pytest.raises(RateLimited):
         client.create_result("r-1", a_result())
-    assert client.held_for() == pytest.approx(pax8.client.HOLD_OFF_SECONDS)
-    clock.now += pax8.client.HOLD_OFF_SECONDS
+    assert client.held_for() == pytest.approx(pax8.holdoff.HOLD_OFF_SECONDS)
+    clock.now += pax8.holdoff.HOLD_OFF_SECONDS
     with pytest.raises(RateLimited):
         client.create_result("r-2", a_result())
     assert client.held_for() == pytest.approx(30.0)
