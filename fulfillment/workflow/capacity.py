@@ -12,7 +12,10 @@ slot never outlives the call it was taken for. With no cap (0) nothing here touc
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+
+import redis
 
 from fulfillment.intake.routing import UNROUTED
 from fulfillment.ledger.refs import Ref
@@ -30,6 +33,9 @@ def cap_of(settings: Settings, route: str, simulation: bool) -> int:
     known = settings.routes.get(route)
     own = known.backend(simulation).max_in_flight if known is not None else None
     return settings.vendor_max_in_flight if own is None else own
+
+
+log = logging.getLogger(__name__)
 
 
 class Slot:
@@ -67,7 +73,20 @@ class Slot:
         return 0.0
 
     def release(self) -> None:
-        """Give the slot back, if one is held (once; later calls do nothing)."""
-        if self.backend:
-            backend, self.backend = self.backend, ""
+        """Give the slot back, if one is held (once; later calls do nothing). Never raises:
+        a slot Redis could not be told about frees itself when its lease ends, and the
+        order's outcome must not depend on it."""
+        if not self.backend:
+            return
+        backend, self.backend = self.backend, ""
+        try:
             self.services.slots.release(backend, self.holder, self.lease)
+        except redis.RedisError as exc:
+            log.warning(
+                "request_id=%s: the vendor-call slot of %s was not given back (%s); it frees "
+                "itself in at most %.0fs",
+                self.ref,
+                backend,
+                exc,
+                self.lease,
+            )

@@ -88,34 +88,35 @@ def provision(
     if handed is not None:
         return handed
     slot = Slot(services, ref, token)
-    for _ in range(3):
-        target = expected.target
-        now, call_seconds = time.time(), _call_seconds(services, target, ref.simulation)
-        wait = slot.take(target, call_seconds)
-        if wait > 0:
-            # Nothing was claimed: the message goes back to the queue, spending no retry.
-            return Outcome.retry(wait, named(services, target, "waiting for a vendor-call slot"))
-        claim = ledger.claim(
-            ref,
-            detail_id,
-            task_id,
-            policies.lease_seconds,
-            policies.max_claims,
-            call_seconds=call_seconds,
-            now=now,
-            token=token,
-            route=expected.recorded,
-            decided=expected.decided,
-            worker=worker,
-        )
-        if claim.action is not Claimed.REROUTE:
-            break
-        slot.release()
-        # The record was kept with another route than the message says: that one it is.
-        expected = claim_route(services, ref, claim.route or None)
-    else:
-        return Outcome.retry(1.0, "the order's route changed while it was being claimed")
     try:
+        for _ in range(3):
+            target = expected.target
+            now, call_seconds = time.time(), _call_seconds(services, target, ref.simulation)
+            wait = slot.take(target, call_seconds)
+            if wait > 0:
+                # Nothing was claimed: the message goes back to the queue, spending no retry.
+                reason = named(services, target, "waiting for a vendor-call slot")
+                return Outcome.retry(wait, reason)
+            claim = ledger.claim(
+                ref,
+                detail_id,
+                task_id,
+                policies.lease_seconds,
+                policies.max_claims,
+                call_seconds=call_seconds,
+                now=now,
+                token=token,
+                route=expected.recorded,
+                decided=expected.decided,
+                worker=worker,
+            )
+            if claim.action is not Claimed.REROUTE:
+                break
+            slot.release()
+            # The record was kept with another route than the message says: that one it is.
+            expected = claim_route(services, ref, claim.route or None)
+        else:
+            return Outcome.retry(1.0, "the order's route changed while it was being claimed")
         return _claimed(
             services, ref, detail_id, task_id, transient, token, claim, slot, now + call_seconds
         )

@@ -154,3 +154,20 @@ def test_a_routes_max_in_flight_overrides_the_setting_per_backend(
     assert cap_of(settings, "archive", simulation=True) == 0  # no cap for its simulation
     assert cap_of(settings, "mail", simulation=False) == 2  # VENDOR_MAX_IN_FLIGHT
     assert cap_of(make_settings(redis_url), "default", simulation=False) == 0
+
+
+def test_a_slot_redis_could_not_take_back_does_not_change_the_orders_outcome(
+    make_services: ServicesFactory, pax8: Pax8World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = scripted(make_services, Provisioned(), vendor_max_in_flight=1)
+    request_id, detail, _ = order_at_pax8(pax8, services)
+
+    def lost(*_: Any) -> bool:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(services.slots, "release", lost)
+    ref = Ref(Scope.PAX8, request_id)
+    assert fulfil(services, ref, detail, "t-1").next is Next.DONE
+    assert services.ledger.get(ref).state == "reported"  # type: ignore[union-attr]
+    # The slot stays taken until its lease (the call's deadline) ends.
+    assert services.slots.in_flight(["default"]) == {"default": 1}
