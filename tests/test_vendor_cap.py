@@ -11,7 +11,9 @@ never sees more than the cap; every order is provisioned once and reported once;
 orders are reported while the slow backlog is still draining, each well before the drain
 ends (an order waiting for a slot holds no worker slot: it is back in its queue). Both
 exporters are scraped and checked with promtool: the workers count the waits, beat's
-exporter shows the slots held.
+exporter shows the slots held. Then a worker is killed holding every slot: they free
+themselves when the calls' deadline has passed, not before, and its orders are finished once
+by a replacement.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from fulfillment.ledger.slots import VendorSlots
 from tests.support.procs import free_port, wait_until
 from tests.support.stack import Stack
 from tests.support.vendor_stub import Script, VendorStub
@@ -176,3 +179,43 @@ def test_the_cap_holds_across_workers_and_other_backends_pass_the_waiting_orders
     assert not {p["requestId"] for p in fast.provisionings()} & set(slow_ids)
     assert fast.max_in_flight >= 1  # (uncapped: beat's exporter showed no gauge for it)
     assert ("fulfillment_vendor_calls_in_flight", (("backend", "fast"),)) not in samples(held)
+
+
+def test_a_killed_workers_slots_free_themselves_at_the_call_deadline(
+    stack: Stack, slow: VendorStub
+) -> None:
+    """A worker SIGKILLed with every slot of the backend taken: its slots stay taken until
+    their leases (the calls' deadline, 10 s) end, never sooner, and then free themselves;
+    its orders come back to another worker and each is provisioned and reported once."""
+    slots = VendorSlots(stack.redis())
+    slow.hold(lambda call: True)
+    worker = stack.start_worker("worker-killed", 4)
+    try:
+        ids = []
+        for _ in range(CAP + 1):
+            body = stack.sandbox_notification(productId=SLOW)
+            assert stack.post_webhook(body).status_code == 202
+            ids.append(str(body["provisionRequest"]["id"]))
+        wait_until(lambda: len(slow.held()) == CAP, 20, message="the calls never started")
+        taken = time.time()
+        assert slots.in_flight(["slow"]) == {"slow": CAP}
+        worker.kill()  # SIGKILL to the group: no slot is given back
+    finally:
+        slow.hold(None)
+        slow.release()  # the vendor finishes those calls; their answers find no one
+    wait_until(
+        lambda: slots.in_flight(["slow"]) == {"slow": 0}, 20, 0.1, message="slots never freed"
+    )
+    freed = time.time() - taken
+    print(f"\nslots of the killed worker freed {freed:.1f} s after its calls were seen")
+    assert freed >= 10 - 1.0  # the lease is the call's deadline, taken before the call
+    replacement = stack.start_worker("worker-replacement", 4)
+    try:
+        for request_id in ids:
+            stack.wait_state(request_id, "reported", timeout=120)
+    finally:
+        replacement.stop()
+    for request_id in ids:
+        assert len(slow.provisionings(request_id)) == 1, request_id
+        (result,) = stack.sandbox.results(request_id=request_id)
+        assert result["status"] == "Success"
