@@ -31,6 +31,12 @@ from tests.support.stack import Stack
 LEDGER_ROUND_TRIPS = ["claim", "finish", "report_begin", "settle"]
 """The worker's ledger round trips for one order, in order."""
 
+ACCEPT_COMMANDS = ["HGET", "HSETNX", "HSET", "LPUSH", "ZADD", "ZADD", "HSET", "LPUSH", "LTRIM"]
+"""What the receiver's one round trip for a new order runs (``accept.lua``): read the
+state, note the attempt, write the record, push the task message, enter the ``queued`` set
+and the index, set the state, two history entries in one push, trim the history. It was 18
+when the record passed through ``received`` in the same script."""
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -105,6 +111,44 @@ def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
     assert worker == LEDGER_ROUND_TRIPS, [(s.connection, _label(s, scripts)) for s in naming]
     # All of them from one connection: the pool process's (no second client per order).
     assert len({s.connection for s in naming if s.connection not in receivers}) == 1
+
+
+def test_one_webhook_is_one_round_trip_of_nine_commands(stack: Stack) -> None:
+    probe = redis.Redis.from_url(
+        stack.redis_server.url, decode_responses=True, single_connection_client=True
+    )
+    try:
+        probe_address = str(probe.client_info()["addr"])
+        _order(stack, probe)  # warm
+        monitor = Monitor(stack.redis_server.url)
+        try:
+            request_id = _order(stack, probe)
+        finally:
+            monitor.close()
+    finally:
+        probe.close()
+
+    scripts = _script_names()
+    seen = [s for s in monitor.seen if s.connection != probe_address]
+    record_key = Keys().record(Ref(Scope.PAX8, request_id))
+    accepts = [
+        index
+        for index, s in enumerate(seen)
+        if _label(s, scripts) == "accept" and record_key in s.command
+    ]
+    assert len(accepts) == 1, [(s.connection, s.command[:80]) for s in seen]
+    (at,) = accepts
+    receiver = seen[at].connection
+    # The receiver's only command for the webhook.
+    sent = [_label(s, scripts) for s in seen if s.connection == receiver]
+    assert sent == ["accept"], sent
+    # What ran inside it: the script's commands follow its call in MONITOR's order.
+    inside = []
+    for entry in seen[at + 1 :]:
+        if entry.connection != "lua":
+            break
+        inside.append(entry.command.split(" ")[0].strip('"').upper())
+    assert inside == ACCEPT_COMMANDS, inside
 
 
 def _sandbox_connections(stack: Stack) -> set[tuple[str, int]]:
