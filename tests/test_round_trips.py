@@ -84,13 +84,15 @@ def _label(seen: Seen, scripts: dict[str, str]) -> str:
     return parts[0].upper()
 
 
-def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
+def _counted_order(stack: Stack) -> tuple[str, list[Seen], str]:
+    """One order after a warm-up one (scripts loaded, the worker's services built): its
+    request id, what Redis ran meanwhile, and the probe's own connection (to leave out)."""
     probe = redis.Redis.from_url(
         stack.redis_server.url, decode_responses=True, single_connection_client=True
     )
     try:
         probe_address = str(probe.client_info()["addr"])
-        _order(stack, probe)  # warm: scripts loaded, the worker's services built
+        _order(stack, probe)
         monitor = Monitor(stack.redis_server.url)
         try:
             request_id = _order(stack, probe)
@@ -98,12 +100,17 @@ def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
             monitor.close()
     finally:
         probe.close()
+    return request_id, monitor.seen, probe_address
+
+
+def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
+    request_id, monitored, probe_address = _counted_order(stack)
 
     scripts = _script_names()
     record_key = re.escape(Keys().record(Ref(Scope.PAX8, request_id)))
     naming = [
         seen
-        for seen in monitor.seen
+        for seen in monitored
         if seen.connection not in ("lua", probe_address) and re.search(record_key, seen.command)
     ]
     receivers = {s.connection for s in naming if _label(s, scripts) in ("accept", "mark_queued")}
@@ -114,22 +121,10 @@ def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
 
 
 def test_one_webhook_is_one_round_trip_of_nine_commands(stack: Stack) -> None:
-    probe = redis.Redis.from_url(
-        stack.redis_server.url, decode_responses=True, single_connection_client=True
-    )
-    try:
-        probe_address = str(probe.client_info()["addr"])
-        _order(stack, probe)  # warm
-        monitor = Monitor(stack.redis_server.url)
-        try:
-            request_id = _order(stack, probe)
-        finally:
-            monitor.close()
-    finally:
-        probe.close()
+    request_id, monitored, probe_address = _counted_order(stack)
 
     scripts = _script_names()
-    seen = [s for s in monitor.seen if s.connection != probe_address]
+    seen = [s for s in monitored if s.connection != probe_address]
     record_key = Keys().record(Ref(Scope.PAX8, request_id))
     accepts = [
         index
