@@ -31,6 +31,12 @@ from tests.support.stack import Stack
 LEDGER_ROUND_TRIPS = ["claim", "finish", "report_begin", "settle"]
 """The worker's ledger round trips for one order, in order."""
 
+ACCEPT_COMMANDS = ["HGET", "HSETNX", "HSET", "LPUSH", "ZADD", "ZADD", "HSET", "LPUSH", "LTRIM"]
+"""What the receiver's one round trip for a new order runs (``accept.lua``): read the
+state, note the attempt, write the record, push the task message, enter the ``queued`` set
+and the index, set the state, two history entries in one push, trim the history. It was 18
+when the record passed through ``received`` in the same script."""
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -78,13 +84,15 @@ def _label(seen: Seen, scripts: dict[str, str]) -> str:
     return parts[0].upper()
 
 
-def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
+def _counted_order(stack: Stack) -> tuple[str, list[Seen], str]:
+    """One order after a warm-up one (scripts loaded, the worker's services built): its
+    request id, what Redis ran meanwhile, and the probe's own connection (to leave out)."""
     probe = redis.Redis.from_url(
         stack.redis_server.url, decode_responses=True, single_connection_client=True
     )
     try:
         probe_address = str(probe.client_info()["addr"])
-        _order(stack, probe)  # warm: scripts loaded, the worker's services built
+        _order(stack, probe)
         monitor = Monitor(stack.redis_server.url)
         try:
             request_id = _order(stack, probe)
@@ -92,12 +100,17 @@ def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
             monitor.close()
     finally:
         probe.close()
+    return request_id, monitor.seen, probe_address
+
+
+def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
+    request_id, monitored, probe_address = _counted_order(stack)
 
     scripts = _script_names()
     record_key = re.escape(Keys().record(Ref(Scope.PAX8, request_id)))
     naming = [
         seen
-        for seen in monitor.seen
+        for seen in monitored
         if seen.connection not in ("lua", probe_address) and re.search(record_key, seen.command)
     ]
     receivers = {s.connection for s in naming if _label(s, scripts) in ("accept", "mark_queued")}
@@ -105,6 +118,32 @@ def test_one_order_makes_four_ledger_round_trips(stack: Stack) -> None:
     assert worker == LEDGER_ROUND_TRIPS, [(s.connection, _label(s, scripts)) for s in naming]
     # All of them from one connection: the pool process's (no second client per order).
     assert len({s.connection for s in naming if s.connection not in receivers}) == 1
+
+
+def test_one_webhook_is_one_round_trip_of_nine_commands(stack: Stack) -> None:
+    request_id, monitored, probe_address = _counted_order(stack)
+
+    scripts = _script_names()
+    seen = [s for s in monitored if s.connection != probe_address]
+    record_key = Keys().record(Ref(Scope.PAX8, request_id))
+    accepts = [
+        index
+        for index, s in enumerate(seen)
+        if _label(s, scripts) == "accept" and record_key in s.command
+    ]
+    assert len(accepts) == 1, [(s.connection, s.command[:80]) for s in seen]
+    (at,) = accepts
+    receiver = seen[at].connection
+    # The receiver's only command for the webhook.
+    sent = [_label(s, scripts) for s in seen if s.connection == receiver]
+    assert sent == ["accept"], sent
+    # What ran inside it: the script's commands follow its call in MONITOR's order.
+    inside = []
+    for entry in seen[at + 1 :]:
+        if entry.connection != "lua":
+            break
+        inside.append(entry.command.split(" ")[0].strip('"').upper())
+    assert inside == ACCEPT_COMMANDS, inside
 
 
 def _sandbox_connections(stack: Stack) -> set[tuple[str, int]]:

@@ -21,6 +21,12 @@ messages of the workers the heartbeat found gone, at the front of their queues, 
 less often, runs kombu's own visibility-timeout sweep, now only the last net for a message
 with no recorded holder. Scripts: ``fulfillment/ledger/lua/deliver.lua`` and its siblings.
 
+**One client per channel** (:class:`OneClient`). Kombu's ``conn_or_acquire`` builds a new
+``redis.Redis`` object for every operation that is not given one (a publish, a delivery's
+record, an acknowledgement: each ``MULTI``/``EXEC`` or script call), about 100 µs of CPU
+each, although every one of them draws its connections from the same pool. This channel
+builds one and reuses it while the pool is the same (docs/performance.md#kombus-redis-clients).
+
 :func:`install` makes the ``redis://`` and ``rediss://`` schemes use these channels, and
 ``sentinel://`` (``REDIS_SENTINELS``) kombu's Sentinel transport with the same close and
 QoS, whose connections ask the sentinels for the master (a master killed or demoted in a
@@ -31,6 +37,8 @@ are.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from time import monotonic, time
 from typing import Any
@@ -101,6 +109,37 @@ class SafeClose:
             error,
             "once Redis answers" if heart is not None else "after the visibility timeout",
         )
+
+
+class OneClient:
+    """A Redis channel that reuses one ``redis.Redis`` client for the operations kombu would
+    build a new one for (a mixin before one of kombu's Redis channels).
+
+    Safe because a ``redis.Redis`` client holds no connection of its own (no
+    ``single_connection_client``): each command, and each pipeline's ``EXECUTE``, takes a
+    connection from the channel's pool and gives it back, and redis-py documents such a
+    client as safe to share between threads (and so between a gevent pool's greenlets). A
+    connection that died is dropped by the pool as before, and the next command opens a new
+    one; under Sentinel the pool asks the sentinels for the master on every new connection,
+    so a failover needs no new client either. The client is bound to the pool it was built
+    on: when kombu replaces the pool (after a fork, a failed start, a close) the next
+    operation builds a new client on the new pool.
+    """
+
+    _one_client: Any = None
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        """``client`` if given, else this channel's one client (kombu: a new one)."""
+        yield client if client else self._shared_client()
+
+    def _shared_client(self) -> Any:
+        channel: Any = self
+        pool = channel.pool  # built on first use, None again after _disconnect_pools
+        shared = self._one_client
+        if shared is None or shared.connection_pool is not pool:
+            shared = self._one_client = channel._create_client()
+        return shared
 
 
 class HeldQoS(kombu_redis.QoS):  # type: ignore[misc]  # kombu is untyped
@@ -298,16 +337,16 @@ def _running_tags() -> set[str]:
     return tags
 
 
-class Channel(SafeClose, kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped
-    """Kombu's Redis channel whose ``close`` completes even when Redis is gone, and whose
-    QoS records who holds each delivery."""
+class Channel(OneClient, SafeClose, kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped
+    """Kombu's Redis channel whose ``close`` completes even when Redis is gone, whose QoS
+    records who holds each delivery, and which reuses one Redis client."""
 
     QoS = HeldQoS
 
 
-class SentinelChannel(SafeClose, kombu_redis.SentinelChannel):  # type: ignore[misc]
-    """Kombu's Sentinel channel whose ``close`` completes even when the master is gone, and
-    whose QoS records who holds each delivery."""
+class SentinelChannel(OneClient, SafeClose, kombu_redis.SentinelChannel):  # type: ignore[misc]
+    """Kombu's Sentinel channel whose ``close`` completes even when the master is gone, whose
+    QoS records who holds each delivery, and which reuses one Redis client."""
 
     QoS = HeldQoS
 

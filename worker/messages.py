@@ -11,6 +11,12 @@ way kombu's JSON serializer and Redis transport do (body base64-encoded, priorit
 the default exchange with the queue as routing key). ``tests/unit/test_ledger.py`` checks it
 against a message kombu itself published.
 
+The receiver builds it from a template (:class:`TaskMessages`): the parts of Celery's
+message that do not change between two messages of a task are built by ``as_task_v2`` once,
+and only the task id, the arguments (and their repr) and the delivery tag are filled in per
+message: about 40% of the CPU of building it whole (65 against 165 µs);
+``tests/unit/test_messages.py`` checks the two are the same message.
+
 **The message format's version** travels in a header, :data:`FORMAT_HEADER`, on every
 message this project sends (here, :class:`worker.publish.CeleryPublisher`, and beat's
 schedule in ``worker/config.py``); a retry keeps the header of the message it retries. A
@@ -37,6 +43,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery
+from celery.utils.nodenames import anon_nodename
+from celery.utils.saferepr import saferepr
 from kombu.utils.json import dumps
 
 from config.version import MESSAGE_FORMAT
@@ -101,6 +109,82 @@ def task_message(
         },
     }
     return str(dumps(envelope))
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.:@/+=-]*")
+"""Text whose ``repr`` Celery's ``saferepr`` writes the same way (no quote, escape or
+non-ASCII character to treat differently)."""
+
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+"""The third part of a task message's body (no callbacks, chain or chord): as_task_v2's."""
+
+
+class TaskMessages:
+    """Celery task messages of ``app``, each filled in from a template of its task name.
+
+    The same JSON as :func:`task_message` (which stays the reference), without rebuilding
+    the parts that never change: Celery's headers and properties are made once per task name
+    by ``as_task_v2``; per message, the task id (also the root id and correlation id), the
+    arguments, their repr, the origin (it names the process), the caller's reply-to and a
+    delivery tag.
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self._templates: dict[str, dict[str, Any]] = {}
+        self._maxlevels = app.conf.task_repr_maxlevels
+
+    def message(self, name: str, args: list[Any], kwargs: dict[str, Any], queue: str) -> str:
+        """The JSON a ``send_task`` of ``name`` to ``queue`` would LPUSH onto the queue's
+        list (what :func:`task_message` answers, with other ids)."""
+        template = self._templates.get(name) or self._template(name)
+        task_id = str(uuid.uuid4())
+        amqp = self.app.amqp
+        headers = {
+            **template["headers"],
+            "id": task_id,
+            "root_id": task_id,
+            "argsrepr": self._repr(args or (), amqp.argsrepr_maxsize),  # as_task_v2's ()
+            "kwargsrepr": self._repr(kwargs, amqp.kwargsrepr_maxsize),
+            "origin": anon_nodename(),  # the pid changes when gunicorn forks its workers
+        }
+        body = dumps((args, kwargs, _EMBED))
+        envelope = {
+            **template["envelope"],
+            "body": base64.b64encode(body.encode()).decode(),
+            "headers": headers,
+            "properties": {
+                **template["properties"],
+                "correlation_id": task_id,
+                "reply_to": self.app.thread_oid,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+        return str(dumps(envelope))
+
+    def _template(self, name: str) -> dict[str, Any]:
+        template: dict[str, Any] = json.loads(task_message(self.app, name, [], {}, ""))
+        self._templates[name] = template
+        template["envelope"] = {
+            key: value
+            for key, value in template.items()
+            if key not in ("body", "headers", "properties")
+        }
+        return template
+
+    def _repr(self, value: list[Any] | tuple[()] | dict[str, Any], maxsize: int) -> str:
+        """Celery's ``saferepr`` of the arguments; plain ``repr`` where it is the same text
+        (short strings of plain characters, booleans), ten times cheaper."""
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        if all(
+            isinstance(item, bool) or (isinstance(item, str) and _PLAIN.fullmatch(item))
+            for item in items
+        ):
+            text = repr(value)
+            if len(text) < maxsize:
+                return text
+        return str(saferepr(value, maxsize, maxlevels=self._maxlevels))
 
 
 def order_of(payload: dict[str, Any]) -> str:

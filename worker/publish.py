@@ -19,7 +19,7 @@ from config.routes import Routes
 from fulfillment.ledger.refs import Ref
 from fulfillment.names import REPORT, route_queue, task_name
 from pax8.models import RequestType
-from worker.messages import message_headers, task_message
+from worker.messages import TaskMessages, message_headers
 
 
 class CeleryPublisher:
@@ -31,6 +31,7 @@ class CeleryPublisher:
         self.app = app
         self.routes = routes
         self.retry_policy = retry_policy or dict(app.conf.task_publish_retry_policy)
+        self.messages = TaskMessages(app)
 
     def queue(self, request_type: str, route: str) -> str:
         """Where a provisioning task of ``route`` waits: the route's own queue, or the
@@ -60,7 +61,7 @@ class CeleryPublisher:
         """(queue, message) of the per-type task, for the ledger to enqueue atomically."""
         name, queue = task_name(RequestType(request_type)), self.queue(request_type, route)
         kwargs = _provision_kwargs(ref, route)
-        return queue, task_message(self.app, name, [ref.id, detail_id], kwargs, queue)
+        return queue, self.messages.message(name, [ref.id, detail_id], kwargs, queue)
 
     def report(self, ref: Ref, countdown: float | None = None) -> None:
         """Enqueue ``fulfillment.report(request_id)``."""

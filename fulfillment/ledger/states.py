@@ -6,6 +6,12 @@
                                      ↘ dead (retry budget spent, or the task kept
                                              killing its worker)
 
+An order the intake records and enqueues in one script (``lua/accept.lua``, with the task
+message the Celery publisher builds) goes straight to ``queued``: no one could ever have
+seen it ``received``, and its history keeps both steps. ``received`` is the state of an
+order whose task the caller publishes after recording it (a publisher that cannot build the
+message): it stays there if that publish fails, for the next delivery or reconciliation.
+
 Each ledger script answers with one of the actions below; the Lua scripts spell the same
 strings (``fulfillment/ledger/lua/``), and :class:`State` is listed in their order in
 ``common.lua`` (a unit test checks both).

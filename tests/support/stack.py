@@ -66,11 +66,9 @@ class Stack:
         self.receiver_port = free_port()
         self.receiver_url = f"http://{self._receiver_host()}:{self.receiver_port}"
         options: dict[str, Any] = {
-            # The fault suite's figures were made against a sandbox that closes every
-            # connection, and fault 03b (a warm shutdown handing back a held retry) fails
-            # against the keep-alive one (not yet understood): the stack keeps the old
-            # server unless a test asks (tests/test_round_trips.py and the benchmarks do).
-            "keep_alive": False,
+            # The sandbox keeps connections open, as Pax8 does (a test can ask for the old
+            # server that closes each one: ``sandbox_options={"keep_alive": False}``).
+            "keep_alive": True,
             "retry_delay": 0.2,
             "webhook_url": f"{self.receiver_url}/webhooks/pax8",
             "webhook_secret": PROD_SECRET,

@@ -100,3 +100,46 @@ def test_every_send_in_the_code_passes_the_headers() -> None:
                 ):
                     unmarked.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert unmarked == []
+
+
+# -- the receiver's message template: the same message as Celery builds whole --------------
+
+TEMPLATE_CASES = [
+    ("fulfillment.net_new", ["0f8e7d6c-1111-2222-3333-444455556666", "d-1"],
+     {"simulation": False, "source": "pax8", "route": "default"}),
+    ("fulfillment.update", ["cb-1", "d1"], {"simulation": True, "source": "cloudblue"}),
+    ("fulfillment.net_new", [], {}),
+    # Not plain text: the repr falls back to Celery's saferepr (quotes, non-ASCII, length).
+    ("fulfillment.net_new", ["it's", "é"], {"note": 'a "quoted" \\ value'}),
+    ("fulfillment.net_new", ["a" * 2000], {"route": "x" * 1500}),
+    ("fulfillment.net_new", ["r", 7], {"nested": {"deep": [1, 2]}}),
+]  # fmt: skip
+
+
+def _normalised(raw: str) -> dict[str, Any]:
+    """A message without what differs between any two (its ids)."""
+    message: dict[str, Any] = json.loads(raw)
+    task_id = message["headers"].pop("id")
+    assert message["headers"].pop("root_id") == task_id
+    assert message["properties"].pop("correlation_id") == task_id
+    message["properties"].pop("delivery_tag")
+    return message
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs"), TEMPLATE_CASES)
+def test_the_template_builds_the_message_celery_builds(
+    name: str, args: list[Any], kwargs: dict[str, Any]
+) -> None:
+    from worker.messages import TaskMessages, task_message
+
+    app = create_celery(make_settings("redis://127.0.0.1:1/0"))
+    try:
+        messages = TaskMessages(app)
+        queue = f"{name}.q"
+        for _ in range(2):  # the first builds the template, the second uses it
+            ours = messages.message(name, args, kwargs, queue)
+            celerys = task_message(app, name, args, kwargs, queue)
+            assert _normalised(ours) == _normalised(celerys)
+            assert json.loads(ours)["headers"]["id"] != json.loads(celerys)["headers"]["id"]
+    finally:
+        app.close()

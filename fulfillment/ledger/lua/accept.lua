@@ -17,11 +17,32 @@ local now, id, source, kind, simulation = tonumber(ARGV[2]), ARGV[3], ARGV[4], A
 local detail, attempt, webhook, payload, message = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local route, previous_route, refusal = ARGV[12], ARGV[13], ARGV[14]
 
--- Record and enqueue are atomic when the message is given.
-local function provision(previous)
-  if message == '' then return {'provision', previous} end
+-- Record and enqueue are atomic when the message is given: the record goes straight to
+-- 'queued' (no script or reader ever sees it 'received', so it never enters that state's set),
+-- and its history still tells both steps (``event``: the step that made it owed, when it had
+-- one: 'notified', 'new-detail', 'new-attempt'), written by one LPUSH. Without the message it
+-- stays 'received' until the caller has published the task (mark_queued.lua): a publish
+-- that fails leaves it to be enqueued again.
+local function provision(previous, event, text)
+  if message == '' then
+    if event then set_state('received', now, event, text) end
+    return {'provision', previous}
+  end
   redis.call('LPUSH', KEYS[12], message)
-  set_state('queued', now, 'enqueued', '')
+  local old = previous ~= '' and previous or nil
+  if old and STATE_SET[old] then redis.call('ZREM', STATE_SET[old], MEMBER) end
+  redis.call('ZADD', STATE_SET['queued'], now, MEMBER)
+  redis.call('ZADD', INDEX, now, MEMBER)
+  redis.call('HSET', RECORD, 'state', 'queued', 'updated_at', now, 'state_at', now)
+  local enqueued = cjson.encode({at = now, state = 'queued', event = 'enqueued', note = ''})
+  if event then
+    -- Oldest first: the list is newest first.
+    redis.call('LPUSH', HISTORY,
+      cjson.encode({at = now, state = 'received', event = event, note = text or ''}), enqueued)
+  else
+    redis.call('LPUSH', HISTORY, enqueued)
+  end
+  redis.call('LTRIM', HISTORY, 0, 99)
   return {'queued', previous}
 end
 
@@ -43,22 +64,23 @@ local fresh = 0
 if attempt ~= '' then
   fresh = redis.call('HSETNX', ATTEMPTS, attempt,
     cjson.encode({detail = detail, status = 'pending', at = now}))
-  if fresh == 1 then redis.call('HSET', RECORD, 'attempt_id', attempt, 'webhook_id', webhook) end
+  -- (a new record gets them with the rest below)
+  if fresh == 1 and state then
+    redis.call('HSET', RECORD, 'attempt_id', attempt, 'webhook_id', webhook)
+  end
 end
 if not state then
   redis.call('HSET', RECORD, 'id', id, 'source', source, 'type', kind,
     'simulation', simulation, 'detail_id', detail, 'attempt_id', attempt, 'webhook_id', webhook,
     'payload', payload, 'created_at', now, 'retries', 0, 'claims', 0, 'generation', 0,
     'route', route, 'previous_route', previous_route, 'route_refusal', refusal)
-  set_state('received', now, 'notified', attempt)
-  return provision('')
+  return provision('', 'notified', attempt)
 end
 if detail ~= redis.call('HGET', RECORD, 'detail_id') then
   redis.call('HSET', RECORD, 'detail_id', detail, 'payload', payload, 'type', kind,
     'retries', 0, 'report_retries', 0, 'claims', 0, 'claim_task', '', 'claim_worker', '',
     'error', '')
-  set_state('received', now, 'new-detail', detail)
-  return provision(state)
+  return provision(state, 'new-detail', detail)
 end
 if state == 'received' then
   return provision(state)
@@ -71,8 +93,7 @@ if state == 'dead' then
     -- The payload stays the one first recorded for this detail: the call repeats with the
     -- same Idempotency-Key, so it must carry the same body (a vendor answers 422 otherwise).
     redis.call('HSET', RECORD, 'retries', 0, 'claims', 0, 'claim_task', '', 'claim_worker', '')
-    set_state('received', now, 'new-attempt', attempt)
-    return provision(state)
+    return provision(state, 'new-attempt', attempt)
   end
   return {'duplicate', state}
 end
