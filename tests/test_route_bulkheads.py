@@ -16,7 +16,6 @@ again each is provisioned once and reported once.
 from __future__ import annotations
 
 import statistics
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import pytest
 
 from tests.support.procs import Proc, wait_until
 from tests.support.stack import Stack
+from tests.support.two_backends import two_backends
 from tests.support.vendor_stub import VendorStub
 
 SLOW, FAST = str(uuid.uuid4()), str(uuid.uuid4())
@@ -58,39 +58,15 @@ def fast() -> Iterator[VendorStub]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, slow: VendorStub, fast: VendorStub
 ) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("bulkheads")
-    routes = tmp / "routes.toml"
-    routes.write_text(
-        textwrap.dedent(
-            f"""
-            unknown_products = "refuse"
-            [routes.slow]
-            products = ["{SLOW}"]
-            adapter = "http"
-            url = "{slow.url}"
-            timeout_seconds = {DEADLINE}
-            [routes.fast]
-            products = ["{FAST}"]
-            adapter = "http"
-            url = "{fast.url}"
-            timeout_seconds = 5
-            """
-        )
-    )
-    running = Stack(
-        tmp,
-        env={
-            "VENDOR_ADAPTER": "",
-            "VENDOR_ROUTES": str(routes),
-            # A's retries must outlast the hang: the budget is not what is measured.
-            "PROVISION_MAX_RETRIES": "30",
-        },
-    )
-    try:
-        running.start_receiver()
+    with two_backends(
+        tmp_path_factory.mktemp("bulkheads"),
+        (SLOW, FAST),
+        (slow.url, fast.url),
+        timeouts=(DEADLINE, 5),
+        # A's retries must outlast the hang: the budget is not what is measured.
+        env={"PROVISION_MAX_RETRIES": "30"},
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def post_paced(stack: Stack, bodies: list[dict[str, Any]]) -> list[str]:

@@ -19,7 +19,6 @@ by a replacement.
 from __future__ import annotations
 
 import statistics
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import pytest
 from fulfillment.ledger.slots import VendorSlots
 from tests.support.procs import free_port, wait_until
 from tests.support.stack import Stack
+from tests.support.two_backends import two_backends
 from tests.support.vendor_stub import Script, VendorStub
 from tests.test_metrics import promtool_check, samples
 
@@ -57,39 +57,15 @@ def fast() -> Iterator[VendorStub]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, slow: VendorStub, fast: VendorStub
 ) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("vendor-cap")
-    routes = tmp / "routes.toml"
-    routes.write_text(
-        textwrap.dedent(
-            f"""
-            unknown_products = "refuse"
-            [routes.slow]
-            products = ["{SLOW}"]
-            adapter = "http"
-            url = "{slow.url}"
-            timeout_seconds = 10
-            max_in_flight = {CAP}
-            [routes.fast]
-            products = ["{FAST}"]
-            adapter = "http"
-            url = "{fast.url}"
-            timeout_seconds = 10
-            """
-        )
-    )
-    running = Stack(
-        tmp,
-        env={
-            "VENDOR_ADAPTER": "",
-            "VENDOR_ROUTES": str(routes),
-            "METRICS_TOKEN": TOKEN,
-        },
-    )
-    try:
-        running.start_receiver()
+    with two_backends(
+        tmp_path_factory.mktemp("vendor-cap"),
+        (SLOW, FAST),
+        (slow.url, fast.url),
+        timeouts=(10, 10),
+        slow_keys=f"max_in_flight = {CAP}",
+        env={"METRICS_TOKEN": TOKEN},
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def scrape(port: int) -> str:
