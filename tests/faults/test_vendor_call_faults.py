@@ -77,14 +77,16 @@ def kill_during_the_call(
     Returns (request id, when the first call reached the vendor, when the child was killed).
     """
     worker = stack.start_worker(concurrency=1)
-    if pool.green:
-        stack.start_worker("worker-b", concurrency=1)
     body = stack.sandbox_notification()
     request_id = str(body["provisionRequest"]["id"])
     assert stack.post_webhook(body).status_code == 202
     (first,) = wait_until(lambda: vendor.arrived(request_id), 20)
     killed = time.time()
     pool.kill_running(stack, worker)
+    if pool.green:
+        # Started only now: had it run before the order came, it could have taken it, and
+        # the kill would have missed the call (it then ran to the adapter's deadline).
+        stack.start_worker("worker-b", concurrency=1)
     return request_id, first, killed
 
 
