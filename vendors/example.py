@@ -22,6 +22,14 @@ It behaves like a small real SaaS back office, so the demo and the tests see hon
 Every outcome is stored under the order's idempotency key in the same Redis transaction
 as the change it made, so a call repeated after a crash returns the first outcome and
 changes nothing. ``provisionings`` lists every change, for counting in tests.
+
+Two round trips an order, whatever its type (it was six, with WATCH/MULTI/EXEC): one
+pipeline reads the idempotency record and every hash the rule looks at; the rule decides in
+Python from that snapshot; one script (:data:`COMMIT`) applies the rule's writes and stores
+the outcome only if nothing it read has changed meanwhile (optimistic concurrency, what
+WATCH does, without its three extra round trips), and otherwise the order is decided again
+from a fresh read. The rules stay plain Python a vendor can copy; only the commit is Lua,
+and it knows nothing of them.
 Simulated and production orders live in separate namespaces, and so does each route of a
 routes file that names it (``vendor:example:<route>:...``; the route ``default`` keeps the
 namespace of a deployment without one): two routes are two vendors' back offices. A
@@ -48,21 +56,56 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from redis.client import Pipeline
 
 from config.routes import DEFAULT_ROUTE, Backend
 from config.settings import Settings
 from pax8.usage import UsageLine
 from vendors.base import Order, Provisioned, VendorAdapter
-from vendors.errors import PermanentVendorError
+from vendors.errors import PermanentVendorError, TransientVendorError
 from vendors.usage import UsageQuery
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-Write = Callable[[Any], Any]
-Change = Callable[["Pipeline"], tuple[Provisioned, list[Write]]]
+Snapshot = dict[str, dict[str, str]]
+"""The hashes a rule reads, by key, as one read found them (``{}``: no such key)."""
+Write = tuple[str, dict[str, str]]
+"""One change a rule makes: the fields to set in a hash (``HSET key mapping``)."""
+Change = Callable[[Snapshot], tuple[Provisioned, list[Write]]]
 Update = dict[str, str] | Callable[[dict[str, str]], dict[str, str]]
 UNLIMITED = -1
+TRIES = 20
+"""How often an order is decided again when another order changed what it read."""
+
+COMMIT = """
+-- The example vendor's commit: store an order's outcome (and its writes) if no outcome is
+-- stored under its key yet and every hash it was decided from is as it was read.
+-- KEYS: the idempotency record, the change log, the hashes read, then the hashes written.
+-- ARGV: the outcome, the log entry ('' for a refusal), how many hashes were read; then per
+-- hash read its field count and field/value pairs; then per hash written the same.
+local stored = redis.call('GET', KEYS[1])
+if stored then return {'stored', stored} end
+local reads, at = tonumber(ARGV[3]), 4
+for i = 3, 2 + reads do
+  local fields = tonumber(ARGV[at])
+  if redis.call('HLEN', KEYS[i]) ~= fields then return {'changed'} end
+  for j = at + 1, at + 2 * fields, 2 do
+    if redis.call('HGET', KEYS[i], ARGV[j]) ~= ARGV[j + 1] then return {'changed'} end
+  end
+  at = at + 1 + 2 * fields
+end
+for i = 3 + reads, #KEYS do
+  local fields = tonumber(ARGV[at])
+  if fields > 0 then redis.call('HSET', KEYS[i], unpack(ARGV, at + 1, at + 2 * fields)) end
+  at = at + 1 + 2 * fields
+end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
+return {'ok'}
+"""
+
+
+class _StoredRefusal(PermanentVendorError):
+    """A refusal already stored under the order's key (by the commit, or a replay)."""
 
 
 def _short_id(prefix: str) -> str:
@@ -84,6 +127,7 @@ class ExampleAdapter(VendorAdapter):
         url = settings.redis_url if settings else "redis://localhost:6379/0"
         self.redis: redis.Redis = client or redis.Redis.from_url(url, decode_responses=True)
         self.route = route
+        self._commit = self.redis.register_script(COMMIT)
 
     @classmethod
     def for_backend(cls, settings: Settings, backend: Backend) -> ExampleAdapter:
@@ -112,52 +156,72 @@ class ExampleAdapter(VendorAdapter):
         return _strings(self.redis.hgetall(f"{self.namespace(simulation)}:sub:{subscription_id}"))
 
     def handle(self, order: Order) -> Provisioned:
-        """Return the stored outcome of a repeated call; otherwise apply the order."""
-        stored = self.redis.get(self._idem_key(order))
-        if stored is not None:
-            return _replay(str(stored))
+        """Apply the order, or return the outcome stored for its key (see the module
+        docstring). A refusal from the order alone (a missing field) is stored too, if
+        nothing is stored yet: a repeat refuses the same way."""
         try:
             return super().handle(order)
         except PermanentVendorError as exc:
-            # A refusal is an outcome too: a repeat must refuse the same way.
-            self.redis.set(self._idem_key(order), json.dumps({"error": exc.message}))
+            if not isinstance(exc, _StoredRefusal):
+                self.redis.set(self._idem_key(order), json.dumps({"error": exc.message}), nx=True)
             raise
 
     def _idem_key(self, order: Order) -> str:
         return f"{self.namespace(order.is_simulation)}:idem:{order.idempotency_key}"
 
-    def _apply(self, order: Order, watch: list[str], change: Change) -> Provisioned:
-        """Run ``change`` in a WATCH/MULTI transaction with the idempotency record."""
-        ns = self.namespace(order.is_simulation)
+    def _apply(self, order: Order, read: list[str], change: Change) -> Provisioned:
+        """Decide ``order`` with ``change`` from a snapshot of the hashes ``read``, then
+        commit its writes with the outcome, unless another order changed one of them
+        meanwhile: then decide again. Two round trips (see the module docstring)."""
         idem = self._idem_key(order)
-        outcome: dict[str, Provisioned] = {}
-
-        def transaction(pipe: Pipeline) -> None:
-            stored = pipe.get(idem)
+        for _ in range(TRIES):
+            pipe = self.redis.pipeline(transaction=False)  # one round trip, no MULTI
+            pipe.get(idem)
+            for key in read:
+                pipe.hgetall(key)
+            stored, *hashes = pipe.execute()
             if stored is not None:
-                outcome["result"] = _replay(str(stored))
-                return
-            result, writes = change(pipe)  # reads happen before multi(); raises to refuse
-            pipe.multi()
-            for write in writes:
-                write(pipe)
-            pipe.set(idem, json.dumps({"ok": _dump(result)}))
-            pipe.rpush(
-                f"{ns}:log",
-                json.dumps(
-                    {
-                        "key": order.idempotency_key,
-                        "type": order.type.value,
-                        "requestId": order.request_id,
-                        "detailId": order.detail_id,
-                        "at": time.time(),
-                    }
-                ),
-            )
-            outcome["result"] = result
+                return _replay(str(stored))
+            found = {key: _strings(fields) for key, fields in zip(read, hashes, strict=True)}
+            try:
+                result, writes = change(found)
+            except PermanentVendorError as exc:
+                reply = self._store(order, found, [], {"error": exc.message})
+                if reply[0] == "ok":
+                    raise _StoredRefusal(exc.message) from exc
+            else:
+                reply = self._store(order, found, writes, {"ok": _dump(result)})
+                if reply[0] == "ok":
+                    return result
+            if reply[0] == "stored":  # a repeat of this order got there first
+                return _replay(str(reply[1]))
+        raise TransientVendorError(
+            f"The vendor's records changed under this order {TRIES} times in a row; try again."
+        )
 
-        self.redis.transaction(transaction, idem, *watch)
-        return outcome["result"]
+    def _store(
+        self, order: Order, found: Snapshot, writes: list[Write], outcome: dict[str, Any]
+    ) -> list[str]:
+        """Run :data:`COMMIT`: ``["ok"]``, ``["stored", outcome]`` or ``["changed"]``."""
+        ns = self.namespace(order.is_simulation)
+        entry = self._log_entry(order) if "ok" in outcome else ""
+        args: list[str | int] = [json.dumps(outcome), entry, len(found)]
+        args += _flat(list(found.values())) + _flat([fields for _, fields in writes])
+        keys = [self._idem_key(order), f"{ns}:log", *found, *(key for key, _ in writes)]
+        reply: list[str] = self._commit(keys=keys, args=args)
+        return reply
+
+    @staticmethod
+    def _log_entry(order: Order) -> str:
+        return json.dumps(
+            {
+                "key": order.idempotency_key,
+                "type": order.type.value,
+                "requestId": order.request_id,
+                "detailId": order.detail_id,
+                "at": time.time(),
+            }
+        )
 
     # -- rules -------------------------------------------------------------------------
 
@@ -192,15 +256,15 @@ class ExampleAdapter(VendorAdapter):
             )
         sub_key, domain_key = f"{ns}:sub:{sub_id}", f"{ns}:domain:{domain}"
 
-        def change(pipe: Pipeline) -> tuple[Provisioned, list[Write]]:
-            owner = _strings(pipe.hgetall(domain_key))
+        def change(found: Snapshot) -> tuple[Provisioned, list[Write]]:
+            owner = found[domain_key]
             if owner and owner.get("company_id") != (request.company_id or ""):
                 raise PermanentVendorError(
                     f"Unable to provision the subscription because the domain {domain} is "
                     "already in use by another customer. Use a different domain or contact "
                     "the vendor's support."
                 )
-            if pipe.exists(sub_key):
+            if found[sub_key]:
                 raise PermanentVendorError(
                     f"Subscription {sub_id} already exists at the vendor; it cannot be "
                     "created twice."
@@ -224,8 +288,8 @@ class ExampleAdapter(VendorAdapter):
                 fields["limits"] = json.dumps(limits)
             owner_fields = {"company_id": request.company_id or "", "tenant_id": tenant}
             writes: list[Write] = [
-                lambda p: p.hset(sub_key, mapping=fields),
-                lambda p: p.hset(domain_key, mapping=owner_fields),
+                (sub_key, fields),
+                (domain_key, owner_fields),
             ]
             metadata: dict[str, Any] = {"tenantId": tenant, "status": status, "quantity": quantity}
             if limits is not None:
@@ -250,8 +314,8 @@ class ExampleAdapter(VendorAdapter):
             raise PermanentVendorError("The order names no subscription; Pax8 must send one.")
         sub_key = f"{ns}:sub:{sub_id}"
 
-        def change(pipe: Pipeline) -> tuple[Provisioned, list[Write]]:
-            record = _strings(pipe.hgetall(sub_key))
+        def change(found: Snapshot) -> tuple[Provisioned, list[Write]]:
+            record = found[sub_key]
             if not record:
                 raise PermanentVendorError(
                     f"Subscription {sub_id} is unknown to the vendor; it must be created "
@@ -278,7 +342,7 @@ class ExampleAdapter(VendorAdapter):
                 company_id=merged.get("tenant_id") or None,
                 metadata=metadata,
             )
-            writes: list[Write] = [lambda p: p.hset(sub_key, mapping=fields)] if fields else []
+            writes: list[Write] = [(sub_key, fields)] if fields else []
             return result, writes
 
         return self._apply(order, [sub_key], change)
@@ -368,23 +432,23 @@ class ExampleAdapter(VendorAdapter):
         here = f"{self.namespace(order.is_simulation)}:sub:{sub_id}"
         there = f"{self.namespace(order.is_simulation, order.previous_route)}:sub:{sub_id}"
 
-        def change(pipe: Pipeline) -> tuple[Provisioned, list[Write]]:
-            record = _strings(pipe.hgetall(there))
+        def change(found: Snapshot) -> tuple[Provisioned, list[Write]]:
+            record = found[there]
             if not record or record.get("status") in ("cancelled", "moved"):
                 raise PermanentVendorError(
                     f"Subscription {sub_id} is unknown to the vendor's {order.previous_route} "
                     "system it would move from (or was cancelled there); it must be created "
                     "(NetNew or TrialCreate) first."
                 )
-            if pipe.exists(here):
+            if found[here]:
                 raise PermanentVendorError(
                     f"Subscription {sub_id} exists in both of the vendor's systems; contact "
                     "the vendor's support."
                 )
             moved = {**record, "product_id": product, "moved_from": order.previous_route}
             writes: list[Write] = [
-                lambda p: p.hset(here, mapping=moved),
-                lambda p: p.hset(there, mapping={"status": "moved", "moved_to": self.route}),
+                (here, moved),
+                (there, {"status": "moved", "moved_to": self.route}),
             ]
             result = Provisioned(
                 subscription_id=record["external_id"],
@@ -420,8 +484,8 @@ class ExampleAdapter(VendorAdapter):
         ns = self.namespace(order.is_simulation)
         key = f"{ns}:partner:{partner}"
 
-        def change(pipe: Pipeline) -> tuple[Provisioned, list[Write]]:
-            if pipe.exists(key):
+        def change(found: Snapshot) -> tuple[Provisioned, list[Write]]:
+            if found[key]:
                 raise PermanentVendorError(f"Partner {partner} is enrolled already.")
             enrollment, account = _short_id("enr"), _short_id("pa")
             fields = {
@@ -434,7 +498,7 @@ class ExampleAdapter(VendorAdapter):
                 partner_enrollment_id=enrollment,
                 metadata={"partnerAccount": account},
             )
-            return result, [lambda p: p.hset(key, mapping=fields)]
+            return result, [(key, fields)]
 
         return self._apply(order, [key], change)
 
@@ -508,6 +572,17 @@ def _limits(order: Order) -> dict[str, int] | None:
     return limits
 
 
+def _flat(hashes: list[dict[str, str]]) -> list[str | int]:
+    """The commit script's arguments for ``hashes``: each one's field count, then its
+    field/value pairs."""
+    args: list[str | int] = []
+    for fields in hashes:
+        args.append(len(fields))
+        for field, value in fields.items():
+            args += [field, value]
+    return args
+
+
 def _strings(mapping: Any) -> dict[str, str]:
     """redis-py types hash replies loosely; this client decodes responses to str."""
     return {str(key): str(value) for key, value in dict(mapping).items()}
@@ -526,5 +601,5 @@ def _dump(result: Provisioned) -> dict[str, Any]:
 def _replay(stored: str) -> Provisioned:
     data = json.loads(stored)
     if "error" in data:
-        raise PermanentVendorError(data["error"])
+        raise _StoredRefusal(data["error"])
     return Provisioned(**data["ok"])

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from cli.redis_server import free_port
+from cli.redis_server import RedisServer, free_port
 from config.settings import ConfigError, explicit_settings
 from pax8.models import ProvisionAttempt, ProvisionDetail, ProvisionRequest, RequestType
 from tests.support.vendor_stub import Script, VendorStub
@@ -316,6 +316,74 @@ def test_example_keeps_simulation_apart(example: ExampleAdapter) -> None:
     assert not example.subscription(False, sub)
     with pytest.raises(PermanentVendorError, match="unknown"):
         example.handle(make_order(RequestType.UPDATE, subscription_id=sub, quantity=2))
+
+
+def test_example_makes_two_redis_round_trips_an_order(redis_server: RedisServer) -> None:
+    # Counted exactly: every packed send is one round trip (a pipeline is one). It was six
+    # with WATCH/MULTI/EXEC: the handler's GET, then WATCH, GET, the rule's reads, EXEC.
+    sent: list[bytes] = []
+
+    class Counting(redis.Connection):
+        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            sent.append(bytes(command if isinstance(command, bytes) else b"".join(command)))
+            super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+    client = redis.Redis.from_url(
+        redis_server.url, decode_responses=True, connection_class=Counting
+    )
+    example = ExampleAdapter(client=client)
+    example.handle(make_order())  # connects and loads the commit script
+    sub = str(uuid.uuid4())
+    counts = []
+    for order in (
+        make_order(subscription_id=sub),  # NetNew: read, commit
+        make_order(RequestType.UPDATE, subscription_id=sub, quantity=4),  # read, commit
+        make_order(RequestType.RENEWAL, subscription_id=str(uuid.uuid4())),  # refused by state
+    ):
+        sent.clear()
+        try:
+            example.handle(order)
+        except PermanentVendorError:
+            pass
+        counts.append(len(sent))
+        sent.clear()
+        try:
+            example.handle(order)  # the repeat: the stored outcome, one read
+        except PermanentVendorError:
+            pass
+        counts.append(len(sent))
+    assert counts == [2, 1, 2, 1, 2, 1]
+    client.close()
+
+
+def test_example_decides_again_when_another_order_changed_what_it_read(
+    redis_client: redis.Redis,
+) -> None:
+    # Two companies claim one domain at once: the second commits between the first one's
+    # read and its commit. The first must see the change, decide again and refuse.
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"
+    rival, rival_order = ExampleAdapter(client=redis_client), make_order(company_domain=domain)
+
+    class Raced(ExampleAdapter):
+        raced = False
+
+        def _store(self, *args: Any, **kwargs: Any) -> list[str]:
+            if not self.raced:  # the first commit only: the rival's lands just before it
+                self.raced = True
+                rival.handle(rival_order)
+            return super()._store(*args, **kwargs)
+
+    raced = Raced(client=redis_client)
+    before = len(raced.provisionings(False))
+    order = make_order(company_domain=domain)
+    with pytest.raises(PermanentVendorError, match="already in use by another customer"):
+        raced.handle(order)
+    changes = raced.provisionings(False)[before:]
+    assert [c["requestId"] for c in changes] == [rival_order.request_id]
+    owner = redis_client.hgetall(f"vendor:example:prod:domain:{domain}")
+    assert owner["company_id"] == rival_order.request.company_id
+    with pytest.raises(PermanentVendorError, match="already in use"):  # stored: same refusal
+        ExampleAdapter(client=redis_client).handle(order)
 
 
 # -- loading -----------------------------------------------------------------------------
