@@ -187,11 +187,15 @@ class Change(Generic[A]):
     record: Record | None = None
     """The record as the transition left it, where the script returns it (a ``claimed``
     claim does: its holder needs no second round trip to read it)."""
+    report: ReportStart | None = None
+    """The report run the transition started, where it was asked to (a ``finish`` given
+    the report lock: the task that reports next needs no round trip to start it)."""
 
 
 @dataclass(frozen=True)
 class ReportStart:
-    """What the script that starts a report run found (``lua/report_begin.lua``).
+    """What the script that starts a report run found (``begin_report`` in ``lua/common.lua``,
+    run by ``report_begin.lua``, or by ``finish.lua`` given the report lock).
 
     ``action`` is ``missing``, ``unfinished`` (no outcome yet: no lock taken), ``busy``
     (another run holds the lock) or ``locked``: the lock is ours, ``record`` and

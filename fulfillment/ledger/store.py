@@ -316,23 +316,40 @@ class Ledger(LedgerReader):
         external_ids: dict[str, str] | None = None,
         metadata: dict[str, Any] | None = None,
         message: str = "",
+        *,
+        report: RedisLock | None = None,
     ) -> Change[Changed]:
         """Store the vendor's outcome (``Success`` / ``Fail``) if the claim whose ``token``
-        this is still holds the record. Durable (see the module docstring)."""
-        reply = self._run(
-            "finish",
-            ref,
-            time.time(),
-            detail_id,
-            token,
-            ResultStatus(outcome),
-            json.dumps(external_ids or {}),
-            json.dumps(metadata or {}, default=str),
-            message,
-            keys=self._waiters(ref),
-            durable=True,
-        )
-        return self._change(Changed, reply)
+        this is still holds the record. Durable (see the module docstring).
+
+        ``report``: the record's :meth:`report_lock`; the same round trip then starts the
+        report run as :meth:`begin_report` does (the change's ``report`` says what it found).
+        """
+        try:
+            reply = self._run(
+                "finish",
+                ref,
+                time.time(),
+                detail_id,
+                token,
+                ResultStatus(outcome),
+                json.dumps(external_ids or {}),
+                json.dumps(metadata or {}, default=str),
+                message,
+                report.token if report else "",
+                report.ttl_ms if report else 0,
+                keys=[self.keys.report_lock(ref), *self._waiters(ref)],
+                durable=True,
+            )
+        except NotReplicated as exc:
+            if report and exc.reply is not None and len(exc.reply) > 2:
+                self._report_start(exc.reply[2:], report)  # taken: give it back
+                report.release()
+            raise
+        change = self._change(Changed, reply[:2])
+        if report is None or len(reply) <= 2:
+            return change
+        return dataclasses.replace(change, report=self._report_start(reply[2:], report))
 
     def release_for_retry(
         self,
@@ -435,10 +452,15 @@ class Ledger(LedgerReader):
                 keys=[lock.key], durable=True,
             )  # fmt: skip
         except NotReplicated as exc:
-            if exc.reply is not None and as_text(exc.reply[0]) == "locked":
-                lock.held = True
+            if exc.reply is not None:
+                self._report_start(exc.reply, lock)  # taken: give it back
                 lock.release()
             raise
+        return self._report_start(reply, lock)
+
+    @staticmethod
+    def _report_start(reply: Any, lock: RedisLock) -> ReportStart:
+        """What ``begin_report`` (common.lua) answered; marks ``lock`` held if it took it."""
         action, state = as_text(reply[0]), as_text(reply[1])
         known = State(state) if state in STATES else None
         if action != "locked":

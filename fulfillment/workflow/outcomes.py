@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from fulfillment.ledger.records import ReportStart
 from fulfillment.ledger.states import State
 
 
@@ -36,6 +37,9 @@ class Outcome:
     """Send ``error`` to Sentry although the order is not dead (it needs an operator)."""
     backend: str = ""
     """The route whose backend the outcome is about (a tag of the alert), when one is."""
+    report: ReportStart | None = None
+    """The report run that storing the outcome started, in the same round trip (its lock
+    owned by the task): :func:`~fulfillment.workflow.provisioning.fulfil` reports with it."""
 
     @classmethod
     def done(cls, reason: str = "", state: State | None = None) -> Outcome:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 from fulfillment.intake.routing import UNROUTED, Unrouted
 from fulfillment.ledger import Change, Record
 from fulfillment.ledger.events import log_state
+from fulfillment.ledger.locks import RedisLock
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import Changed, Claimed, State
 from fulfillment.names import REPORT
@@ -73,6 +74,7 @@ def provision(
     route: str | None = None,
     *,
     worker: str = "",
+    report_next: bool = False,
 ) -> Outcome:
     """Claim, call the vendor once, store the outcome; see the module docstring.
 
@@ -80,6 +82,8 @@ def provision(
     routes, or for a record that has none yet; the record says, :func:`claim_route`).
     ``worker``: the id of the worker process running it (its heartbeat's), which the claim
     records so operators see who holds the order and whether it is alive.
+    ``report_next``: the task reports right after (:func:`fulfil`), so storing the outcome
+    also starts the report run, in the same round trip (the outcome's ``report``).
     """
     ledger, policies = services.ledger, services.policies
     token = claim_token(task_id)
@@ -117,9 +121,15 @@ def provision(
             expected = claim_route(services, ref, claim.route or None)
         else:
             return Outcome.retry(1.0, "the order's route changed while it was being claimed")
-        return _claimed(
-            services, ref, detail_id, task_id, transient, token, claim, slot, now + call_seconds
+        report_lock = (
+            services.ledger.report_lock(ref, services.policies.lease_seconds, owner=task_id)
+            if report_next
+            else None
         )
+        return _claimed(
+            services, ref, detail_id, task_id, transient, token, claim, slot,
+            now + call_seconds, report_lock,
+        )  # fmt: skip
     finally:
         slot.release()
 
@@ -134,8 +144,10 @@ def _claimed(
     claim: Change[Claimed],
     slot: Slot,
     call_until: float,
+    report_lock: RedisLock | None = None,
 ) -> Outcome:
-    """What :func:`provision` does once the claim has answered: wait, nothing, or the call."""
+    """What :func:`provision` does once the claim has answered: wait, nothing, or the call
+    (``report_lock``: the report run to start with the outcome, see :func:`provision`)."""
     ledger, policies = services.ledger, services.policies
     if claim.action is Claimed.WAIT:
         countdown = _bounded(services, claim.wait)
@@ -174,7 +186,7 @@ def _claimed(
     if record is None:
         return Outcome.done("record vanished")
     if record.route == UNROUTED:
-        return _refuse_unrouted(services, record, detail_id, token)
+        return _refuse_unrouted(services, record, detail_id, token, report_lock)
     retryable: tuple[type[BaseException], ...] = (TransientVendorError, *transient)
     log_state(State.PROVISIONING, record, event="claimed", task=task_id)
     backend = record.route
@@ -189,7 +201,9 @@ def _claimed(
         external_ids = result.external_ids()
     except PermanentVendorError as exc:
         call.done(metrics.REFUSED)
-        change = ledger.finish(ref, detail_id, token, ResultStatus.FAIL, message=exc.message)
+        change = ledger.finish(
+            ref, detail_id, token, ResultStatus.FAIL, message=exc.message, report=report_lock
+        )
         if change.action is not Changed.OK:
             return _claim_lost(ref, "the outcome was stored", change.previous)
         bug = isinstance(exc, VendorContractError)
@@ -208,6 +222,7 @@ def _claimed(
             error=exc if bug else None,
             alert=bug,
             backend=backend,
+            report=change.report,
         )
     except retryable as exc:
         message = named(services, backend, str(exc) or type(exc).__name__)
@@ -263,12 +278,13 @@ def _claimed(
     # Before the outcome is stored: a crash in between repeats both on redelivery.
     note_provisioned(services, order, result)
     change = ledger.finish(
-        ref, detail_id, token, ResultStatus.SUCCESS, external_ids, result.metadata
-    )
+        ref, detail_id, token, ResultStatus.SUCCESS, external_ids, result.metadata,
+        report=report_lock,
+    )  # fmt: skip
     if change.action is not Changed.OK:
         return _claim_lost(ref, "the outcome was stored", change.previous)
     log_state(State.PROVISIONED, record, event="vendor-ok", external_ids=external_ids)
-    return Outcome(Next.REPORT, state=State.PROVISIONED)
+    return Outcome(Next.REPORT, state=State.PROVISIONED, report=change.report)
 
 
 class _VendorCall:
@@ -295,18 +311,23 @@ class _VendorCall:
         self.seconds = None
 
 
-def _refuse_unrouted(services: Services, record: Record, detail_id: str, token: str) -> Outcome:
+def _refuse_unrouted(
+    services: Services, record: Record, detail_id: str, token: str, report: RedisLock | None
+) -> Outcome:
     """An order no route takes: one ``Fail`` with the reason intake kept (a message a partner
     can act on), and an alert for the vendor; no adapter is called."""
     message = record.route_refusal or "No backend of this vendor takes this order."
     change = services.ledger.finish(
-        record.ref, detail_id, token, ResultStatus.FAIL, message=message
+        record.ref, detail_id, token, ResultStatus.FAIL, message=message, report=report
     )
     if change.action is not Changed.OK:
         return _claim_lost(record.ref, "the outcome was stored", change.previous)
     metrics.UNROUTED_ORDERS.labels(record.source).inc()
     log_state(State.FAILED, record, event="no-route", level=logging.WARNING, error=message)
-    return Outcome(Next.REPORT, message, state=State.FAILED, error=Unrouted(message), alert=True)
+    return Outcome(
+        Next.REPORT, message, state=State.FAILED, error=Unrouted(message), alert=True,
+        report=change.report,
+    )  # fmt: skip
 
 
 def claim_token(task_id: str) -> str:
@@ -339,10 +360,14 @@ def fulfil(
     """Provision, then report in the same task; a report Pax8 cannot take now is handed to
     ``fulfillment.report`` (its own backoff and budget). RETRY means: provision again. An
     alert the provisioning raised (a vendor contract error) survives the report."""
-    outcome = provision(services, ref, detail_id, task_id, transient, route, worker=worker)
+    outcome = provision(
+        services, ref, detail_id, task_id, transient, route, worker=worker, report_next=True
+    )
     if outcome.next is not Next.REPORT:
         return outcome
-    reported = report(services, ref, owner=task_id, transient=transient, counted=False)
+    reported = report(
+        services, ref, owner=task_id, transient=transient, counted=False, started=outcome.report
+    )
     if reported.next is Next.RETRY:
         log.info(
             "request_id=%s not reported yet (%s): %s retries it in %.1fs",

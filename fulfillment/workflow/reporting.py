@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from fulfillment.ledger import Ledger, Record
 from fulfillment.ledger.events import log_state
 from fulfillment.ledger.locks import RedisLock
-from fulfillment.ledger.records import Attempt
+from fulfillment.ledger.records import Attempt, ReportStart
 from fulfillment.ledger.refs import Ref
 from fulfillment.ledger.states import OWED, AttemptState, State
 from fulfillment.runtime import metrics
@@ -106,6 +106,7 @@ def report(
     owner: str | None = None,
     transient: tuple[type[BaseException], ...] = (),
     counted: bool = True,
+    started: ReportStart | None = None,
 ) -> Outcome:
     """Post what ``request_id`` owes Pax8, and say what should happen next.
 
@@ -116,11 +117,14 @@ def report(
     nothing owed, or left for reconciliation (budget spent, or our credentials are refused:
     ``alert``); DEAD when Pax8 refuses for good. ``owner`` (the task id) lets a report task
     redelivered after a crash take its lock back instead of waiting for it to expire.
+    ``started``: the run the outcome's storing started already, under ``owner``'s lock.
     """
     ledger = services.ledger
     retryable: tuple[type[BaseException], ...] = (TransientError, *transient)
     try:
-        run = report_run(ledger, services.pax8, ref, services.policies.lease_seconds, owner)
+        run = report_run(
+            ledger, services.pax8, ref, services.policies.lease_seconds, owner, started
+        )
     except retryable as exc:
         return _later(services, ref, exc, counted)
     except (AuthenticationError, CredentialsMissing) as exc:
@@ -185,15 +189,22 @@ def report_run(
     ref: Ref,
     lock_seconds: float = 120.0,
     owner: str | None = None,
+    started: ReportStart | None = None,
 ) -> ReportRun:
     """One report run under the order's report lock; Pax8's errors propagate.
 
     In the normal case two ledger round trips: one script takes the lock, reads the record
     and its attempts and marks the owed ones ``posting``
     (:meth:`~fulfillment.ledger.Ledger.begin_report`); the last settle gives the lock back.
+    One, when the run was ``started`` already (by the script that stored the outcome, under
+    ``owner``'s lock).
     """
     lock = ledger.report_lock(ref, lock_seconds, owner=owner)
-    start = ledger.begin_report(ref, lock)
+    if started is not None:
+        lock.held = started.action == "locked"
+        start = started
+    else:
+        start = ledger.begin_report(ref, lock)
     if start.action == "busy":
         return ReportRun(state=start.state, busy=True)
     if start.record is None:

@@ -125,6 +125,37 @@ def test_accept_decides_what_to_enqueue(ledger: Ledger) -> None:
     assert record is not None and record.state == "received" and record.detail_id == "d2"
 
 
+def test_finish_starts_the_report_run_in_the_same_round_trip_when_given_the_lock(
+    ledger: Ledger,
+) -> None:
+    for request_id in ("r1", "r2", "r3"):
+        ledger.accept(notice(request_id))
+        ledger.mark_queued(pax8(request_id), "d1")
+        assert ledger.claim(pax8(request_id), "d1", "t1", 60, 5).action == "claimed"
+    # Free: the lock is taken, the record read, the owed attempt marked posting.
+    lock = ledger.report_lock(pax8("r1"), 60, owner="t1")
+    change = ledger.finish(pax8("r1"), "d1", "t1", "Success", {"x": "1"}, {}, report=lock)
+    assert change.action == "ok" and change.report is not None
+    assert change.report.action == "locked" and lock.held
+    assert change.report.record is not None and change.report.record.state == "provisioned"
+    assert [a.status for a in change.report.attempts] == ["pending"]  # as they were before
+    assert [a.status for a in ledger.attempts("r1")] == ["posting"]
+    assert ledger.redis.get(lock.key) == "t1"
+    # Held by another run: the outcome is stored all the same, nothing marked, not ours.
+    busy = ledger.report_lock(pax8("r2"), 60, owner="t1")
+    ledger.redis.set(busy.key, "someone-else", px=60000)
+    change = ledger.finish(pax8("r2"), "d1", "t1", "Fail", message="no", report=busy)
+    assert change.action == "ok" and change.report is not None
+    assert change.report.action == "busy" and not busy.held
+    assert ledger.get("r2").state == "failed"  # type: ignore[union-attr]
+    assert [a.status for a in ledger.attempts("r2")] == ["pending"]
+    # A lost claim stores nothing and takes no lock.
+    lost = ledger.report_lock(pax8("r3"), 60, owner="t2")
+    change = ledger.finish(pax8("r3"), "d1", "t2", "Success", report=lost)
+    assert change.action == "stale" and change.report is None and not lost.held
+    assert ledger.redis.get(lost.key) is None
+
+
 def test_claim_is_exclusive_and_recovers_a_lost_holder(ledger: Ledger) -> None:
     ledger.accept(notice())
     with ThreadPoolExecutor(8) as pool:

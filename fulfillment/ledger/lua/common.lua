@@ -66,3 +66,38 @@ local function attempt_status(attempt, status, now, result)
   redis.call('HSET', ATTEMPTS, attempt, cjson.encode(a))
   return a
 end
+
+-- Start a report run (report_begin.lua; finish.lua, when given the lock, right after it
+-- stored the outcome): take the record's report ``lock`` (free, or already ours: ``token``),
+-- read the record and its attempts, and mark ``posting`` the attempts whose result is about
+-- to be POSTed (each mark before its POST, as mark_attempt.lua does one by one).
+-- Returns {action, state, record, attempts}:
+--   missing: no record; unfinished: no outcome stored yet (the lock is not taken);
+--   busy: another run holds the lock; locked: the lock is ours, and then
+--   record is its HGETALL and attempts a flat list of (attempt id, its JSON as it was
+--   before this script): of those, a Pax8 record's ``pending`` attempts of the outcome's
+--   detail are now ``posting`` (the caller POSTs each; one that was ``posting`` already is
+--   left so, and looked up at Pax8 before it is POSTed again).
+local function begin_report(now, lock, token, ttl)
+  local state = redis.call('HGET', RECORD, 'state')
+  if not state then return {'missing', ''} end
+  if state ~= 'provisioned' and state ~= 'failed' then return {'unfinished', state} end
+  if not redis.call('SET', lock, token, 'NX', 'PX', ttl) then
+    if redis.call('GET', lock) ~= token then return {'busy', state} end
+    redis.call('PEXPIRE', lock, ttl)
+  end
+  local record = redis.call('HGETALL', RECORD)
+  local before = redis.call('HGETALL', ATTEMPTS)
+  if redis.call('HGET', RECORD, 'source') == 'pax8' then
+    local detail = redis.call('HGET', RECORD, 'outcome_detail_id')
+    for i = 2, #before, 2 do
+      local a = cjson.decode(before[i])
+      if a.detail == detail and a.status == 'pending' then
+        a.status = 'posting'
+        a.at = now
+        redis.call('HSET', ATTEMPTS, before[i - 1], cjson.encode(a))
+      end
+    end
+  end
+  return {'locked', state, record, before}
+end
