@@ -19,12 +19,16 @@ DOCTOR = f"{PREFIX}.doctor"
 """The scheduled ``fulfill doctor`` (on the reconcile queue: maintenance, not orders)."""
 
 
+PROVISION_TASKS: dict[RequestType, str] = {kind: f"{PREFIX}.{kind.snake}" for kind in RequestType}
+"""Each request type's task name (also the name of its queue): built once, as every webhook
+and every task names one."""
+
+
 def task_name(request_type: RequestType) -> str:
     """``NetNew`` → ``fulfillment.net_new`` (also the name of its queue)."""
-    return f"{PREFIX}.{request_type.snake}"
+    return PROVISION_TASKS[request_type]
 
 
-PROVISION_TASKS: dict[RequestType, str] = {kind: task_name(kind) for kind in RequestType}
 ALL_QUEUES: tuple[str, ...] = (
     *PROVISION_TASKS.values(),
     REPORT,

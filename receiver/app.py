@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             settings.pax8_webhook_secrets, settings.pax8_simulation_webhook_secrets
         ),
         cloudblue_secrets=SecretChecker(settings.cloudblue_webhook_secrets),
+        routes=services.settings.routes,
     )
     register_error_handlers(app)
     app.after_request(_no_sniff)
