@@ -42,6 +42,10 @@ most calls the vendor had in flight at once.
 Targets (issue 28): gevent ≥ 0.8 × the bare task at every latency; at 500 ms, gevent
 ≥ 25 × prefork c=2 on the same host (one gevent process, and two: a 2-core host's); the
 gevent worker's RSS under 300 MiB.
+
+Long on purpose: the pool rows and the backpressure rows are one benchmark's, sharing its
+shapes, its vendor stub, its run and what it counts per row (retries, connections, peak
+RSS), so they read and change together.
 """
 
 from __future__ import annotations
