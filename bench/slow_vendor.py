@@ -18,8 +18,12 @@ workers; its CPU and RSS are the two processes' together. ``--pools`` picks the 
 
 Per row: orders/s (N / (last result − first send)), p50/p99 from send to result stored
 (every order of the burst: mostly its wait in the queue, so they grow with the burst), the
-worker's CPU per order and its peak RSS (celery main and pool processes), lost and
-duplicated results (the run stops on either).
+worker's CPU per order and its peak RSS (celery main and pool processes), the vendor calls
+retried (from the workers' logs) and the connections the vendor accepted, lost and
+duplicated results (the run stops on either). The stub keeps connections alive, as a
+vendor's API behind a production server does (``--vendor-connections close``: a new
+connection per call), and its listen backlog is a production server's
+(:data:`tests.support.loopback.BACKLOG`).
 Each run drains a short burst (about eight seconds of the pool's ideal rate, at least 20
 orders, at most ``--orders``; a gevent process is taken to reach :data:`GEVENT_CEILING`
 orders/s at most, its CPU's bound, not its slots ÷ latency): the figures are rates, not a
@@ -38,6 +42,10 @@ most calls the vendor had in flight at once.
 Targets (issue 28): gevent ≥ 0.8 × the bare task at every latency; at 500 ms, gevent
 ≥ 25 × prefork c=2 on the same host (one gevent process, and two: a 2-core host's); the
 gevent worker's RSS under 300 MiB.
+
+Long on purpose: the pool rows and the backpressure rows are one benchmark's, sharing its
+shapes, its vendor stub, its run and what it counts per row (retries, connections, peak
+RSS), so they read and change together.
 """
 
 from __future__ import annotations
@@ -112,6 +120,8 @@ BP_CAP = 20
 """``VENDOR_MAX_IN_FLIGHT`` of the capped row."""
 BP_ORDERS = 200
 """Orders per backpressure run (``--quick``: 120)."""
+RETRIED = {True: " event=retry ", False: "] retry: Retry in "}
+"""How a retried vendor call shows in a worker's log: the project's (True), the bare task's."""
 
 
 @dataclass
@@ -126,6 +136,11 @@ class Row:
     orders: int
     vendor_max: int = 0
     """The most calls the vendor had in flight at once."""
+    retries: int = 0
+    """Vendor calls tried again (the workers' logs: the project's ``event=retry``, the bare
+    task's Celery ``retry``)."""
+    connections: int = 0
+    """Connections the vendor accepted during the row (kept alive: about the slots)."""
 
 
 class PeakRss:
@@ -236,6 +251,14 @@ def main(argv: list[str] | None = None) -> int:
             f"(default {','.join(shape.arg for shape in POOLS)})",
         )
         parser.add_argument(
+            "--vendor-connections",
+            choices=("keep-alive", "close"),
+            default="keep-alive",
+            help="keep-alive (default): the stub keeps each connection for the next call, as a "
+            "vendor's API behind a production server does; close: it closes each one after its "
+            "answer (a new TCP connection per call)",
+        )
+        parser.add_argument(
             "--parts",
             default="pools,backpressure",
             help="what to run: pools (each pool beside its bare task), backpressure (a vendor "
@@ -261,22 +284,22 @@ def main(argv: list[str] | None = None) -> int:
                     name = f"{latency * 1000:.0f} ms {shape.name}"
                     # A stub per run: the sandbox's ids start over at each reset, and a stub
                     # that had seen an Idempotency-Key would answer it at once.
-                    with VendorStub(default=Script(delay_after=latency)) as vendor:
+                    with _vendor(bench, latency) as vendor:
                         workers = start_shape(stack, shape, vendor, bare=False)
                         label = f"{name} project ({count} orders)"
                         rows[(latency, shape, "project")] = _run(
-                            bench, workers, label, count, stack, web.port, project=True
+                            bench, workers, label, count, stack, web.port, vendor, project=True
                         )
                         for worker in workers:
                             worker.stop()
                         once = {len(vendor.provisionings(p["requestId"])) for p in vendor.done}
                         if once != {1}:
                             raise SystemExit(f"{label}: provisioned {once} times")
-                    with VendorStub(default=Script(delay_after=latency)) as vendor:
+                    with _vendor(bench, latency) as vendor:
                         bares = start_shape(stack, shape, vendor, bare=True)
                         label = f"{name} bare ({count} orders)"
                         rows[(latency, shape, "bare")] = _run(
-                            bench, bares, label, count, stack, web.port, project=False
+                            bench, bares, label, count, stack, web.port, vendor, project=False
                         )
                         for bare in bares:
                             bare.stop()
@@ -298,7 +321,7 @@ def backpressure(bench: Bench, stack: Stack, port: int) -> dict[str, Row]:
     out: dict[str, Row] = {}
     name = f"backpressure ({BP_LATENCY * 1000:.0f} ms, doubling per {BP_DOUBLE_EVERY} in flight)"
     for key, cap in (("no cap", 0), (f"cap {BP_CAP}", BP_CAP)):
-        with _loaded_vendor() as vendor:
+        with _loaded_vendor(bench) as vendor:
             worker = stack.start_worker(
                 f"worker-bp-{cap}",
                 concurrency=100,
@@ -309,24 +332,38 @@ def backpressure(bench: Bench, stack: Stack, port: int) -> dict[str, Row]:
                 VENDOR_MAX_IN_FLIGHT=str(cap),
             )
             label = f"{name}: project gevent c=100, {key} ({count} orders)"
-            row = _run(bench, [worker], label, count, stack, port, project=True)
+            row = _run(bench, [worker], label, count, stack, port, vendor, project=True)
             worker.stop()
             once = {len(vendor.provisionings(p["requestId"])) for p in vendor.done}
             if once != {1}:
                 raise SystemExit(f"{label}: provisioned {once} times")
             out[f"project {key}"] = _with_max(bench, row, vendor, label)
     for concurrency in (100, BP_CAP):
-        with _loaded_vendor() as vendor:
+        with _loaded_vendor(bench) as vendor:
             bare = start_bare(stack, "gevent", concurrency, vendor)
             label = f"{name}: bare gevent c={concurrency} ({count} orders)"
-            row = _run(bench, [bare], label, count, stack, port, project=False)
+            row = _run(bench, [bare], label, count, stack, port, vendor, project=False)
             bare.stop()
             out[f"bare c={concurrency}"] = _with_max(bench, row, vendor, label)
     return out
 
 
-def _loaded_vendor() -> VendorStub:
-    return VendorStub(default=Script(delay_after=BP_LATENCY), double_every=BP_DOUBLE_EVERY)
+def _vendor(bench: Bench, latency: float) -> VendorStub:
+    """The stub of one pool row: answers ``latency`` after the call; keeps connections open
+    unless ``--vendor-connections close``."""
+    return VendorStub(default=Script(delay_after=latency), keep_alive=_keep_alive(bench))
+
+
+def _loaded_vendor(bench: Bench) -> VendorStub:
+    return VendorStub(
+        default=Script(delay_after=BP_LATENCY),
+        double_every=BP_DOUBLE_EVERY,
+        keep_alive=_keep_alive(bench),
+    )
+
+
+def _keep_alive(bench: Bench) -> bool:
+    return str(bench.args.vendor_connections) == "keep-alive"
 
 
 def _with_max(bench: Bench, row: Row, vendor: VendorStub, label: str) -> Row:
@@ -342,10 +379,13 @@ def _run(
     count: int,
     stack: Stack,
     port: int,
+    vendor: VendorStub,
     *,
     project: bool,
 ) -> Row:
     meter = CpuMeter({worker.name: worker.pid for worker in workers})
+    logged = {worker.name: len(worker.log(tail=100_000_000)) for worker in workers}
+    accepted = vendor.connections
     with PeakRss([worker.pid for worker in workers]) as rss:
         if project:
             rate, latencies = project_run(bench, stack, port, count, None, label, meter, 0.0)
@@ -358,10 +398,16 @@ def _run(
         sum(meter.used.values()),
         rss.peak,
         count,
+        retries=sum(
+            worker.log(tail=100_000_000)[logged[worker.name] :].count(RETRIED[project])
+            for worker in workers
+        ),
+        connections=vendor.connections - accepted,
     )
     bench.log(
         f"{label}: {rate:,.1f} orders/s, p50 {row.p50:,.0f} ms, p99 {row.p99:,.0f} ms, "
-        f"worker CPU {row.cpu_ms:.1f} ms/order, peak RSS {rss.peak:,.0f} MiB"
+        f"worker CPU {row.cpu_ms:.1f} ms/order, peak RSS {rss.peak:,.0f} MiB, "
+        f"{row.retries} vendor calls retried, {row.connections} vendor connections"
     )
     return row
 
@@ -378,8 +424,9 @@ def report(
         return
     lines = [
         "| vendor latency | pool | orders | orders/s | p50 / p99 (ms) | worker CPU / order "
-        "| peak RSS | bare orders/s | × bare | lost / twice |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| peak RSS | bare orders/s | × bare | retries (bare) | vendor connections (bare) "
+        "| lost / twice |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for latency in latencies:
         for shape in shapes:
@@ -388,7 +435,8 @@ def report(
             lines.append(
                 f"| {latency * 1000:.0f} ms | {shape.name} | {p.orders} | "
                 f"{p.rate:.2f} | {p.p50:,.0f} / {p.p99:,.0f} | {p.cpu_ms:.1f} ms | "
-                f"{p.rss_mib:,.0f} MiB | {b.rate:.2f} | {p.rate / b.rate:.2f} | 0 / 0 |"
+                f"{p.rss_mib:,.0f} MiB | {b.rate:.2f} | {p.rate / b.rate:.2f} | "
+                f"{p.retries} ({b.retries}) | {p.connections} ({b.connections}) | 0 / 0 |"
             )
     gevents = [shape for shape in shapes if shape.pool == "gevent"]
     if TODAY in shapes:
@@ -447,6 +495,7 @@ def report(
         else:
             bench.details[f"{shape.name} peak RSS (MiB, its processes together)"] = round(peak)
     bench.details["pools"] = ", ".join(shape.name for shape in shapes)
+    bench.details["vendor connections"] = bench.args.vendor_connections
     bench.details["receiver"] = "gunicorn, 2 gevent workers (Procfile web line)"
 
 

@@ -12,6 +12,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
+BACKLOG = 1024
+"""The listen backlog: a production server's (gunicorn 2048, nginx 511), not socketserver's 5.
+
+With 5, connections that arrive while the serving thread waits for the GIL (two gevent
+workers with 200 calls in flight) overflow the accept queue: the kernel drops their SYNs (a
+second's delay each, 5 s is a connect timeout) and, past its SYN-cookie fallback, resets
+some of them once the request is sent (``ECONNRESET`` mid-call), which no real vendor's
+server does (``tests/test_vendor_stub.py``)."""
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = BACKLOG
+
 
 class LoopbackServer:
     """Serves ``handler`` on 127.0.0.1 from a daemon thread until :meth:`close`."""
@@ -25,7 +38,7 @@ class LoopbackServer:
     ) -> None:
         # ``host``: another address than loopback only for hosts a test built itself.
         self.host = host
-        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server = _Server((host, port), handler)
         self.server.daemon_threads = True
         # A short poll interval: shutdown() waits for the next poll.
         self.thread = threading.Thread(

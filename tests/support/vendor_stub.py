@@ -20,7 +20,10 @@ changed something), not keys, so a double provisioning shows. Answers are script
 call (status, body, a hang before anything, work time, a delay after the work, a trickled
 answer; ``default`` when nothing is scripted), then fall back to the rules above.
 :meth:`VendorStub.hold` keeps chosen answers back until :meth:`VendorStub.release` (a
-vendor slow to answer one host), and each call records the caller's address.
+vendor slow to answer one host), and each call records the caller's address. Each answer
+closes its connection unless the stub is built with ``keep_alive`` (what a vendor's API
+behind a production server does; the benchmarks use it): :attr:`VendorStub.connections`
+counts the connections it accepted.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from tests.support.loopback import LoopbackServer
 
 _CREATES = {"NetNew", "TrialCreate"}
 _CHANGES = {"Update", "Deprovision", "TrialConvert", "ChangeProduct", "Renewal"}
+IDLE_SECONDS = 75.0
+"""How long a kept-alive connection may stay idle (``keep_alive``): nginx's default."""
 
 
 class Keys(StrEnum):
@@ -99,8 +104,14 @@ class VendorStub(LoopbackServer):
         default: Script | None = None,
         host: str = "127.0.0.1",
         double_every: int = 0,
+        keep_alive: bool = False,
     ) -> None:
         self.token = token
+        self.keep_alive = keep_alive
+        """Keep each connection open for the caller's next call, as a vendor's API behind a
+        production server does (``False``: every answer closes its connection, so each call
+        opens a new one)."""
+        self.connections = 0  # connections accepted, ever
         self.double_every = double_every
         """When > 0: a vendor that slows under load, its ``delay_after`` doubled for every
         ``double_every`` other calls in flight when a call arrives."""
@@ -124,6 +135,14 @@ class VendorStub(LoopbackServer):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # An idle kept-alive connection is closed after nginx's default keepalive_timeout
+            # (longer than httpx's 5 s keep-alive expiry, so the caller closes it first).
+            timeout = IDLE_SECONDS if keep_alive else None
+
+            def setup(self) -> None:
+                super().setup()
+                with stub._lock:
+                    stub.connections += 1
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 stub._handle(self)
@@ -247,7 +266,7 @@ class VendorStub(LoopbackServer):
         call = self._record(key, order, headers, answer.status, peer, handler.path)
         self._wait_if_held(call)
         leave()
-        self._send(handler, answer, script.trickle)
+        self._send(handler, answer, script.trickle, self.keep_alive)
 
     def _begin(self, key: str, fingerprint: str) -> _Answer | None:
         """The answer the key alone decides (a replay, 409, 422), or None: do the work."""
@@ -364,13 +383,16 @@ class VendorStub(LoopbackServer):
         event.wait(limit)
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, answer: _Answer, trickle: float) -> None:
+    def _send(
+        handler: BaseHTTPRequestHandler, answer: _Answer, trickle: float, keep: bool = False
+    ) -> None:
         data = json.dumps(answer.body).encode()
         lines = [f"HTTP/1.1 {answer.status} Stub", "Content-Type: application/json"]
-        lines += [f"Content-Length: {len(data)}", "Connection: close"]
+        lines += [f"Content-Length: {len(data)}"] + ([] if keep else ["Connection: close"])
         lines += [f"{name}: {value}" for name, value in answer.headers.items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        handler.close_connection = True
+        # Kept open only when the caller did not ask to close it (http.server's own rule).
+        handler.close_connection = handler.close_connection or not keep
         try:
             if not trickle:
                 handler.wfile.write(head + data)
