@@ -27,7 +27,7 @@ from vendors.errors import (
     VendorNoAnswer,
 )
 from vendors.example import ExampleAdapter
-from vendors.http import HttpAdapter
+from vendors.http import KEEPALIVE_SECONDS, HttpAdapter
 from vendors.loader import Adapters, adapter_class
 
 
@@ -90,6 +90,23 @@ def test_http_success_carries_the_vendors_ids(
     assert call.headers["idempotency-key"] == order.idempotency_key
     assert call.order["type"] == "NetNew"
     assert call.order["provisionRequest"]["companyDomain"] == order.request.company_domain
+
+
+def test_http_keeps_a_connection_for_the_next_call_but_not_past_the_keepalive() -> None:
+    # Kept for the next call that comes soon (as under load); dropped once idle past
+    # KEEPALIVE_SECONDS, before a server with a 2 s idle timeout (gunicorn's) closes it.
+    with VendorStub(token="vendor-token", keep_alive=True) as stub:
+        adapter = HttpAdapter(url=stub.url, token="vendor-token", timeout=2.0)
+        try:
+            adapter.handle(make_order())
+            adapter.handle(make_order())
+            assert stub.connections == 1
+            time.sleep(KEEPALIVE_SECONDS + 0.5)  # the idle time is what is tested
+            adapter.handle(make_order())
+            assert stub.connections == 2
+        finally:
+            adapter.close()
+    assert KEEPALIVE_SECONDS < 2.0
 
 
 def test_http_4xx_is_permanent_with_the_bodys_message(
